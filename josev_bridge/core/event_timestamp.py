@@ -1,0 +1,57 @@
+"""The get_event_timestamp rule: from a question and the edge store to an answer or a reasoned silence.
+
+Pure: the caller passes the flag values and the current time, so every branch is unit-testable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .conditions import START_ONLY, Condition, EventType
+from .edge_store import EdgeStore, Found, Miss
+from .timestamps import format_us
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    event_type: EventType
+    condition: Condition
+    evse_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    timestamp: str  # RFC 3339, UTC, Z, milliseconds truncated
+    evse_id: int | None  # the EVSE whose edge answered; None for a current-time fallback
+    from_hardware: bool  # False only for the opt-in current-time fallback
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """No reply is sent. `reason` is the journal's string response; `detail` is the log line."""
+
+    reason: str
+    detail: str
+
+
+DISABLED = "NotSupported"
+
+
+def answer(query: Query, store: EdgeStore, *, enabled: bool, supported: frozenset[Condition],
+           reply_with_current_time_when_unknown: bool, now_us: int) -> Answer | Silence:
+    """Decide what to send for one get_event_timestamp request."""
+    what = f"{query.event_type.value}/{query.condition.value}" + (
+        f" on EVSE {query.evse_id}" if query.evse_id is not None else "")
+    if not enabled:
+        return Silence(Miss.NOT_SUPPORTED.value,
+                       f"get_event_timestamp {what} asked while JOSEV_CTRLR.EnableGetEventTimestampRequest is false; not answering")
+    if query.condition not in supported:
+        return Silence(Miss.NOT_SUPPORTED.value, f"get_event_timestamp {what}: this hardware cannot time {query.condition.value}")
+    if query.event_type is EventType.STOP and query.condition in START_ONLY:
+        return Silence(Miss.NOT_SUPPORTED.value, f"get_event_timestamp {what}: {query.condition.value} has no stop event")
+    found = store.lookup(query.event_type, query.condition, query.evse_id)
+    if isinstance(found, Found):
+        return Answer(format_us(found.time_us), found.evse_id, True)
+    if reply_with_current_time_when_unknown:
+        return Answer(format_us(now_us), None, False)
+    return Silence(Miss.NO_EVENT_RECORDED.value, f"get_event_timestamp {what}: no such edge recorded by the MCU; not answering")
