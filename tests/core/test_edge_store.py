@@ -1,0 +1,66 @@
+from josev_bridge.core.conditions import Condition as C, EventType, Signal, SignalRecord
+from josev_bridge.core.edge_store import EdgeStore, Found, Miss
+
+START, STOP = EventType.START, EventType.STOP
+
+
+def rec(signal, state, t, evse=1):
+    return SignalRecord(evse, 1, signal, state, t)
+
+
+def test_rising_and_falling_edges_are_kept_per_condition():
+    s = EdgeStore()
+    assert [e.condition for e in s.apply(rec(Signal.EV_CONNECTED, True, 100))] == [C.EV_CONNECTED]
+    assert s.lookup(START, C.EV_CONNECTED) == Found(1, 100)
+    assert s.lookup(STOP, C.EV_CONNECTED) is Miss.NO_EVENT_RECORDED  # still connected
+    s.apply(rec(Signal.EV_CONNECTED, False, 200))
+    assert s.lookup(STOP, C.EV_CONNECTED) == Found(1, 200)
+
+
+def test_repeated_state_is_not_an_edge():
+    s = EdgeStore()
+    s.apply(rec(Signal.BAY_OCCUPIED, True, 100))
+    assert s.apply(rec(Signal.BAY_OCCUPIED, True, 150)) == []
+    assert s.lookup(START, C.PARKING_BAY_OCCUPANCY) == Found(1, 100)
+
+
+def test_power_path_closed_is_connected_and_authorized_not_the_relay():
+    s = EdgeStore()
+    s.apply(rec(Signal.AUTHORIZED, True, 100))
+    assert s.lookup(START, C.POWER_PATH_CLOSED) is Miss.NO_EVENT_RECORDED
+    edges = s.apply(rec(Signal.EV_CONNECTED, True, 200))
+    assert [(e.condition, e.rising) for e in edges] == [(C.EV_CONNECTED, True), (C.POWER_PATH_CLOSED, True)]
+    s.apply(rec(Signal.RELAY_CLOSED, True, 300))
+    assert s.lookup(START, C.POWER_PATH_CLOSED) == Found(1, 200)
+    assert s.lookup(START, C.RELAY_CLOSED) == Found(1, 300)  # kept as its own record
+    edges = s.apply(rec(Signal.AUTHORIZED, False, 400))
+    assert (C.POWER_PATH_CLOSED, False) in [(e.condition, e.rising) for e in edges]
+    assert s.lookup(STOP, C.POWER_PATH_CLOSED) == Found(1, 400)
+
+
+def test_stop_is_only_the_fall_after_the_latest_rise():
+    s = EdgeStore()
+    s.apply(rec(Signal.ENERGY_FLOWING, True, 100))
+    s.apply(rec(Signal.ENERGY_FLOWING, False, 200))
+    s.apply(rec(Signal.ENERGY_FLOWING, True, 300))  # energy resumed: no stop after this start yet
+    assert s.lookup(STOP, C.ENERGY_TRANSFER) is Miss.NO_EVENT_RECORDED
+    assert s.lookup(START, C.ENERGY_TRANSFER) == Found(1, 300)
+
+
+def test_without_evse_id_the_most_recent_matching_edge_wins():
+    s = EdgeStore()
+    s.apply(rec(Signal.EV_CONNECTED, True, 100, evse=1))
+    s.apply(rec(Signal.EV_CONNECTED, True, 300, evse=2))
+    assert s.lookup(START, C.EV_CONNECTED) == Found(2, 300)
+    assert s.lookup(START, C.EV_CONNECTED, evse_id=1) == Found(1, 100)
+    assert s.lookup(START, C.EV_CONNECTED, evse_id=3) is Miss.NO_EVENT_RECORDED
+
+
+def test_snapshot_round_trip():
+    s = EdgeStore()
+    s.apply(rec(Signal.EV_CONNECTED, True, 100))
+    s.apply(rec(Signal.AUTHORIZED, True, 150))
+    s.apply(rec(Signal.DATA_SIGNED, True, 175, evse=2))
+    restored = EdgeStore.from_snapshot(s.snapshot())
+    assert restored.snapshot() == s.snapshot()
+    assert restored.lookup(START, C.POWER_PATH_CLOSED) == Found(1, 150)
