@@ -1,0 +1,227 @@
+"""Device-model definitions from JSON files and values in SQLite, with an audit trail.
+
+SQLite gives atomic commits (a kill -9 mid-change leaves the old or the new value, never a torn
+file) and `PRAGMA data_version`, which tells a long-lived reader cheaply that another process
+(the technician's CLI) committed a change: the daemon sees it at the next use, without polling.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+from .. import schemas
+from ..core.device_model import DeviceModelError, Mutability, Source, VariableDef, parse_component, validate
+
+log = logging.getLogger("josev_bridge.device_model")
+
+DB_NAME = "device_model.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS variable_value (
+    component TEXT NOT NULL, variable TEXT NOT NULL, attribute TEXT NOT NULL,
+    value TEXT NOT NULL, source TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (component, variable, attribute)
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,
+    component TEXT NOT NULL, variable TEXT NOT NULL, attribute TEXT NOT NULL,
+    old_value TEXT, new_value TEXT NOT NULL, source TEXT NOT NULL, user TEXT NOT NULL
+);
+"""
+
+
+def load_definitions(directory: str | Path | None = None) -> dict[tuple[str, str], VariableDef]:
+    """Read and schema-check every `*.json` in `directory` (default: the packaged definitions)."""
+    check = schemas.validator("device_model.component")
+    if directory:
+        files = sorted(Path(directory).glob("*.json"))
+        if not files:
+            raise DeviceModelError(f"{directory}: no device-model definitions (*.json)")
+        docs = [(str(f), f.read_text(encoding="utf-8")) for f in files]
+    else:
+        pkg = resources.files("josev_bridge.device_model_files")
+        docs = [(e.name, e.read_text(encoding="utf-8")) for e in sorted(pkg.iterdir(), key=lambda e: e.name)
+                if e.name.endswith(".json")]
+    defs: dict[tuple[str, str], VariableDef] = {}
+    for name, text in docs:
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise DeviceModelError(f"{name}: not JSON: {exc}") from None
+        problem = schemas.first_error(check, doc)
+        if problem:
+            raise DeviceModelError(f"{name}: {problem}")
+        for var in parse_component(doc):
+            if var.key in defs:
+                raise DeviceModelError(f"{name}: {var.component}.{var.name} is defined twice")
+            defs[var.key] = var
+    return defs
+
+
+@dataclass(frozen=True, slots=True)
+class StoredValue:
+    component: str
+    variable: str
+    attribute: str
+    value: str
+    source: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    component: str
+    variable: str
+    attribute: str
+    old_value: str | None
+    new_value: str
+    source: str
+    user: str
+    at: str
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class DeviceModelStore:
+    """Values of the variables the bridge owns. Thread-safe; one instance per process."""
+
+    def __init__(self, state_dir: str | Path, definitions: dict[tuple[str, str], VariableDef]) -> None:
+        self.definitions = definitions
+        self.path = Path(state_dir) / DB_NAME
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._version = -1
+        self._cache: dict[tuple[str, str, str], StoredValue] = {}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- definitions vs stored values -------------------------------------------------------------
+    def seed_defaults(self, user: str = "josev-bridge") -> list[Change]:
+        """Add defaults for new definitions; refresh values still from the defaults. Never touch local/csms."""
+        changes = []
+        with self._lock, self._transaction():
+            for var in self.definitions.values():
+                for attr in var.attributes.values():
+                    if attr.default is None:
+                        continue
+                    row = self._row(var.component, var.name, attr.type)
+                    if row is None or (row.source == Source.DEFAULT.value and row.value != attr.default):
+                        changes.append(self._write(var, attr.type, attr.default, Source.DEFAULT, user,
+                                                   None if row is None else row.value))
+        return changes
+
+    # -- reading ----------------------------------------------------------------------------------
+    def get(self, component: str, variable: str, attribute: str = "Actual") -> StoredValue | None:
+        """The stored value, re-read only when another connection committed since the last call."""
+        self.definition(component, variable)
+        with self._lock:
+            self._refresh()
+            return self._cache.get((component, variable, attribute))
+
+    def all_values(self) -> list[StoredValue]:
+        with self._lock:
+            self._refresh()
+            return sorted(self._cache.values(), key=lambda v: (v.component, v.variable, v.attribute))
+
+    def history(self, component: str | None = None, variable: str | None = None, limit: int = 100) -> list[Change]:
+        sql = "SELECT component, variable, attribute, old_value, new_value, source, user, at FROM audit"
+        where, args = [], []
+        if component:
+            where.append("component = ?")
+            args.append(component)
+        if variable:
+            where.append("variable = ?")
+            args.append(variable)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            return [Change(*row) for row in self._db.execute(sql, args)]
+
+    def changed_since_last_read(self) -> bool:
+        """True if another process committed since we last looked (cheap: no table read)."""
+        with self._lock:
+            return self._db.execute("PRAGMA data_version").fetchone()[0] != self._version
+
+    # -- writing ----------------------------------------------------------------------------------
+    def set(self, component: str, variable: str, value: str, *, source: Source, user: str,
+            attribute: str = "Actual") -> Change:
+        """Validate and store a value with its source, and audit it. Raises DeviceModelError."""
+        var = self.definition(component, variable)
+        attr = var.attributes.get(attribute)
+        if attr is None:
+            raise DeviceModelError(f"{component}.{variable} has no {attribute} attribute "
+                                   f"(it has {', '.join(var.attributes)})")
+        if attr.mutability is Mutability.READ_ONLY:
+            raise DeviceModelError(f"{component}.{variable} is ReadOnly")
+        problem = validate(var, value)
+        if problem:
+            raise DeviceModelError(problem)
+        with self._lock, self._transaction():
+            row = self._row(component, variable, attribute)
+            return self._write(var, attribute, value, source, user, None if row is None else row.value)
+
+    def definition(self, component: str, variable: str) -> VariableDef:
+        var = self.definitions.get((component, variable))
+        if var is None:
+            known = sorted(f"{c}.{v}" for c, v in self.definitions)
+            raise DeviceModelError(f"unknown variable {component}.{variable} (known: {', '.join(known)})")
+        return var
+
+    # -- internals (lock held) --------------------------------------------------------------------
+    def _transaction(self):
+        return _Transaction(self._db)
+
+    def _row(self, component: str, variable: str, attribute: str) -> StoredValue | None:
+        row = self._db.execute(
+            "SELECT component, variable, attribute, value, source, updated_at FROM variable_value "
+            "WHERE component=? AND variable=? AND attribute=?", (component, variable, attribute)).fetchone()
+        return None if row is None else StoredValue(*row)
+
+    def _write(self, var: VariableDef, attribute: str, value: str, source: Source, user: str,
+               old: str | None) -> Change:
+        at = _now()
+        self._db.execute(
+            "INSERT INTO variable_value VALUES (?,?,?,?,?,?) ON CONFLICT(component, variable, attribute) "
+            "DO UPDATE SET value=excluded.value, source=excluded.source, updated_at=excluded.updated_at",
+            (var.component, var.name, attribute, value, source.value, at))
+        self._db.execute(
+            "INSERT INTO audit (at, component, variable, attribute, old_value, new_value, source, user) "
+            "VALUES (?,?,?,?,?,?,?,?)", (at, var.component, var.name, attribute, old, value, source.value, user))
+        return Change(var.component, var.name, attribute, old, value, source.value, user, at)
+
+    def _refresh(self) -> None:
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._version:
+            return
+        rows = self._db.execute(
+            "SELECT component, variable, attribute, value, source, updated_at FROM variable_value").fetchall()
+        self._cache = {(r[0], r[1], r[2]): StoredValue(*r) for r in rows}
+        self._version = version
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT/ROLLBACK, so concurrent writers queue instead of failing late."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,0 +1,201 @@
+"""The TOML configuration: typed sections, unknown keys and bad values rejected with the key's name.
+
+Paths stay strings here; adapters open them. Nothing in this module touches the network or the port.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+DEFAULT_CONFIG = "/etc/josev-bridge/config.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = "josev-bridge"
+    username: str | None = None
+    password_file: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    protocol: Literal["5", "3.1.1"] = "5"
+    keepalive: int = 30
+    session_expiry: int = 3600  # seconds the broker keeps our session (and queued requests) while we are away
+    max_queued_messages: int = 1000  # bound on paho's outgoing queue
+    reconnect_min_delay: float = 0.5
+    reconnect_max_delay: float = 30.0
+    request_topic: str = "ocpp/cs"
+    response_topic: str = "cs/ocpp"
+    status_topic: str = ""  # default: josev-bridge/<charger identity>/status
+
+
+@dataclass(frozen=True)
+class SerialConfig:
+    url: str = ""  # a device path or any pyserial URL (e.g. /dev/ttyUSB0, rfc2217://host:port)
+    baudrate: int = 115200
+    keepalive_interval: float = 1.0
+    mcu_silence_timeout: float = 5.0
+    reopen_min_delay: float = 0.2
+    reopen_max_delay: float = 10.0
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    state_dir: str = "/var/lib/josev-bridge"
+    device_model_dir: str = ""  # default: the definitions shipped with the package
+
+
+@dataclass(frozen=True)
+class ChargerConfig:
+    identity: str = "josev-charger"
+
+
+@dataclass(frozen=True)
+class EventTimestampConfig:
+    reply_with_current_time_when_unknown: bool = False  # opt-in: answering with "now" is not a hardware time
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@dataclass(frozen=True)
+class Config:
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    serial: SerialConfig = field(default_factory=SerialConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    charger: ChargerConfig = field(default_factory=ChargerConfig)
+    get_event_timestamp: EventTimestampConfig = field(default_factory=EventTimestampConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    source: str = "<defaults>"
+
+    @property
+    def status_topic(self) -> str:
+        return self.mqtt.status_topic or f"josev-bridge/{self.charger.identity}/status"
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.paths.state_dir)
+
+
+_POSITIVE = {"port", "keepalive", "baudrate", "max_queued_messages", "keepalive_interval",
+             "mcu_silence_timeout", "reopen_min_delay", "reopen_max_delay", "reconnect_min_delay",
+             "reconnect_max_delay"}
+_REQUIRED = {("serial", "url"), ("charger", "identity")}
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a config file; raise ConfigError naming the key on any problem."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such file") from None
+    except PermissionError:
+        raise ConfigError(f"{p}: permission denied") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    return from_dict(raw, source=str(p))
+
+
+def from_dict(raw: dict, source: str = "<dict>") -> Config:
+    sections = {f.name: f for f in dataclasses.fields(Config) if f.name != "source"}
+    built: dict[str, object] = {}
+    for name, value in raw.items():
+        if name not in sections:
+            raise ConfigError(f"{source}: unknown section [{name}] (known: {', '.join(sorted(sections))})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        built[name] = _section(source, name, sections[name].default_factory, value)  # type: ignore[misc]
+    config = Config(**built, source=source)  # type: ignore[arg-type]
+    _check_required(config, source)
+    return config
+
+
+def _section(source: str, section: str, cls: type, values: dict) -> object:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{source}: [{section}] {key}: unknown key (known: {', '.join(sorted(known))})")
+        kwargs[key] = _coerce(f"{source}: [{section}] {key}", key, hints[key], value)
+    return cls(**kwargs)
+
+
+def _coerce(where: str, key: str, hint: object, value: object) -> object:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"{where}: expected one of {', '.join(repr(a) for a in allowed)}, got {value!r}")
+        return value
+    if origin in (types.UnionType, typing.Union):  # "X | None": absent means None; TOML has no null
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _coerce(where, key, inner, value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int or hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (hint is int and not isinstance(value, int)):
+            kind = "an integer" if hint is int else "a number"
+            raise ConfigError(f"{where}: expected {kind}, got {value!r}")
+        if key in _POSITIVE and value <= 0:
+            raise ConfigError(f"{where}: must be greater than 0, got {value!r}")
+        if key == "port" and value > 65535:
+            raise ConfigError(f"{where}: must be a TCP port 1..65535, got {value!r}")
+        return hint(value)  # type: ignore[operator]
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {hint!r}")  # pragma: no cover - programming error
+
+
+def _check_required(config: Config, source: str) -> None:
+    for section, key in _REQUIRED:
+        if not getattr(getattr(config, section), key):
+            raise ConfigError(f"{source}: [{section}] {key}: required")
+    m = config.mqtt
+    if bool(m.tls_cert) != bool(m.tls_key):
+        raise ConfigError(f"{source}: [mqtt] tls_cert and tls_key: set both or neither")
+    if m.password_file and not m.username:
+        raise ConfigError(f"{source}: [mqtt] password_file: needs [mqtt] username")
+    if m.reconnect_min_delay > m.reconnect_max_delay:
+        raise ConfigError(f"{source}: [mqtt] reconnect_min_delay: must not exceed reconnect_max_delay")
+    if m.session_expiry < 0:
+        raise ConfigError(f"{source}: [mqtt] session_expiry: must be 0 or more, got {m.session_expiry}")
+    for topic_key in ("request_topic", "response_topic"):
+        topic = getattr(m, topic_key)
+        if not topic or any(c in topic for c in "+#"):
+            raise ConfigError(f"{source}: [mqtt] {topic_key}: must be a plain topic without wildcards, got {topic!r}")
+
+
+def read_secret(path: str, what: str) -> str:
+    """Read a secret from a file that only its owner may read; never log its content."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode & 0o777
+    except FileNotFoundError:
+        raise ConfigError(f"{what}: {p}: no such file") from None
+    if mode & 0o077:
+        raise ConfigError(f"{what}: {p} is readable by group or others (mode {mode:04o}); chmod 600 it")
+    try:
+        return p.read_text(encoding="utf-8").strip()
+    except PermissionError:
+        raise ConfigError(f"{what}: {p}: permission denied") from None

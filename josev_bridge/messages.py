@@ -1,0 +1,106 @@
+"""Josev messages in and out: size limit, JSON parsing, envelope checks, a per-name handler registry.
+
+Topics are shared buses (other services listen too), so a message with a name/type nobody here
+handles is ignored at debug level, never answered with an error. Bad input gets exactly one clear
+log line and no reply.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
+
+from jsonschema import Draft202012Validator
+
+from . import schemas
+
+log = logging.getLogger("josev_bridge.messages")
+
+MAX_PAYLOAD = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    name: str
+    type: str
+    data: dict
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Why an inbound payload was not handled. `kind` is the journal/metrics category."""
+
+    kind: str  # oversized | malformed_json | not_an_envelope | schema_violation | ignored
+    detail: str
+    id: str | None = None
+    name: str | None = None
+
+
+Handler = Callable[[Message], None]
+
+
+@dataclass(slots=True)
+class _Route:
+    validator: Draft202012Validator
+    handler: Handler
+
+
+class Router:
+    """Validates inbound payloads and dispatches them to the handler registered for (name, type)."""
+
+    def __init__(self) -> None:
+        self._routes: dict[tuple[str, str], _Route] = {}
+
+    def register(self, name: str, type_: str, schema_name: str, handler: Handler) -> None:
+        self._routes[(name, type_)] = _Route(schemas.validator(schema_name), handler)
+
+    def handles(self, name: str, type_: str) -> bool:
+        return (name, type_) in self._routes
+
+    def route(self, payload: bytes) -> Message | Rejected:
+        """Parse and validate; call the handler and return the message, or return why not."""
+        if len(payload) > MAX_PAYLOAD:
+            return Rejected("oversized", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+        try:
+            obj = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return Rejected("malformed_json", f"not JSON: {exc}")
+        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not isinstance(obj.get("type"), str):
+            return Rejected("not_an_envelope", "not a JSON object with string 'name' and 'type'")
+        name, type_ = obj["name"], obj["type"]
+        msg_id = obj.get("id") if isinstance(obj.get("id"), str) else None
+        route = self._routes.get((name, type_))
+        if route is None:
+            return Rejected("ignored", f"no handler for name={name!r} type={type_!r}", msg_id, name)
+        if not route.validator.is_valid(obj):
+            return Rejected("schema_violation", schemas.first_error(route.validator, obj) or "invalid",
+                            msg_id, name)
+        message = Message(obj["id"], name, type_, obj["data"])
+        route.handler(message)
+        return message
+
+
+class ReplyCache:
+    """Remembers the last replies by request id, so a QoS 1 redelivery gets the very same answer."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._replies: OrderedDict[str, bytes] = OrderedDict()
+
+    def get(self, msg_id: str) -> bytes | None:
+        return self._replies.get(msg_id)
+
+    def put(self, msg_id: str, payload: bytes) -> None:
+        self._replies[msg_id] = payload
+        if len(self._replies) > self._size:
+            self._replies.popitem(last=False)
+
+
+def encode_response(request: Message, data: dict) -> bytes:
+    """The response envelope: same id and name, type "response"."""
+    return json.dumps({"id": request.id, "name": request.name, "type": "response", "data": data},
+                      separators=(",", ":")).encode()
