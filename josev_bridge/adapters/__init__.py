@@ -1,0 +1,1 @@
+"""Thin adapters around the pure core: MQTT, serial, SQLite, files, systemd."""

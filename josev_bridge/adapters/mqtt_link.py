@@ -1,0 +1,141 @@
+"""The MQTT connection to the board's broker (paho-mqtt 2.x, callback API v2).
+
+Rules learnt the hard way (docs and domain notes): subscribe in on_connect so subscriptions come
+back after a reconnect; keep a persistent session so requests published while we were away are
+still delivered; set TCP_NODELAY or every QoS 1 round trip costs ~44 ms; never block or raise in a
+callback (it kills or wedges paho's network thread); bound the outgoing queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ..config import MqttConfig, read_secret
+
+log = logging.getLogger("josev_bridge.mqtt")
+
+ONLINE = b"online"
+OFFLINE = b"offline"
+
+MessageHandler = Callable[[mqtt.MQTTMessage], None]
+
+
+def build_client(cfg: MqttConfig, client_id: str, *, persistent: bool) -> tuple[mqtt.Client, Properties | None]:
+    """A configured paho client and the CONNECT properties to pass to connect()."""
+    v5 = cfg.protocol == "5"
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        clean_session=None if v5 else not persistent,
+    )
+    if cfg.username:
+        password = read_secret(cfg.password_file, "[mqtt] password_file") if cfg.password_file else None
+        client.username_pw_set(cfg.username, password)
+    if cfg.tls_ca or cfg.tls_cert:
+        client.tls_set(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert, keyfile=cfg.tls_key,
+                       cert_reqs=ssl.CERT_REQUIRED)
+    client.on_socket_open = _set_nodelay
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(cfg.max_queued_messages)
+    client.reconnect_delay_set(cfg.reconnect_min_delay, cfg.reconnect_max_delay)
+    properties = None
+    if v5:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = cfg.session_expiry if persistent else 0
+        properties.ReceiveMaximum = 1000
+    return client, properties
+
+
+def _set_nodelay(client: mqtt.Client, userdata: object, sock: socket.socket) -> None:
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError) as exc:  # e.g. a unix socket or websocket transport
+        log.debug("TCP_NODELAY not set: %s", exc)
+
+
+class MqttLink:
+    """A long-lived, self-healing connection with a retained online/offline status and a last will."""
+
+    def __init__(self, cfg: MqttConfig, *, status_topic: str, subscriptions: list[str],
+                 on_message: MessageHandler) -> None:
+        self._cfg = cfg
+        self._status_topic = status_topic
+        self._subscriptions = subscriptions
+        self._handler = on_message
+        self._client, self._properties = build_client(cfg, cfg.client_id, persistent=True)
+        self._client.will_set(status_topic, OFFLINE, qos=1, retain=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
+        self.connected = threading.Event()
+        self.dropped_publishes = 0
+
+    def start(self) -> None:
+        """Start connecting in the background; start-up never waits for the broker."""
+        self._client.connect_async(self._cfg.host, self._cfg.port, self._cfg.keepalive,
+                                   clean_start=False, properties=self._properties)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        if self.connected.is_set():
+            info = self._client.publish(self._status_topic, OFFLINE, qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout)  # not in a callback: safe to wait here
+            except (RuntimeError, ValueError):
+                pass
+        self._client.disconnect()
+        self._thread.join(timeout)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
+        """Queue a message; never blocks. False (and a log line) when the bounded queue is full."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc == mqtt.MQTT_ERR_SUCCESS or info.rc == mqtt.MQTT_ERR_NO_CONN:
+            return True  # NO_CONN: queued in paho and sent after the reconnect
+        self.dropped_publishes += 1
+        log.error("publish to %s dropped: %s", topic, mqtt.error_string(info.rc))
+        return False
+
+    # -- paho callbacks (network thread: never block, never raise) ---------------------------------
+    def _run(self) -> None:
+        try:
+            self._client.loop_forever(retry_first_connection=True)
+        except Exception:
+            log.exception("MQTT network loop ended unexpectedly")
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        try:
+            if reason_code.is_failure:
+                log.error("broker %s:%d refused the connection: %s", self._cfg.host, self._cfg.port, reason_code)
+                return
+            log.info("connected to broker %s:%d (session present: %s)", self._cfg.host, self._cfg.port,
+                     flags.session_present)
+            client.subscribe([(topic, 1) for topic in self._subscriptions])
+            client.publish(self._status_topic, ONLINE, qos=1, retain=True)
+            self.connected.set()
+        except Exception:
+            log.exception("error in on_connect")
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        if reason_code != 0:
+            log.warning("disconnected from broker: %s (reconnecting with backoff)", reason_code)
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        try:
+            self._handler(message)
+        except Exception:
+            log.exception("error handling a message on %s; message dropped", message.topic)

@@ -1,0 +1,194 @@
+"""The serial port to the MCU: open and reopen with backoff, decode frames, keep-alives, acks.
+
+One thread owns the port. It never gives up: a vanished device, a read or write error, or an open
+failure closes the port and retries with exponential backoff (pyserial itself never reopens).
+What the records mean is the `RecordSink`'s business; this module only moves bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+import serial
+
+from ..config import SerialConfig
+from ..protocol import records
+from ..protocol.framing import PROTOCOL_VERSION, FrameDecoder
+from ..protocol.records import Ack, HostHello, KeepAlive, Record, RecordError
+
+log = logging.getLogger("josev_bridge.serial")
+
+READ_TIMEOUT = 0.2  # the longest the loop sleeps in read(); bounds keep-alive and stop latency
+
+
+class RecordSink(Protocol):
+    def on_record(self, seq: int, record: Record) -> None: ...
+
+    def flush(self) -> Ack | None:
+        """Called after each read batch: persist what was accepted; return the ack to send, if any."""
+
+    def on_link_state(self, state: "LinkState", detail: str) -> None: ...
+
+
+class LinkState(str, Enum):
+    CLOSED = "closed"  # port not open (never opened, or lost and waiting to reopen)
+    OPEN = "open"  # port open, MCU heard within the silence timeout
+    SILENT = "silent"  # port open, but no frame from the MCU for mcu_silence_timeout
+
+
+@dataclass
+class LinkCounters:
+    opens: int = 0
+    open_failures: int = 0
+    io_errors: int = 0
+    record_errors: int = 0
+    unknown_types: int = 0
+    bytes_in: int = 0
+    frames_out: int = 0
+
+
+class SerialLink:
+    def __init__(self, cfg: SerialConfig, sink: RecordSink) -> None:
+        self._cfg = cfg
+        self._sink = sink
+        self._decoder = FrameDecoder()
+        self.counters = LinkCounters()
+        self.state = LinkState.CLOSED
+        self.heartbeat = time.monotonic()  # advanced every loop turn; the watchdog checks it
+        self._port: serial.SerialBase | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="serial", daemon=True)
+        self._tx_seq = 0
+        self._last_rx = 0.0
+        self._last_keepalive = 0.0
+
+    @property
+    def decode_counters(self):
+        return self._decoder.counters
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+        self._close("stopping")
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def _run(self) -> None:
+        delay = self._cfg.reopen_min_delay
+        while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
+            if self._port is None:
+                if self._open():
+                    delay = self._cfg.reopen_min_delay
+                else:
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, self._cfg.reopen_max_delay)
+                continue
+            try:
+                self._turn()
+            except (serial.SerialException, OSError) as exc:
+                self.counters.io_errors += 1
+                self._close(f"I/O error: {exc}")
+            except Exception:  # a bug must not end the link: log it, reopen, go on
+                log.exception("unexpected error in the serial loop; reopening the port")
+                self._close("internal error")
+
+    def _turn(self) -> None:
+        port = self._port
+        assert port is not None
+        data = port.read(max(1, port.in_waiting))
+        now = time.monotonic()
+        if data:
+            self.counters.bytes_in += len(data)
+            frames = self._decoder.feed(data)
+            if frames:
+                self._last_rx = now
+                self._set_state(LinkState.OPEN, "MCU heard")
+                for frame in frames:
+                    self._deliver(frame)
+                ack = self._sink.flush()
+                if ack is not None:
+                    self._send(ack)
+        if now - self._last_keepalive >= self._cfg.keepalive_interval:
+            self._send(KeepAlive(time.time_ns() // 1000))
+            self._last_keepalive = now
+        if self.state is LinkState.OPEN and now - self._last_rx > self._cfg.mcu_silence_timeout:
+            self._set_state(LinkState.SILENT, f"no frame from the MCU for {self._cfg.mcu_silence_timeout:g} s")
+
+    def _deliver(self, frame) -> None:
+        try:
+            record = records.decode(frame)
+        except RecordError as exc:
+            self.counters.record_errors += 1
+            log.error("MCU frame seq=%d type=0x%02x has a valid checksum but a bad body: %s",
+                      frame.seq, frame.type, exc)
+            return
+        if isinstance(record, records.Unknown):
+            self.counters.unknown_types += 1
+            log.debug("skipping MCU frame of unknown type 0x%02x", record.type)
+            return
+        self._sink.on_record(frame.seq, record)
+
+    # -- port handling ----------------------------------------------------------------------------
+    def _open(self) -> bool:
+        url = self._cfg.url
+        try:
+            if "://" in url:
+                port = serial.serial_for_url(url, baudrate=self._cfg.baudrate, timeout=READ_TIMEOUT)
+            else:
+                port = serial.Serial(url, baudrate=self._cfg.baudrate, timeout=READ_TIMEOUT,
+                                     write_timeout=1.0, exclusive=True)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            self.counters.open_failures += 1
+            if self.counters.open_failures == 1 or self.state is not LinkState.CLOSED:
+                log.error("cannot open serial port %s: %s (retrying with backoff)", url, exc)
+            self._set_state(LinkState.CLOSED, f"cannot open {url}")
+            return False
+        self._port = port
+        self.counters.opens += 1
+        self._decoder.reset()
+        self._last_rx = time.monotonic()
+        log.info("serial port %s open at %d baud", url, self._cfg.baudrate)
+        try:
+            port.write(b"\x00")  # ends any partial frame the MCU is decoding
+            self._send(HostHello(PROTOCOL_VERSION))  # the MCU answers HELLO and replays unacked records
+        except (serial.SerialException, OSError) as exc:
+            self._close(f"write failed right after open: {exc}")
+            return False
+        self._set_state(LinkState.OPEN, "port open")
+        return True
+
+    def _send(self, record: Record) -> None:
+        if self._port is None:
+            return
+        self._tx_seq = (self._tx_seq + 1) & 0xFFFFFFFF
+        self._port.write(records.encode(record, self._tx_seq))
+        self.counters.frames_out += 1
+
+    def _close(self, why: str) -> None:
+        port, self._port = self._port, None
+        if port is not None:
+            try:
+                port.close()
+            except Exception:  # closing a vanished device may fail; it is gone either way
+                pass
+            log.warning("serial port %s closed: %s", self._cfg.url, why)
+        self._set_state(LinkState.CLOSED, why)
+
+    def _set_state(self, state: LinkState, detail: str) -> None:
+        if state is self.state:
+            return
+        self.state = state
+        if state is LinkState.SILENT:
+            log.warning("MCU link %s: %s", state.value, detail)
+        self._sink.on_link_state(state, detail)

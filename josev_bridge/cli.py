@@ -1,0 +1,226 @@
+"""`josev-bridge`: the daemon, the technician's tools and the simulator behind one command."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+
+from . import __version__
+from .config import DEFAULT_CONFIG, Config, ConfigError, load
+from .core.conditions import TRIGGER_REASONS, EventType
+from .core.device_model import DeviceModelError, Source
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"josev-bridge: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="josev-bridge", description=__doc__)
+    p.add_argument("--version", action="version", version=f"josev-bridge {__version__}")
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+
+    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--config", default=os.environ.get("JOSEV_BRIDGE_CONFIG", DEFAULT_CONFIG),
+                        help=f"configuration file (default: $JOSEV_BRIDGE_CONFIG or {DEFAULT_CONFIG})")
+        return sp
+
+    run = with_config(sub.add_parser("run", help="run the bridge daemon"))
+    run.set_defaults(func=_run)
+
+    check = with_config(sub.add_parser("check-config", help="validate the configuration without starting"))
+    check.set_defaults(func=_check_config)
+
+    dm = sub.add_parser("dm", help="read and change device-model variables")
+    dm_sub = dm.add_subparsers(title="device-model commands", metavar="ACTION")
+    dm_list = with_config(dm_sub.add_parser("list", help="list variables and their values"))
+    dm_list.add_argument("component", nargs="?")
+    dm_list.add_argument("--json", action="store_true", help="JSON for scripts")
+    dm_list.set_defaults(func=_dm_list)
+    dm_get = with_config(dm_sub.add_parser("get", help="print one variable's value"))
+    dm_get.add_argument("component")
+    dm_get.add_argument("variable")
+    dm_get.add_argument("--json", action="store_true", help="JSON for scripts")
+    dm_get.set_defaults(func=_dm_get)
+    dm_set = with_config(dm_sub.add_parser("set", help="change a variable; the running daemon applies it within a second"))
+    dm_set.add_argument("component")
+    dm_set.add_argument("variable")
+    dm_set.add_argument("value")
+    dm_set.set_defaults(func=_dm_set)
+    dm_hist = with_config(dm_sub.add_parser("history", help="who changed what, newest first"))
+    dm_hist.add_argument("component", nargs="?")
+    dm_hist.add_argument("variable", nargs="?")
+    dm_hist.add_argument("--limit", type=int, default=20)
+    dm_hist.add_argument("--json", action="store_true", help="JSON lines for scripts")
+    dm_hist.set_defaults(func=_dm_history)
+
+    req = sub.add_parser("request", help="play the OCPP service once and print the answer")
+    req_sub = req.add_subparsers(title="requests", metavar="REQUEST")
+    get_ts = with_config(req_sub.add_parser("get-event-timestamp", help="ask get_event_timestamp on ocpp/cs"))
+    get_ts.add_argument("--event-type", required=True, choices=[e.value for e in EventType])
+    get_ts.add_argument("--trigger-reason", required=True, choices=[c.value for c in TRIGGER_REASONS])
+    get_ts.add_argument("--evse-id", type=int)
+    get_ts.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer (default 5)")
+    get_ts.set_defaults(func=_request_get_event_timestamp)
+
+    from .sim import app as sim_app
+
+    sim = sub.add_parser("sim", help="run the simulated MCU (pseudo-terminal + OCPPLAB-style control API)")
+    sim_app.add_arguments(sim)
+    sim.set_defaults(func=sim_app.run)
+    return p
+
+
+# -- daemon ---------------------------------------------------------------------------------------
+def _run(args: argparse.Namespace) -> int:
+    from .daemon import run
+
+    return run(args.config)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from .adapters.device_model_store import load_definitions
+    from .schemas import assert_format_checking
+
+    config = load(args.config)
+    assert_format_checking()
+    try:
+        defs = load_definitions(config.paths.device_model_dir or None)
+    except DeviceModelError as exc:
+        raise ConfigError(f"[paths] device_model_dir: {exc}") from None
+    print(f"{args.config}: OK (broker {config.mqtt.host}:{config.mqtt.port} MQTT {config.mqtt.protocol}, "
+          f"MCU {config.serial.url} at {config.serial.baudrate} baud, state in {config.paths.state_dir}, "
+          f"{len(defs)} device-model variable(s))")
+    return EXIT_OK
+
+
+# -- device model ---------------------------------------------------------------------------------
+def _store(config: Config):
+    from .adapters.device_model_store import DeviceModelStore, load_definitions
+
+    if not config.state_dir.is_dir():
+        raise ConfigError(f"[paths] state_dir: {config.state_dir} does not exist (has the daemon run yet?)")
+    store = DeviceModelStore(config.state_dir, load_definitions(config.paths.device_model_dir or None))
+    store.seed_defaults()
+    return store
+
+
+def _user() -> str:
+    """The Unix user making a change, with the sudo caller when there is one."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = str(os.getuid())
+    sudo = os.environ.get("SUDO_USER")
+    return f"{name} (sudo by {sudo})" if sudo and sudo != name else name
+
+
+def _dm_list(args: argparse.Namespace) -> int:
+    store = _store(load(args.config))
+    rows = [v for v in store.all_values() if not args.component or v.component == args.component]
+    if args.component and not rows:
+        print(f"josev-bridge: no component {args.component!r} in the device model", file=sys.stderr)
+        return EXIT_FAIL
+    if args.json:
+        print(json.dumps([_asdict(v) for v in rows], indent=2))
+        return EXIT_OK
+    _table(["COMPONENT", "VARIABLE", "ATTRIBUTE", "VALUE", "SOURCE", "UPDATED"],
+           [[v.component, v.variable, v.attribute, v.value, v.source, v.updated_at] for v in rows])
+    return EXIT_OK
+
+
+def _dm_get(args: argparse.Namespace) -> int:
+    store = _store(load(args.config))
+    try:
+        value = store.get(args.component, args.variable)
+    except DeviceModelError as exc:
+        print(f"josev-bridge: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    if value is None:
+        print(f"josev-bridge: {args.component}.{args.variable} has no value", file=sys.stderr)
+        return EXIT_FAIL
+    print(json.dumps(_asdict(value)) if args.json else value.value)
+    return EXIT_OK
+
+
+def _dm_set(args: argparse.Namespace) -> int:
+    store = _store(load(args.config))
+    try:
+        change = store.set(args.component, args.variable, args.value, source=Source.LOCAL, user=_user())
+    except DeviceModelError as exc:
+        print(f"josev-bridge: {exc}; nothing changed", file=sys.stderr)
+        return EXIT_FAIL
+    print(f"{change.component}.{change.variable}: {change.old_value} -> {change.new_value} "
+          f"(source local, by {change.user})")
+    return EXIT_OK
+
+
+def _dm_history(args: argparse.Namespace) -> int:
+    store = _store(load(args.config))
+    rows = store.history(args.component, args.variable, args.limit)
+    if args.json:
+        for change in rows:
+            print(json.dumps(_asdict(change)))
+        return EXIT_OK
+    _table(["AT", "COMPONENT", "VARIABLE", "OLD", "NEW", "SOURCE", "USER"],
+           [[c.at, c.component, c.variable, c.old_value or "-", c.new_value, c.source, c.user] for c in rows])
+    return EXIT_OK
+
+
+# -- request --------------------------------------------------------------------------------------
+def _request_get_event_timestamp(args: argparse.Namespace) -> int:
+    from .request_client import RequestClient
+
+    config = load(args.config)
+    data: dict = {"event_type": args.event_type, "trigger_reason": args.trigger_reason}
+    if args.evse_id is not None:
+        data["evse_id"] = args.evse_id
+    try:
+        with RequestClient(config.mqtt) as client:
+            reply = client.send("get_event_timestamp", data, timeout=args.timeout)
+    except (OSError, TimeoutError) as exc:
+        print(f"josev-bridge: cannot reach the broker at {config.mqtt.host}:{config.mqtt.port}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    print(json.dumps(reply.request))
+    if reply.response is None:
+        print(f"no answer within {args.timeout:g} s. The bridge stays silent when "
+              "JOSEV_CTRLR.EnableGetEventTimestampRequest is false or the MCU never reported that event; "
+              "see `journalctl -u josev-bridge`.", file=sys.stderr)
+        return EXIT_FAIL
+    print(json.dumps(reply.response))
+    print(f"answered in {reply.round_trip_ms:.2f} ms", file=sys.stderr)
+    return EXIT_OK
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _asdict(obj) -> dict:
+    from dataclasses import asdict
+
+    return asdict(obj)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    cells = [header] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

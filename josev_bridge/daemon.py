@@ -1,0 +1,176 @@
+"""The running bridge: wires config, core and adapters together; housekeeping, watchdog, signals.
+
+Threads: `mqtt` (paho's network loop; answers requests in its callback for latency), `serial`
+(reads the MCU), and the main thread (this loop: health, watchdog, device-model change log,
+SIGHUP reload, SIGTERM stop). READY is sent once the state is loaded, before the broker or the
+port answer: both reconnect on their own, and systemd should not kill a bridge waiting for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+from . import __version__, schemas
+from .adapters.device_model_store import DeviceModelStore, load_definitions
+from .adapters.mqtt_link import MqttLink
+from .adapters.serial_link import SerialLink
+from .adapters.state_file import AtomicJsonFile
+from .adapters.systemd_notify import SystemdNotifier
+from .config import Config, ConfigError, load
+from .event_timestamp_service import NAME, EventTimestampService
+from .mcu_ingest import STATE_FILE, McuIngest
+from .messages import Rejected, Router
+
+log = logging.getLogger("josev_bridge.daemon")
+
+HOUSEKEEPING_INTERVAL = 0.5  # seconds; also bounds how late a device-model change is logged
+SERIAL_STALL_LIMIT = 5.0  # the serial loop turns at least every 0.2 s; 5 s without means it is stuck
+
+
+def configure_logging(level: str) -> None:
+    """Plain lines on stderr: journald adds the time and the unit; never the local-time guesswork."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+class Bridge:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        schemas.assert_format_checking()
+        state_dir = config.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self.device_model = DeviceModelStore(state_dir, load_definitions(config.paths.device_model_dir or None))
+        for change in self.device_model.seed_defaults():
+            log.info("device model: %s.%s = %s (default)", change.component, change.variable, change.new_value)
+        self.ingest = McuIngest(AtomicJsonFile(state_dir / STATE_FILE))
+        self.router = Router()
+        self.mqtt = MqttLink(config.mqtt, status_topic=config.status_topic,
+                             subscriptions=[config.mqtt.request_topic], on_message=self._on_mqtt_message)
+        self.timestamps = EventTimestampService(config, self.ingest, self.device_model, self.mqtt.publish)
+        self.router.register(NAME, "request", "get_event_timestamp.request", self.timestamps.handle)
+        self.serial = SerialLink(config.serial, self.ingest)
+        self.notifier = SystemdNotifier()
+        self.rejected: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._flag_seen = self.timestamps.enabled()
+
+    # -- inbound MQTT ------------------------------------------------------------------------------
+    def _on_mqtt_message(self, message: mqtt.MQTTMessage) -> None:
+        result = self.router.route(message.payload)
+        if isinstance(result, Rejected):
+            self.rejected[result.kind] = self.rejected.get(result.kind, 0) + 1
+            about = f" (id={result.id}, name={result.name})" if result.id or result.name else ""
+            if result.kind == "ignored":
+                log.debug("ignoring message on %s%s: %s", message.topic, about, result.detail)
+            else:
+                log.warning("dropping %s message on %s%s: %s", result.kind.replace("_", " "), message.topic,
+                            about, result.detail)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        self.mqtt.start()
+        self.serial.start()
+        log.info("josev-bridge %s started: broker %s:%d, MCU %s, state %s, get_event_timestamp %s",
+                 __version__, self.config.mqtt.host, self.config.mqtt.port, self.config.serial.url,
+                 self.config.state_dir, "enabled" if self._flag_seen else "disabled")
+        self.notifier.ready()
+        try:
+            self._housekeeping()
+        finally:
+            self.notifier.stopping()
+            self.serial.stop()
+            self.mqtt.stop()
+            self.device_model.close()
+            log.info("josev-bridge stopped")
+        return 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _housekeeping(self) -> None:
+        interval = self.notifier.watchdog_interval()
+        step = min(HOUSEKEEPING_INTERVAL, interval) if interval else HOUSEKEEPING_INTERVAL
+        while not self._stop.wait(step):
+            if self._reload.is_set():
+                self._reload.clear()
+                self._do_reload()
+            self._log_flag_change()
+            problem = self.health_problem()
+            if problem is None:
+                self.notifier.watchdog()
+                self.notifier.status(self.status_line())
+            else:
+                log.error("unhealthy, withholding the watchdog ping: %s", problem)
+
+    def health_problem(self) -> str | None:
+        """None when every thread the bridge needs is alive and turning."""
+        if not self.mqtt.alive():
+            return "the MQTT network thread has ended"
+        if not self.serial.alive():
+            return "the serial thread has ended"
+        stalled = time.monotonic() - self.serial.heartbeat
+        if stalled > SERIAL_STALL_LIMIT:
+            return f"the serial loop has not turned for {stalled:.1f} s"
+        return None
+
+    def status_line(self) -> str:
+        return (f"broker {'up' if self.mqtt.connected.is_set() else 'down'}, MCU link {self.serial.state.value}, "
+                f"answered {self.timestamps.answered}, silent {self.timestamps.silent}")
+
+    def _log_flag_change(self) -> None:
+        if not self.device_model.changed_since_last_read():
+            return
+        enabled = self.timestamps.enabled()
+        if enabled != self._flag_seen:
+            last = self.device_model.history("JOSEV_CTRLR", "EnableGetEventTimestampRequest", limit=1)
+            who = f" by {last[0].user} ({last[0].source})" if last else ""
+            log.warning("JOSEV_CTRLR.EnableGetEventTimestampRequest changed %s -> %s%s; applied",
+                        str(self._flag_seen).lower(), str(enabled).lower(), who)
+            self._flag_seen = enabled
+
+    def _do_reload(self) -> None:
+        """SIGHUP: re-read the config; apply what can change live, name what needs a restart."""
+        self.notifier.reloading()
+        try:
+            new = load(self.config.source)
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            self.notifier.ready()
+            return
+        logging.getLogger().setLevel(new.logging.level)
+        self.timestamps.reconfigure(new)
+        for section in ("mqtt", "serial", "paths", "charger"):
+            if getattr(new, section) != getattr(self.config, section):
+                log.warning("reload: [%s] changed; it takes effect at the next restart", section)
+        self.config = new
+        log.info("configuration reloaded from %s", new.source)
+        self.notifier.ready()
+
+
+def run(config_path: str) -> int:
+    try:
+        config = load(config_path)
+    except ConfigError as exc:
+        configure_logging("INFO")
+        log.error("%s", exc)
+        return 2
+    configure_logging(config.logging.level)
+    try:
+        bridge = Bridge(config)
+    except (ConfigError, OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    return bridge.run()

@@ -1,0 +1,146 @@
+"""Run `josev-bridge run` as a real subprocess, with a real sd_notify socket to know it is ready."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from .waiting import wait_until
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_config(path: Path, sections: dict[str, dict]) -> Path:
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+class BridgeProcess:
+    def __init__(self, workdir: Path, *, broker_port: int, serial_url: str, identity: str = "test-charger",
+                 extra: dict[str, dict] | None = None, log_level: str = "DEBUG") -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        sections: dict[str, dict] = {
+            "mqtt": {"host": "127.0.0.1", "port": broker_port, "client_id": f"josev-bridge-{identity}",
+                     "reconnect_min_delay": 0.1, "reconnect_max_delay": 1.0},
+            "serial": {"url": serial_url, "reopen_min_delay": 0.05, "reopen_max_delay": 0.5},
+            "paths": {"state_dir": str(self.workdir / "state")},
+            "charger": {"identity": identity},
+            "logging": {"level": log_level},
+        }
+        for section, values in (extra or {}).items():
+            sections.setdefault(section, {}).update(values)
+        self.sections = sections
+        self.config = write_config(self.workdir / "config.toml", sections)
+        self.log = self.workdir / "bridge.log"
+        self.proc: subprocess.Popen | None = None
+        self._notify: socket.socket | None = None
+        self.notifications: list[str] = []
+
+    @property
+    def status_topic(self) -> str:
+        return f"josev-bridge/{self.sections['charger']['identity']}/status"
+
+    def start(self, timeout: float = 15.0) -> "BridgeProcess":
+        notify_path = self.workdir / "notify.sock"
+        notify_path.unlink(missing_ok=True)
+        self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notify.bind(str(notify_path))
+        env = dict(os.environ, NOTIFY_SOCKET=str(notify_path), PYTHONUNBUFFERED="1")
+        env.pop("WATCHDOG_USEC", None)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "josev_bridge", "run", "--config", str(self.config)],
+                                         stdout=log, stderr=log, env=env)
+        self.wait_notification("READY=1", timeout)
+        self.wait_online(timeout)
+        return self
+
+    def wait_notification(self, text: str, timeout: float) -> None:
+        assert self._notify is not None
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"bridge exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
+            self._notify.settimeout(min(0.5, max(0.01, end - time.monotonic())))
+            try:
+                msg = self._notify.recv(4096).decode()
+            except socket.timeout:
+                continue
+            self.notifications.append(msg)
+            if text in msg.split("\n"):
+                return
+        raise TimeoutError(f"no {text} from the bridge within {timeout:g} s:\n{self.log_text()[-3000:]}")
+
+    def wait_online(self, timeout: float) -> None:
+        """Wait for the retained status 'online' on the broker: the bridge is connected and subscribed."""
+        online = threading.Event()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"status-probe-{os.getpid()}-{time.monotonic_ns()}")
+        client.on_connect = lambda c, *a: c.subscribe(self.status_topic, qos=1)
+        client.on_message = lambda c, u, m: online.set() if m.payload == b"online" else None
+        client.connect("127.0.0.1", self.sections["mqtt"]["port"])
+        client.loop_start()
+        try:
+            if not online.wait(timeout):
+                raise TimeoutError(f"bridge not online on {self.status_topic}:\n{self.log_text()[-3000:]}")
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_log(self, needle: str, timeout: float = 5.0, start: int = 0) -> str:
+        """Wait until `needle` appears in the bridge's log after offset `start`."""
+        return wait_until(lambda: needle in self.log_text()[start:] and self.log_text()[start:], timeout,
+                          f"{needle!r} in the bridge log {self.log}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        rc = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                rc = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                rc = self.proc.wait()
+        elif self.proc is not None:
+            rc = self.proc.returncode
+        self.proc = None
+        if self._notify is not None:
+            self._notify.close()
+            self._notify = None
+        return rc
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        """Run `josev-bridge ARGS --config <this bridge's config>`."""
+        return subprocess.run([sys.executable, "-m", "josev_bridge", *args, "--config", str(self.config)],
+                              capture_output=True, text=True, timeout=30)
+
+    def __enter__(self) -> "BridgeProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

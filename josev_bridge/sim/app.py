@@ -1,0 +1,124 @@
+"""`josev-bridge sim`: run a simulated MCU on a pty with its control API until SIGTERM/SIGINT.
+
+Prints one JSON `ready` line on stdout once the pty link and the API are up, so a test or demo can
+start the sim and learn the pty, the API address and the token file without guessing or sleeping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TextIO
+
+from .control_api import ControlServer, SimController, parse_hostport
+from .mcu import SimulatedMcu
+from .pty_link import PtyLink, StaleLinkError
+
+log = logging.getLogger("josev_bridge.sim.app")
+
+DEFAULT_CONTROL = "127.0.0.1:8765"
+DEFAULT_CHARGER_ID = "josev-sim"
+SHUTDOWN_POLL_S = 0.05  # how long server.shutdown() may wait for serve_forever to notice
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pty-link", required=True, type=Path, metavar="PATH",
+                        help="symlink to create to the pty the bridge opens as its serial port")
+    parser.add_argument("--control", default=DEFAULT_CONTROL, metavar="HOST:PORT",
+                        help=f"where the control API listens (default {DEFAULT_CONTROL}; port 0 = any free port)")
+    parser.add_argument("--charger-id", default=DEFAULT_CHARGER_ID,
+                        help=f"target.charger_id the control API answers to (default {DEFAULT_CHARGER_ID})")
+    parser.add_argument("--evse-count", type=int, default=2, metavar="N",
+                        help="number of EVSEs, ids 1..N (default 2)")
+    parser.add_argument("--token-file", type=Path, metavar="PATH",
+                        help="read the API bearer token from PATH (default: generate one into <pty-link>.token)")
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None, stop: threading.Event | None = None) -> int:
+    """Run the sim until SIGTERM/SIGINT (or `stop` is set); 0 on a clean stop, 1 if it could not
+    start, 2 on bad options."""
+    try:
+        host, port = parse_hostport(args.control)
+        token, token_file, generated = _load_token(args.token_file, args.pty_link)
+        mcu = SimulatedMcu(evse_count=args.evse_count)
+    except (ValueError, OSError) as exc:
+        log.error("sim: %s", exc)
+        return 2
+    lock = threading.RLock()
+    stop = stop or threading.Event()
+    link: PtyLink | None = None
+    server: ControlServer | None = None
+    serving = False
+    try:
+        link = PtyLink(mcu, lock, args.pty_link)
+        server = ControlServer((host, port), SimController(mcu, lock, link, args.charger_id, token))
+        link.start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_S},
+                         name="sim-api", daemon=True).start()
+        serving = True
+        _install_signal_handlers(stop)
+        _print_ready(out or sys.stdout, link, server, token_file, args.charger_id, mcu.boot_id)
+        log.info("sim up: %s -> %s, control %s, boot %d", args.pty_link, link.pty_path, server.url, mcu.boot_id)
+        stop.wait()
+        log.info("sim stopping")
+        return 0
+    except (OSError, StaleLinkError) as exc:
+        log.error("sim could not start: %s", exc)
+        return 1
+    finally:
+        _shutdown(server, serving, link, token_file if generated else None)
+
+
+def _load_token(token_file: Path | None, pty_link: Path) -> tuple[str, Path, bool]:
+    """(token, its file, whether we generated it): generated tokens get a 0600 file next to the link."""
+    if token_file is not None:
+        token = token_file.read_text(encoding="utf-8").strip()
+        if not token:
+            raise ValueError(f"token file {token_file} is empty")
+        return token, token_file, False
+    token = secrets.token_urlsafe(24)
+    path = pty_link.with_name(pty_link.name + ".token")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+        os.write(fd, (token + "\n").encode())
+    finally:
+        os.close(fd)
+    return token, path, True
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # embedded in a thread (tests): the caller stops us some other way
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+
+def _print_ready(out: TextIO, link: PtyLink, server: ControlServer, token_file: Path,
+                 charger_id: str, boot_id: int) -> None:
+    line = {"event": "ready", "pty": link.pty_path, "pty_link": str(link.link_path), "control": server.url,
+            "token_file": str(token_file), "charger_id": charger_id, "boot_id": boot_id}
+    out.write(json.dumps(line) + "\n")
+    out.flush()
+
+
+def _shutdown(server: ControlServer | None, serving: bool, link: PtyLink | None,
+              token_file: Path | None) -> None:
+    if server is not None:
+        if serving:
+            server.shutdown()  # waits for serve_forever: never call it on a server that is not serving
+        server.server_close()
+    if link is not None:
+        link.close()
+    if token_file is not None:
+        try:
+            token_file.unlink()
+        except OSError:
+            pass

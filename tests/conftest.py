@@ -1,0 +1,44 @@
+"""Fixtures that start real parts: mosquitto on a free port, the simulated MCU on a real pty, the bridge."""
+
+from __future__ import annotations
+
+import pytest
+
+from josev_bridge.harness.bridge_process import BridgeProcess
+from josev_bridge.harness.broker import Mosquitto
+from josev_bridge.sim.launcher import start_sim
+
+
+@pytest.fixture
+def broker(tmp_path):
+    with Mosquitto(tmp_path / "broker") as b:
+        yield b
+
+
+@pytest.fixture
+def sim(tmp_path):
+    with start_sim(tmp_path / "sim") as s:
+        yield s
+
+
+@pytest.fixture
+def make_bridge(tmp_path, broker, sim):
+    """Build (not start) a bridge wired to the broker and the sim; stopped at the end of the test."""
+    made: list[BridgeProcess] = []
+
+    def make(**extra) -> BridgeProcess:
+        bridge = BridgeProcess(tmp_path / "bridge", broker_port=broker.port, serial_url=str(sim.pty_link),
+                               extra=extra or None)
+        made.append(bridge)
+        return bridge
+
+    yield make
+    for bridge in made:
+        bridge.stop()
+
+
+@pytest.fixture
+def bridge(make_bridge):
+    b = make_bridge()
+    b.start()
+    return b

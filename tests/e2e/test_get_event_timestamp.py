@@ -1,0 +1,258 @@
+"""get_event_timestamp end to end: OCPP-service client -> mosquitto -> bridge <- pty <- simulated MCU."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+import pytest
+
+from josev_bridge.config import MqttConfig
+from josev_bridge.harness.waiting import wait_until
+from josev_bridge.core.conditions import TRIGGER_REASONS
+from josev_bridge.core.timestamps import is_josev_timestamp, parse_us
+from josev_bridge.request_client import RequestClient
+
+EVENT_TYPES = ("TxEventStart", "TxEventStop")
+SILENCE = 1.0  # how long "no answer" is awaited; an answer normally takes about a millisecond
+
+
+def client_for(broker) -> RequestClient:
+    return RequestClient(MqttConfig(host="127.0.0.1", port=broker.port))
+
+
+def run(sim, name, event=None):
+    status, body = sim.command(name, event or {})
+    assert status == 200, body
+    return body["edges"]
+
+
+def edge_map(edges):
+    """(event_type, trigger_reason, evse) -> latest hardware timestamp, as the simulator reported it."""
+    out = {}
+    for e in edges:
+        out[(e["event_type"], e["trigger_reason"], e["evse_id"])] = e["timestamp"]
+    return out
+
+
+def ask(client, event_type, reason, evse_id=None, timeout=5.0):
+    data = {"event_type": event_type, "trigger_reason": reason}
+    if evse_id is not None:
+        data["evse_id"] = evse_id
+    return client.send("get_event_timestamp", data, timeout=timeout)
+
+
+def wait_edges_applied(bridge, count_before, n):
+    """The MCU's records reach the bridge asynchronously: wait until the bridge logged n more edges."""
+    wait_until(lambda: bridge.log_text().count(" at 20") >= count_before + n, 5, "bridge to log the edges")
+
+
+def play_session(sim, bridge):
+    """A complete charging session touching every condition; returns the simulator's edges."""
+    before = bridge.log_text().count(" at 20")
+    edges = []
+    edges += run(sim, "parking-bay-occupied", {"evse_id": 1})
+    edges += run(sim, "plug-connector", {"evse_id": 1})
+    edges += run(sim, "authorize-id-tag", {"evse_id": 1, "id_tag": "TAG-1"})
+    edges += run(sim, "ev-requests-energy", {"evse_id": 1})
+    edges += run(sim, "data-signed", {"evse_id": 1})
+    edges += run(sim, "ev-stops-energy", {"evse_id": 1})
+    edges += run(sim, "stop-session", {"evse_id": 1})
+    edges += run(sim, "unplug-connector", {"evse_id": 1})
+    edges += run(sim, "parking-bay-vacated", {"evse_id": 1})
+    wait_edges_applied(bridge, before, len(edges))
+    return edges
+
+
+def test_every_event_type_and_trigger_reason_matches_hardware_time(broker, sim, bridge):
+    edges = edge_map(play_session(sim, bridge))
+    with client_for(broker) as client:
+        for event_type in EVENT_TYPES:
+            for reason in TRIGGER_REASONS:
+                expected = edges.get((event_type, reason.value, 1))
+                reply = ask(client, event_type, reason.value, timeout=5.0 if expected else SILENCE)
+                if expected is None:  # DataSigned has no stop
+                    assert (event_type, reason.value) == ("TxEventStop", "DataSigned")
+                    assert reply.response is None
+                    continue
+                assert reply.response is not None, (event_type, reason)
+                resp = reply.response
+                assert resp["id"] == reply.request["id"] and resp["name"] == "get_event_timestamp"
+                assert resp["type"] == "response"
+                ts = resp["data"]["timestamp"]
+                assert is_josev_timestamp(ts)
+                assert abs(parse_us(ts) - parse_us(expected)) <= 1000, (event_type, reason, ts, expected)
+
+
+def test_answer_uses_the_hardware_time_not_the_time_the_bridge_read_it(broker, sim, bridge):
+    edges = run(sim, "plug-connector", {"evse_id": 2})
+    hardware = parse_us(edges[0]["timestamp"])
+    with client_for(broker) as client:
+        reply = ask(client, "TxEventStart", "EVConnected", evse_id=2)
+    assert reply.response is not None
+    assert parse_us(reply.response["data"]["timestamp"]) == hardware  # both truncated to the millisecond
+
+
+def test_flag_off_and_on_at_run_time(broker, sim, bridge):
+    run(sim, "plug-connector")
+    with client_for(broker) as client:
+        assert ask(client, "TxEventStart", "EVConnected").response is not None
+        off = bridge.cli("dm", "set", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", "false")
+        assert off.returncode == 0, off.stderr
+        assert "true -> false" in off.stdout
+        reply = ask(client, "TxEventStart", "EVConnected", timeout=SILENCE)
+        assert reply.response is None
+        bridge.wait_log("asked while JOSEV_CTRLR.EnableGetEventTimestampRequest is false")
+        on = bridge.cli("dm", "set", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", "true")
+        assert on.returncode == 0, on.stderr
+        assert ask(client, "TxEventStart", "EVConnected").response is not None
+    got = bridge.cli("dm", "get", "JOSEV_CTRLR", "EnableGetEventTimestampRequest")
+    assert got.stdout.strip() == "true"
+
+
+def test_flag_change_survives_a_restart(broker, sim, bridge):
+    run(sim, "plug-connector")
+    assert bridge.cli("dm", "set", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", "false").returncode == 0
+    bridge.stop()
+    bridge.start()
+    with client_for(broker) as client:
+        assert ask(client, "TxEventStart", "EVConnected", timeout=SILENCE).response is None
+    assert "get_event_timestamp disabled" in bridge.log_text()
+
+
+def test_bridge_restart_between_event_and_request(broker, sim, bridge):
+    edges = edge_map(run(sim, "plug-connector") + run(sim, "authorize-id-tag", {"id_tag": "T"}))
+    bridge.wait_log("PowerPathClosed TxEventStart")
+    bridge.kill()  # SIGKILL: no chance to save anything on the way out
+    bridge.start()
+    with client_for(broker) as client:
+        reply = ask(client, "TxEventStart", "PowerPathClosed")
+    assert reply.response["data"]["timestamp"] == edges[("TxEventStart", "PowerPathClosed", 1)]
+
+
+def test_events_while_the_bridge_is_down_are_not_lost(broker, sim, bridge):
+    bridge.stop()
+    edges = edge_map(run(sim, "parking-bay-occupied"))
+    bridge.start()
+    bridge.wait_log("ParkingBayOccupancy TxEventStart")
+    with client_for(broker) as client:
+        reply = ask(client, "TxEventStart", "ParkingBayOccupancy")
+    assert reply.response["data"]["timestamp"] == edges[("TxEventStart", "ParkingBayOccupancy", 1)]
+
+
+def test_requests_published_while_the_bridge_is_away_are_answered(broker, sim, bridge):
+    edges = edge_map(run(sim, "plug-connector"))
+    bridge.wait_log("EVConnected TxEventStart")
+    bridge.stop()
+    with client_for(broker) as client:
+        request = {"id": str(uuid.uuid4()), "name": "get_event_timestamp", "type": "request",
+                   "data": {"event_type": "TxEventStart", "trigger_reason": "EVConnected"}}
+        result = {}
+        t = threading.Thread(target=lambda: result.update(r=client.send_raw(request, timeout=20)))
+        t.start()
+        bridge.start()  # the broker kept our persistent session and queued the request
+        t.join()
+    assert result["r"].response["data"]["timestamp"] == edges[("TxEventStart", "EVConnected", 1)]
+
+
+def test_broker_restart_between_two_requests(broker, sim, bridge):
+    edges = edge_map(run(sim, "plug-connector"))
+    expected = edges[("TxEventStart", "EVConnected", 1)]
+    with client_for(broker) as client:
+        assert ask(client, "TxEventStart", "EVConnected").response["data"]["timestamp"] == expected
+    mark = len(bridge.log_text())
+    broker.restart()
+    bridge.wait_log("connected to broker", timeout=15, start=mark)
+    with client_for(broker) as client:
+        reply = ask(client, "TxEventStart", "EVConnected", timeout=15)
+    assert reply.response is not None and reply.response["data"]["timestamp"] == expected
+
+
+BAD_INPUTS = [
+    (b"{not json", "malformed json"),
+    (b"[1, 2, 3]", "not an envelope"),
+    (json.dumps({"id": "x", "name": "get_event_timestamp", "type": "request",
+                 "data": {"event_type": "TxEventStart", "trigger_reason": "EVConnected"}}).encode(), "schema violation"),
+    (json.dumps({"id": str(uuid.uuid4()), "name": "get_event_timestamp", "type": "request",
+                 "data": {"event_type": "TxEventMiddle", "trigger_reason": "EVConnected"}}).encode(), "schema violation"),
+    (json.dumps({"id": str(uuid.uuid4()), "name": "get_event_timestamp", "type": "request",
+                 "data": {"event_type": 1, "trigger_reason": ["EVConnected"]}}).encode(), "schema violation"),
+    (json.dumps({"id": str(uuid.uuid4()), "name": "get_event_timestamp", "type": "request",
+                 "data": {"event_type": "TxEventStart", "trigger_reason": "EVConnected", "evse_id": "1"}}).encode(),
+     "schema violation"),
+    (b'{"id": "' + b"a" * 70000 + b'"}', "oversized"),
+    (b"\xff\xfe\x00garbage", "malformed json"),
+]
+
+
+@pytest.mark.parametrize("payload,kind", BAD_INPUTS, ids=[k + str(i) for i, (_, k) in enumerate(BAD_INPUTS)])
+def test_bad_input_is_logged_and_the_next_good_request_is_answered(broker, sim, bridge, payload, kind):
+    run(sim, "plug-connector")
+    with client_for(broker) as client:
+        mark = len(bridge.log_text())
+        client.publish_raw(payload)
+        bridge.wait_log(f"dropping {kind} message", start=mark)
+        reply = ask(client, "TxEventStart", "EVConnected")
+    assert reply.response is not None
+    assert bridge.proc.poll() is None
+
+
+def test_other_names_and_types_are_ignored_without_reply(broker, sim, bridge):
+    run(sim, "plug-connector")
+    with client_for(broker) as client:
+        other = client.send("set_charging_profile", {"x": 1}, timeout=SILENCE)
+        assert other.response is None
+        # a response-typed message on the request topic is not a request
+        resp = client.send_raw({"id": str(uuid.uuid4()), "name": "get_event_timestamp", "type": "response",
+                                "data": {"timestamp": "2026-01-01T00:00:00Z"}}, timeout=SILENCE)
+        assert resp.response is None
+        assert ask(client, "TxEventStart", "EVConnected").response is not None
+    assert "ignoring message" in bridge.log_text()
+    assert "dropping" not in bridge.log_text()
+
+
+def test_a_redelivered_request_id_gets_the_same_answer(broker, sim, bridge):
+    run(sim, "plug-connector")
+    msg_id = str(uuid.uuid4())
+    with client_for(broker) as client:
+        first = client.send("get_event_timestamp", {"event_type": "TxEventStart", "trigger_reason": "EVConnected"},
+                            msg_id=msg_id)
+        mark = bridge.log_text().count(" at 20")
+        run(sim, "unplug-connector")
+        run(sim, "plug-connector")  # a newer EVConnected edge now exists
+        wait_edges_applied(bridge, mark, 2)
+        again = client.send("get_event_timestamp", {"event_type": "TxEventStart", "trigger_reason": "EVConnected"},
+                            msg_id=msg_id)
+        fresh = ask(client, "TxEventStart", "EVConnected")
+    assert again.response == first.response
+    assert fresh.response["data"]["timestamp"] != first.response["data"]["timestamp"]
+
+
+def test_no_edge_means_no_reply_by_default(broker, sim, bridge):
+    with client_for(broker) as client:
+        assert ask(client, "TxEventStart", "Authorized", timeout=SILENCE).response is None
+    bridge.wait_log("no such edge recorded by the MCU")
+
+
+def test_current_time_fallback_is_opt_in(broker, sim, make_bridge):
+    bridge = make_bridge(get_event_timestamp={"reply_with_current_time_when_unknown": True})
+    bridge.start()
+    before = time.time_ns() // 1000
+    with client_for(broker) as client:
+        reply = ask(client, "TxEventStart", "Authorized")
+    ts = parse_us(reply.response["data"]["timestamp"])
+    assert before - 1000 <= ts <= time.time_ns() // 1000
+    bridge.wait_log("answered with the current time as configured")
+
+
+def test_evse_id_extension_and_most_recent_evse_without_it(broker, sim, bridge):
+    e1 = edge_map(run(sim, "plug-connector", {"evse_id": 1}))
+    e2 = edge_map(run(sim, "plug-connector", {"evse_id": 2}))
+    bridge.wait_log("EVSE 2 EVConnected")
+    with client_for(broker) as client:
+        assert ask(client, "TxEventStart", "EVConnected", evse_id=1).response["data"]["timestamp"] == \
+            e1[("TxEventStart", "EVConnected", 1)]
+        assert ask(client, "TxEventStart", "EVConnected").response["data"]["timestamp"] == \
+            e2[("TxEventStart", "EVConnected", 2)]
