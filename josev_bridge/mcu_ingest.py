@@ -69,10 +69,13 @@ class McuIngest:
         elif isinstance(record, Hello):
             with self.lock:
                 rebooted = self.tracker.hello(record.boot_id)
+                if rebooted:
+                    self.store.forget_states()
                 self._dirty |= rebooted
             self.mcu_firmware = record.firmware
             if rebooted:
-                log.warning("MCU boot %08x (firmware %s, protocol v%d): new boot, counting its records from 1",
+                log.warning("MCU boot %08x (firmware %s, protocol v%d): new boot, counting its records from 1; "
+                            "conditions are unknown until it reports them (stored edge times are kept)",
                             record.boot_id, record.firmware, record.protocol_version)
             else:
                 log.info("MCU boot %08x (firmware %s) resumed", record.boot_id, record.firmware)

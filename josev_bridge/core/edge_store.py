@@ -77,6 +77,17 @@ class EdgeStore:
             state.fall_us = time_us
         return [Edge(evse_id, condition, active, time_us)]
 
+    def forget_states(self) -> None:
+        """The MCU rebooted: what is true now is unknown until it reports again.
+
+        Every condition becomes inactive *without* a falling edge (we do not know when, if ever, it
+        fell, and never invent a time); the stored edge times stay answerable. The MCU's next
+        report of a true signal then yields a rising edge with the hardware's time.
+        """
+        for states in self._evses.values():
+            for state in states.values():
+                state.active = False
+
     # -- asking --------------------------------------------------------------------------------
     def lookup(self, event_type: EventType, condition: Condition, evse_id: int | None = None) -> Found | Miss:
         """When did `condition` last become true (START) or stop being true after that (STOP)?

@@ -61,16 +61,16 @@ class BridgeProcess:
     def status_topic(self) -> str:
         return f"josev-bridge/{self.sections['charger']['identity']}/status"
 
-    def start(self, timeout: float = 15.0) -> "BridgeProcess":
+    def start(self, timeout: float = 15.0, env: dict[str, str] | None = None) -> "BridgeProcess":
         notify_path = self.workdir / "notify.sock"
         notify_path.unlink(missing_ok=True)
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._notify.bind(str(notify_path))
-        env = dict(os.environ, NOTIFY_SOCKET=str(notify_path), PYTHONUNBUFFERED="1")
-        env.pop("WATCHDOG_USEC", None)
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHDOG_")}
+        full_env.update(NOTIFY_SOCKET=str(notify_path), PYTHONUNBUFFERED="1", **(env or {}))
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "josev_bridge", "run", "--config", str(self.config)],
-                                         stdout=log, stderr=log, env=env)
+                                         stdout=log, stderr=log, env=full_env)
         self.wait_notification("READY=1", timeout)
         self.wait_online(timeout)
         return self

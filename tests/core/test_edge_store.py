@@ -64,3 +64,13 @@ def test_snapshot_round_trip():
     restored = EdgeStore.from_snapshot(s.snapshot())
     assert restored.snapshot() == s.snapshot()
     assert restored.lookup(START, C.POWER_PATH_CLOSED) == Found(1, 150)
+
+
+def test_after_an_mcu_reboot_states_are_unknown_but_times_stay():
+    s = EdgeStore()
+    s.apply(rec(Signal.EV_CONNECTED, True, 100))
+    s.forget_states()
+    assert s.lookup(START, C.EV_CONNECTED) == Found(1, 100)
+    assert s.lookup(STOP, C.EV_CONNECTED) is Miss.NO_EVENT_RECORDED  # no invented fall
+    edges = s.apply(rec(Signal.EV_CONNECTED, True, 500))  # re-detected after the reboot
+    assert [(e.condition, e.time_us) for e in edges] == [(C.EV_CONNECTED, 500)]

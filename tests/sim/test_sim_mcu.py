@@ -204,7 +204,7 @@ def test_ring_is_bounded():
 
 def test_boot_ids_are_random_u32():
     ids = {SimulatedMcu().boot_id for _ in range(5)}
-    assert len(ids) > 1 and all(0 <= i < 2**32 for i in ids)
+    assert len(ids) > 1 and all(0 < i < 2**32 for i in ids)
 
 
 def test_status_reports_state(mcu):

@@ -1,0 +1,66 @@
+"""The daemon goes on: vanished serial port, corrupt state, watchdog and reload under a real notify socket."""
+
+from __future__ import annotations
+
+import signal
+
+from josev_bridge.config import MqttConfig
+from josev_bridge.request_client import RequestClient
+from josev_bridge.sim.launcher import start_sim
+
+
+def ask(broker, event_type="TxEventStart", reason="EVConnected", timeout=5.0):
+    with RequestClient(MqttConfig(host="127.0.0.1", port=broker.port)) as client:
+        reply = client.send("get_event_timestamp", {"event_type": event_type, "trigger_reason": reason},
+                            timeout=timeout)
+    return reply.response["data"]["timestamp"] if reply.response else None
+
+
+def test_vanished_serial_port_is_reopened_and_stored_edges_still_answer(tmp_path, broker, sim, bridge):
+    status, body = sim.command("plug-connector")
+    first = body["edges"][0]["timestamp"]
+    bridge.wait_log("EVConnected TxEventStart")
+    link = sim.pty_link
+    sim.stop()  # the pty disappears, as a USB adapter pulled out would
+    bridge.wait_log("closed: I/O error")
+    assert ask(broker) == first  # still answers from what it stored
+    with start_sim(tmp_path / "sim2", pty_link=link) as sim2:  # a rebooted MCU on a new device behind the same path
+        mark = len(bridge.log_text())
+        bridge.wait_log("new boot, counting its records from 1", timeout=10, start=mark)
+        status, body = sim2.command("plug-connector")  # the EV is (re)detected after the MCU's reboot
+        assert status == 200
+        bridge.wait_log(body["edges"][0]["timestamp"], start=mark)
+        assert ask(broker) == body["edges"][0]["timestamp"]
+    assert bridge.proc.poll() is None
+
+
+def test_corrupt_state_file_is_moved_aside_and_the_bridge_starts(broker, sim, make_bridge):
+    bridge = make_bridge()
+    state = bridge.workdir / "state"
+    state.mkdir(parents=True)
+    (state / "edges.json").write_text('{"edges": {"version": 1, "evses": {"1": {"EVConn')  # torn by hand
+    bridge.start()
+    bridge.wait_log("moved aside")
+    assert list(state.glob("edges.json.corrupt-*"))
+    status, body = sim.command("plug-connector")
+    bridge.wait_log("EVConnected TxEventStart")
+    assert ask(broker) == body["edges"][0]["timestamp"]
+
+
+def test_watchdog_pings_and_sighup_reload(broker, sim, make_bridge):
+    bridge = make_bridge()
+    bridge.start(env={"WATCHDOG_USEC": "1000000"})
+    bridge.wait_notification("WATCHDOG=1", timeout=3)
+    bridge.proc.send_signal(signal.SIGHUP)
+    bridge.wait_notification("RELOADING=1", timeout=3)
+    bridge.wait_notification("READY=1", timeout=3)
+    bridge.wait_log("configuration reloaded")
+    assert bridge.stop() == 0
+    assert "STOPPING=1" in "\n".join(bridge.notifications) or bridge.log_text().count("josev-bridge stopped") == 1
+
+
+def test_bad_config_fails_at_start_naming_the_key(broker, sim, make_bridge):
+    bridge = make_bridge(mqtt={"prot": 1})
+    result = bridge.cli("check-config")
+    assert result.returncode == 2
+    assert "[mqtt] prot: unknown key" in result.stderr

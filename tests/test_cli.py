@@ -1,0 +1,55 @@
+"""The technician's CLI, run as a real subprocess against a real state directory."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from josev_bridge.harness.bridge_process import write_config
+
+
+@pytest.fixture
+def config(tmp_path):
+    return write_config(tmp_path / "c.toml", {"serial": {"url": "/dev/null"},
+                                              "paths": {"state_dir": str(tmp_path / "state")}})
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "josev_bridge", *args], capture_output=True, text=True, timeout=30)
+
+
+def test_dm_needs_a_state_dir(config):
+    r = cli("dm", "get", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", "--config", str(config))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_dm_get_set_history_and_errors(config, tmp_path):
+    (tmp_path / "state").mkdir()
+    base = ("--config", str(config))
+    assert cli("dm", "get", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", *base).stdout.strip() == "true"
+    bad = cli("dm", "set", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", "yes", *base)
+    assert bad.returncode == 1
+    assert "EnableGetEventTimestampRequest expects true or false, got 'yes'; nothing changed" in bad.stderr
+    unknown = cli("dm", "set", "JOSEV_CTRLR", "Nope", "true", *base)
+    assert unknown.returncode == 1 and "unknown variable JOSEV_CTRLR.Nope" in unknown.stderr
+    ok = cli("dm", "set", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", "false", *base)
+    assert ok.returncode == 0 and "true -> false" in ok.stdout
+    got = json.loads(cli("dm", "get", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", "--json", *base).stdout)
+    assert got["value"] == "false" and got["source"] == "local"
+    history = [json.loads(line) for line in cli("dm", "history", "--json", *base).stdout.splitlines()]
+    assert history[0]["new_value"] == "false" and history[0]["old_value"] == "true" and history[0]["user"]
+    table = cli("dm", "list", *base).stdout
+    assert "EnableGetEventTimestampRequest" in table and "local" in table
+
+
+def test_check_config_ok(config):
+    r = cli("check-config", "--config", str(config))
+    assert r.returncode == 0 and "OK" in r.stdout
+
+
+def test_request_reports_an_unreachable_broker(tmp_path):
+    cfg = write_config(tmp_path / "c.toml", {"serial": {"url": "/dev/null"}, "mqtt": {"port": 1}})
+    r = cli("request", "get-event-timestamp", "--event-type", "TxEventStart", "--trigger-reason", "EVConnected",
+            "--config", str(cfg))
+    assert r.returncode == 1 and "cannot reach the broker" in r.stderr

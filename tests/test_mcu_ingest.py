@@ -1,0 +1,40 @@
+"""Persist before acknowledging: a failing disk means no ack, so the MCU keeps the records."""
+
+import errno
+
+from josev_bridge.adapters.state_file import AtomicJsonFile
+from josev_bridge.core.conditions import Signal, SignalRecord
+from josev_bridge.mcu_ingest import McuIngest
+from josev_bridge.protocol.records import Ack, Hello
+
+
+class FullDisk(AtomicJsonFile):
+    full = True
+
+    def save(self, data):
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        super().save(data)
+
+
+def test_no_ack_while_the_disk_is_full_then_ack_everything(tmp_path, caplog):
+    f = FullDisk(tmp_path / "edges.json")
+    ingest = McuIngest(f)
+    ingest.on_record(0, Hello(1, 0xABC, "fw"))
+    ingest.on_record(1, SignalRecord(1, 1, Signal.EV_CONNECTED, True, 1_000_000))
+    assert ingest.flush() is None
+    assert ingest.counters.persist_failures == 1
+    assert "not acknowledging" in caplog.text
+    f.full = False
+    assert ingest.flush() == Ack(0xABC, 1)
+    assert McuIngest(AtomicJsonFile(tmp_path / "edges.json")).tracker.last_seq == 1
+
+
+def test_duplicates_gaps_and_untimed_records_are_counted(tmp_path):
+    ingest = McuIngest(AtomicJsonFile(tmp_path / "edges.json"))
+    ingest.on_record(0, Hello(1, 7, "fw"))
+    ingest.on_record(1, SignalRecord(1, 1, Signal.AUTHORIZED, True, 5))
+    ingest.on_record(1, SignalRecord(1, 1, Signal.AUTHORIZED, True, 5))
+    ingest.on_record(4, SignalRecord(1, 1, Signal.BAY_OCCUPIED, True, 0))
+    c = ingest.counters
+    assert (c.records, c.duplicates, c.gaps, c.missing_records, c.untimed_records) == (2, 1, 1, 2, 1)
