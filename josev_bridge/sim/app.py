@@ -46,8 +46,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, stop: threading.Eve
     start, 2 on bad options."""
     try:
         host, port = parse_hostport(args.control)
-        token, token_file, generated = _load_token(args.token_file, args.pty_link)
         mcu = SimulatedMcu(evse_count=args.evse_count)
+        token, token_file, generated = _load_token(args.token_file, args.pty_link)  # last: it writes a file
     except (ValueError, OSError) as exc:
         log.error("sim: %s", exc)
         return 2
@@ -97,8 +97,12 @@ def _load_token(token_file: Path | None, pty_link: Path) -> tuple[str, Path, boo
 def _install_signal_handlers(stop: threading.Event) -> None:
     if threading.current_thread() is not threading.main_thread():
         return  # embedded in a thread (tests): the caller stops us some other way
+    def handler(signum: int, frame: object) -> None:
+        # Set from another thread: the signal may land while the main thread holds the Event's lock.
+        threading.Thread(target=stop.set, name="sim-signal", daemon=True).start()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, handler)
 
 
 def _print_ready(out: TextIO, link: PtyLink, server: ControlServer, token_file: Path,

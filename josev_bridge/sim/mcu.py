@@ -123,7 +123,7 @@ class SimulatedMcu:
             raise ValueError("evse_count must be 1..255 (u8 on the wire)")
         self.evse_count = evse_count
         self.clock = clock
-        self.boot_id = secrets.randbits(32) if boot_id is None else boot_id
+        self.boot_id = secrets.randbelow(0xFFFFFFFF) + 1 if boot_id is None else boot_id  # non-zero u32
         self.firmware = firmware
         self.evses: dict[int, EvseState] = {i: EvseState() for i in range(1, evse_count + 1)}
         self._next_seq = 1

@@ -134,8 +134,9 @@ class PtyLink:
 
     # -- sending ----------------------------------------------------------------------------------
     def send_hello(self) -> None:
+        """HELLO, led by a lone 0x00 that ends any half-received frame (docs/serial-protocol.md §2)."""
         hello = Hello(PROTOCOL_VERSION, self.mcu.boot_id, self.mcu.firmware)
-        self._enqueue(records.encode(hello, OUT_OF_BAND_SEQ))
+        self._enqueue(DELIMITER + records.encode(hello, OUT_OF_BAND_SEQ))
 
     def send_records(self, sent: list[SentRecord]) -> None:
         """Queue SIGNAL frames; call with `lock` held so frames leave in seq order."""
