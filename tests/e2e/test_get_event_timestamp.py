@@ -10,7 +10,6 @@ import uuid
 import pytest
 
 from josev_bridge.config import MqttConfig
-from josev_bridge.harness.waiting import wait_until
 from josev_bridge.core.conditions import TRIGGER_REASONS
 from josev_bridge.core.timestamps import is_josev_timestamp, parse_us
 from josev_bridge.request_client import RequestClient
@@ -23,9 +22,13 @@ def client_for(broker) -> RequestClient:
     return RequestClient(MqttConfig(host="127.0.0.1", port=broker.port))
 
 
-def run(sim, name, event=None):
+def run(sim, name, event=None, bridge=None):
+    """Drive the simulator; with `bridge`, also wait until the bridge has applied every edge."""
     status, body = sim.command(name, event or {})
     assert status == 200, body
+    if bridge is not None:
+        for e in body["edges"]:
+            bridge.wait_log(f"EVSE {e['evse_id']} {e['trigger_reason']} {e['event_type']} at {e['timestamp']}")
     return body["edges"]
 
 
@@ -44,25 +47,18 @@ def ask(client, event_type, reason, evse_id=None, timeout=5.0):
     return client.send("get_event_timestamp", data, timeout=timeout)
 
 
-def wait_edges_applied(bridge, count_before, n):
-    """The MCU's records reach the bridge asynchronously: wait until the bridge logged n more edges."""
-    wait_until(lambda: bridge.log_text().count(" at 20") >= count_before + n, 5, "bridge to log the edges")
-
-
 def play_session(sim, bridge):
     """A complete charging session touching every condition; returns the simulator's edges."""
-    before = bridge.log_text().count(" at 20")
     edges = []
-    edges += run(sim, "parking-bay-occupied", {"evse_id": 1})
-    edges += run(sim, "plug-connector", {"evse_id": 1})
-    edges += run(sim, "authorize-id-tag", {"evse_id": 1, "id_tag": "TAG-1"})
-    edges += run(sim, "ev-requests-energy", {"evse_id": 1})
-    edges += run(sim, "data-signed", {"evse_id": 1})
-    edges += run(sim, "ev-stops-energy", {"evse_id": 1})
-    edges += run(sim, "stop-session", {"evse_id": 1})
-    edges += run(sim, "unplug-connector", {"evse_id": 1})
-    edges += run(sim, "parking-bay-vacated", {"evse_id": 1})
-    wait_edges_applied(bridge, before, len(edges))
+    edges += run(sim, "parking-bay-occupied", {"evse_id": 1}, bridge)
+    edges += run(sim, "plug-connector", {"evse_id": 1}, bridge)
+    edges += run(sim, "authorize-id-tag", {"evse_id": 1, "id_tag": "TAG-1"}, bridge)
+    edges += run(sim, "ev-requests-energy", {"evse_id": 1}, bridge)
+    edges += run(sim, "data-signed", {"evse_id": 1}, bridge)
+    edges += run(sim, "ev-stops-energy", {"evse_id": 1}, bridge)
+    edges += run(sim, "stop-session", {"evse_id": 1}, bridge)
+    edges += run(sim, "unplug-connector", {"evse_id": 1}, bridge)
+    edges += run(sim, "parking-bay-vacated", {"evse_id": 1}, bridge)
     return edges
 
 
@@ -87,7 +83,7 @@ def test_every_event_type_and_trigger_reason_matches_hardware_time(broker, sim, 
 
 
 def test_answer_uses_the_hardware_time_not_the_time_the_bridge_read_it(broker, sim, bridge):
-    edges = run(sim, "plug-connector", {"evse_id": 2})
+    edges = run(sim, "plug-connector", {"evse_id": 2}, bridge)
     hardware = parse_us(edges[0]["timestamp"])
     with client_for(broker) as client:
         reply = ask(client, "TxEventStart", "EVConnected", evse_id=2)
@@ -96,7 +92,7 @@ def test_answer_uses_the_hardware_time_not_the_time_the_bridge_read_it(broker, s
 
 
 def test_flag_off_and_on_at_run_time(broker, sim, bridge):
-    run(sim, "plug-connector")
+    run(sim, "plug-connector", None, bridge)
     with client_for(broker) as client:
         assert ask(client, "TxEventStart", "EVConnected").response is not None
         off = bridge.cli("dm", "set", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", "false")
@@ -113,7 +109,7 @@ def test_flag_off_and_on_at_run_time(broker, sim, bridge):
 
 
 def test_flag_change_survives_a_restart(broker, sim, bridge):
-    run(sim, "plug-connector")
+    run(sim, "plug-connector", None, bridge)
     assert bridge.cli("dm", "set", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", "false").returncode == 0
     bridge.stop()
     bridge.start()
@@ -123,7 +119,7 @@ def test_flag_change_survives_a_restart(broker, sim, bridge):
 
 
 def test_bridge_restart_between_event_and_request(broker, sim, bridge):
-    edges = edge_map(run(sim, "plug-connector") + run(sim, "authorize-id-tag", {"id_tag": "T"}))
+    edges = edge_map(run(sim, "plug-connector", None, bridge) + run(sim, "authorize-id-tag", {"id_tag": "T"}, bridge))
     bridge.wait_log("PowerPathClosed TxEventStart")
     bridge.kill()  # SIGKILL: no chance to save anything on the way out
     bridge.start()
@@ -134,7 +130,7 @@ def test_bridge_restart_between_event_and_request(broker, sim, bridge):
 
 def test_events_while_the_bridge_is_down_are_not_lost(broker, sim, bridge):
     bridge.stop()
-    edges = edge_map(run(sim, "parking-bay-occupied"))
+    edges = edge_map(run(sim, "parking-bay-occupied"))  # the bridge is down: nothing to wait for
     bridge.start()
     bridge.wait_log("ParkingBayOccupancy TxEventStart")
     with client_for(broker) as client:
@@ -143,7 +139,7 @@ def test_events_while_the_bridge_is_down_are_not_lost(broker, sim, bridge):
 
 
 def test_requests_published_while_the_bridge_is_away_are_answered(broker, sim, bridge):
-    edges = edge_map(run(sim, "plug-connector"))
+    edges = edge_map(run(sim, "plug-connector", None, bridge))
     bridge.wait_log("EVConnected TxEventStart")
     bridge.stop()
     with client_for(broker) as client:
@@ -158,7 +154,7 @@ def test_requests_published_while_the_bridge_is_away_are_answered(broker, sim, b
 
 
 def test_broker_restart_between_two_requests(broker, sim, bridge):
-    edges = edge_map(run(sim, "plug-connector"))
+    edges = edge_map(run(sim, "plug-connector", None, bridge))
     expected = edges[("TxEventStart", "EVConnected", 1)]
     with client_for(broker) as client:
         assert ask(client, "TxEventStart", "EVConnected").response["data"]["timestamp"] == expected
@@ -189,7 +185,7 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize("payload,kind", BAD_INPUTS, ids=[k + str(i) for i, (_, k) in enumerate(BAD_INPUTS)])
 def test_bad_input_is_logged_and_the_next_good_request_is_answered(broker, sim, bridge, payload, kind):
-    run(sim, "plug-connector")
+    run(sim, "plug-connector", None, bridge)
     with client_for(broker) as client:
         mark = len(bridge.log_text())
         client.publish_raw(payload)
@@ -200,7 +196,7 @@ def test_bad_input_is_logged_and_the_next_good_request_is_answered(broker, sim, 
 
 
 def test_other_names_and_types_are_ignored_without_reply(broker, sim, bridge):
-    run(sim, "plug-connector")
+    run(sim, "plug-connector", None, bridge)
     with client_for(broker) as client:
         other = client.send("set_charging_profile", {"x": 1}, timeout=SILENCE)
         assert other.response is None
@@ -214,15 +210,13 @@ def test_other_names_and_types_are_ignored_without_reply(broker, sim, bridge):
 
 
 def test_a_redelivered_request_id_gets_the_same_answer(broker, sim, bridge):
-    run(sim, "plug-connector")
+    run(sim, "plug-connector", None, bridge)
     msg_id = str(uuid.uuid4())
     with client_for(broker) as client:
         first = client.send("get_event_timestamp", {"event_type": "TxEventStart", "trigger_reason": "EVConnected"},
                             msg_id=msg_id)
-        mark = bridge.log_text().count(" at 20")
-        run(sim, "unplug-connector")
-        run(sim, "plug-connector")  # a newer EVConnected edge now exists
-        wait_edges_applied(bridge, mark, 2)
+        run(sim, "unplug-connector", None, bridge)
+        run(sim, "plug-connector", None, bridge)  # a newer EVConnected edge now exists
         again = client.send("get_event_timestamp", {"event_type": "TxEventStart", "trigger_reason": "EVConnected"},
                             msg_id=msg_id)
         fresh = ask(client, "TxEventStart", "EVConnected")
@@ -248,8 +242,8 @@ def test_current_time_fallback_is_opt_in(broker, sim, make_bridge):
 
 
 def test_evse_id_extension_and_most_recent_evse_without_it(broker, sim, bridge):
-    e1 = edge_map(run(sim, "plug-connector", {"evse_id": 1}))
-    e2 = edge_map(run(sim, "plug-connector", {"evse_id": 2}))
+    e1 = edge_map(run(sim, "plug-connector", {"evse_id": 1}, bridge))
+    e2 = edge_map(run(sim, "plug-connector", {"evse_id": 2}, bridge))
     bridge.wait_log("EVSE 2 EVConnected")
     with client_for(broker) as client:
         assert ask(client, "TxEventStart", "EVConnected", evse_id=1).response["data"]["timestamp"] == \
