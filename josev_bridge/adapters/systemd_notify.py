@@ -1,8 +1,11 @@
 """sd_notify for the daemon: readiness, reload, stop, status text and watchdog pings.
 
-Uses systemd-python's ``systemd.daemon.notify`` when it is importable, else writes the datagram to
-``$NOTIFY_SOCKET`` itself (a path, or an abstract socket written ``@name``). Without NOTIFY_SOCKET
-(not started by systemd, or a unit that is not Type=notify) every call is a no-op.
+Writes the datagram to ``$NOTIFY_SOCKET`` itself (a path, or an abstract socket written ``@name``),
+without blocking. systemd-python's ``systemd.daemon.notify`` is available with ``use_library=True``
+but is not the default: it blocks in C *while holding the GIL* when the manager's queue is full,
+which froze every thread of the bridge for seconds in our tests (MQTT answers and serial reads
+included). Without NOTIFY_SOCKET (not started by systemd, or a unit that is not Type=notify) every
+call is a no-op.
 
 No method raises: a failed notification is logged at debug level and reported as ``False``. A lost
 READY=1 or WATCHDOG=1 is systemd's to act on (start timeout, watchdog restart); it must not also
@@ -30,13 +33,11 @@ except Exception:  # ImportError, or a broken install (e.g. libsystemd missing)
 class SystemdNotifier:
     """Send sd_notify(3) messages to the service manager.
 
-    ``use_library``: True to use systemd-python (the default when it is importable); False to
-    always write the datagram directly (the fallback, also used when the library is missing).
+    ``use_library``: True to use systemd-python (when importable); False, the default, to write the
+    datagram directly and never block (see the module docstring for why).
     """
 
-    def __init__(self, use_library: bool | None = None) -> None:
-        if use_library is None:
-            use_library = _sd_daemon is not None
+    def __init__(self, use_library: bool = False) -> None:
         self._library = _sd_daemon if use_library else None
         if use_library and self._library is None:
             log.debug("systemd-python is not importable; writing to NOTIFY_SOCKET directly")
@@ -135,7 +136,7 @@ def _send_datagram(message: str) -> bool:
         # e.g. "vsock:..." (systemd >= 254 for VMs); not used for services on a board.
         log.debug("unsupported NOTIFY_SOCKET address %r", address)
         return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as sock:
         sock.connect(address)
-        sock.sendall(message.encode("utf-8"))
+        sock.send(message.encode("utf-8"))  # BlockingIOError when the manager is not reading: dropped, logged
     return True

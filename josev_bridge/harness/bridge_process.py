@@ -55,6 +55,7 @@ class BridgeProcess:
         self.log = self.workdir / "bridge.log"
         self.proc: subprocess.Popen | None = None
         self._notify: socket.socket | None = None
+        self._notified = threading.Condition()
         self.notifications: list[str] = []
 
     @property
@@ -66,6 +67,9 @@ class BridgeProcess:
         notify_path.unlink(missing_ok=True)
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._notify.bind(str(notify_path))
+        self._notify.settimeout(0.2)
+        self.notifications = []
+        threading.Thread(target=self._drain_notify, args=(self._notify,), daemon=True).start()
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHDOG_")}
         full_env.update(NOTIFY_SOCKET=str(notify_path), PYTHONUNBUFFERED="1", **(env or {}))
         with self.log.open("ab") as log:
@@ -75,21 +79,30 @@ class BridgeProcess:
         self.wait_online(timeout)
         return self
 
-    def wait_notification(self, text: str, timeout: float) -> None:
-        assert self._notify is not None
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"bridge exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
-            self._notify.settimeout(min(0.5, max(0.01, end - time.monotonic())))
+    def _drain_notify(self, sock: socket.socket) -> None:
+        """Read the notify socket continuously, as systemd does (an unread queue would fill up)."""
+        while True:
             try:
-                msg = self._notify.recv(4096).decode()
+                msg = sock.recv(4096).decode()
             except socket.timeout:
                 continue
-            self.notifications.append(msg)
-            if text in msg.split("\n"):
+            except OSError:  # closed by stop()
                 return
-        raise TimeoutError(f"no {text} from the bridge within {timeout:g} s:\n{self.log_text()[-3000:]}")
+            with self._notified:
+                self.notifications.append(msg)
+                self._notified.notify_all()
+
+    def wait_notification(self, text: str, timeout: float, since: int = 0) -> None:
+        """Wait for a notification line `text` among those received from index `since` on."""
+        end = time.monotonic() + timeout
+        with self._notified:
+            while not any(text in m.split("\n") for m in self.notifications[since:]):
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError(f"bridge exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no {text} from the bridge within {timeout:g} s:\n{self.log_text()[-3000:]}")
+                self._notified.wait(min(left, 0.2))
 
     def wait_online(self, timeout: float) -> None:
         """Wait for the retained status 'online' on the broker: the bridge is connected and subscribed."""

@@ -177,8 +177,16 @@ def test_library_failure_is_not_raised(monkeypatch, notify_socket):
             raise RuntimeError("boom")
 
     monkeypatch.setattr(systemd_notify, "_sd_daemon", Broken)
-    assert SystemdNotifier().uses_library
-    assert SystemdNotifier().ready() is False
+    assert SystemdNotifier(use_library=True).uses_library
+    assert SystemdNotifier(use_library=True).ready() is False
+
+
+def test_default_never_blocks_when_the_manager_does_not_read(notify_socket):
+    """An unread notify queue must not freeze the daemon: the default path drops and reports."""
+    n = SystemdNotifier()
+    assert not n.uses_library
+    results = [n.status("x" * 200) for _ in range(5000)]  # far beyond the socket's queue
+    assert results[0] is True and results[-1] is False
 
 
 def test_missing_library_falls_back(monkeypatch, notify_socket):

@@ -51,9 +51,10 @@ def test_watchdog_pings_and_sighup_reload(broker, sim, make_bridge):
     bridge = make_bridge()
     bridge.start(env={"WATCHDOG_USEC": "1000000"})
     bridge.wait_notification("WATCHDOG=1", timeout=3)
+    mark = len(bridge.notifications)
     bridge.proc.send_signal(signal.SIGHUP)
-    bridge.wait_notification("RELOADING=1", timeout=3)
-    bridge.wait_notification("READY=1", timeout=3)
+    bridge.wait_notification("RELOADING=1", timeout=3, since=mark)
+    bridge.wait_notification("READY=1", timeout=3, since=mark)
     bridge.wait_log("configuration reloaded")
     assert bridge.stop() == 0
     assert "STOPPING=1" in "\n".join(bridge.notifications) or bridge.log_text().count("josev-bridge stopped") == 1
