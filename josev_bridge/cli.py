@@ -13,7 +13,7 @@ from .config import DEFAULT_CONFIG, Config, ConfigError, load
 from .core.conditions import TRIGGER_REASONS, EventType
 from .core.device_model import DeviceModelError, Source
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DENIED = 0, 1, 2, 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     dm_set.add_argument("variable")
     dm_set.add_argument("value")
     dm_set.set_defaults(func=_dm_set)
+    dm_reset = with_config(dm_sub.add_parser("reset", help="back to the definitions' default"))
+    dm_reset.add_argument("component")
+    dm_reset.add_argument("variable")
+    dm_reset.set_defaults(func=_dm_reset)
     dm_hist = with_config(dm_sub.add_parser("history", help="who changed what, newest first"))
     dm_hist.add_argument("component", nargs="?")
     dm_hist.add_argument("variable", nargs="?")
@@ -117,7 +121,8 @@ def _store(config: Config):
     if not config.state_dir.is_dir():
         raise ConfigError(f"[paths] state_dir: {config.state_dir} does not exist (has the daemon run yet?)")
     store = DeviceModelStore(config.state_dir, load_definitions(config.paths.device_model_dir or None))
-    store.seed_defaults()
+    if store.writable() is None:
+        store.seed_defaults()  # the daemon does this too; here so the CLI works before its first start
     return store
 
 
@@ -131,44 +136,85 @@ def _user() -> str:
     return f"{name} (sudo by {sudo})" if sudo and sudo != name else name
 
 
+def _dm_rows(store, component: str | None) -> list[dict]:
+    """One row per defined variable attribute, with its value (hidden for WriteOnly) and source."""
+    from .core.device_model import Mutability
+
+    rows = []
+    for var in sorted(store.definitions.values(), key=lambda v: (v.component, v.name)):
+        if component and var.component != component:
+            continue
+        for attr in var.attributes.values():
+            stored = store.get(var.component, var.name, attr.type)
+            hidden = attr.mutability is Mutability.WRITE_ONLY
+            rows.append({"component": var.component, "variable": var.name, "attribute": attr.type,
+                         "value": None if stored is None or hidden else stored.value,
+                         "source": stored.source if stored else None, "updated_at": stored.updated_at if stored else None,
+                         "data_type": var.data_type.value, "mutability": attr.mutability.value,
+                         "allowed": var.allowed()})
+    return rows
+
+
 def _dm_list(args: argparse.Namespace) -> int:
     store = _store(load(args.config))
-    rows = [v for v in store.all_values() if not args.component or v.component == args.component]
+    rows = _dm_rows(store, args.component)
     if args.component and not rows:
-        print(f"josev-bridge: no component {args.component!r} in the device model", file=sys.stderr)
+        known = sorted({c for c, _ in store.definitions})
+        print(f"josev-bridge: no component {args.component!r} in the device model (known: {', '.join(known)})",
+              file=sys.stderr)
         return EXIT_FAIL
     if args.json:
-        print(json.dumps([_asdict(v) for v in rows], indent=2))
+        print(json.dumps(rows, indent=2))
         return EXIT_OK
-    _table(["COMPONENT", "VARIABLE", "ATTRIBUTE", "VALUE", "SOURCE", "UPDATED"],
-           [[v.component, v.variable, v.attribute, v.value, v.source, v.updated_at] for v in rows])
+    _table(["COMPONENT", "VARIABLE", "VALUE", "SOURCE", "TYPE", "MUTABILITY", "UPDATED"],
+           [[r["component"], r["variable"] + ("" if r["attribute"] == "Actual" else f" ({r['attribute']})"),
+             "-" if r["value"] is None else r["value"], r["source"] or "-", r["data_type"], r["mutability"],
+             r["updated_at"] or "-"] for r in rows])
     return EXIT_OK
 
 
 def _dm_get(args: argparse.Namespace) -> int:
     store = _store(load(args.config))
     try:
-        value = store.get(args.component, args.variable)
+        store.definition(args.component, args.variable)
     except DeviceModelError as exc:
         print(f"josev-bridge: {exc}", file=sys.stderr)
         return EXIT_FAIL
-    if value is None:
-        print(f"josev-bridge: {args.component}.{args.variable} has no value", file=sys.stderr)
+    row = next(r for r in _dm_rows(store, args.component) if r["variable"] == args.variable)
+    if row["value"] is None:
+        print(f"josev-bridge: {args.component}.{args.variable} has no readable value ({row['mutability']})",
+              file=sys.stderr)
         return EXIT_FAIL
-    print(json.dumps(_asdict(value)) if args.json else value.value)
+    print(json.dumps(row) if args.json else row["value"])
     return EXIT_OK
 
 
-def _dm_set(args: argparse.Namespace) -> int:
+def _dm_change(args: argparse.Namespace, change_fn) -> int:
+    from .adapters.device_model_store import PermissionDenied
+
     store = _store(load(args.config))
     try:
-        change = store.set(args.component, args.variable, args.value, source=Source.LOCAL, user=_user())
+        store.definition(args.component, args.variable)
+        store.require_writable()
+        change = change_fn(store)
+    except PermissionDenied as exc:
+        print(f"josev-bridge: {exc}; nothing changed", file=sys.stderr)
+        return EXIT_DENIED
     except DeviceModelError as exc:
         print(f"josev-bridge: {exc}; nothing changed", file=sys.stderr)
         return EXIT_FAIL
     print(f"{change.component}.{change.variable}: {change.old_value} -> {change.new_value} "
-          f"(source local, by {change.user})")
+          f"(source {change.source}, by {change.user}); the running bridge applies it at its next use")
     return EXIT_OK
+
+
+def _dm_set(args: argparse.Namespace) -> int:
+    return _dm_change(args, lambda store: store.set(args.component, args.variable, args.value,
+                                                    source=Source.LOCAL, user=_user()))
+
+
+def _dm_reset(args: argparse.Namespace) -> int:
+    return _dm_change(args, lambda store: store.reset(args.component, args.variable, user=_user()))
 
 
 def _dm_history(args: argparse.Namespace) -> int:

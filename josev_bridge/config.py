@@ -38,6 +38,8 @@ class MqttConfig:
     reconnect_max_delay: float = 30.0
     request_topic: str = "ocpp/cs"
     response_topic: str = "cs/ocpp"
+    josev_request_topic: str = "josev/cs"  # set_variable_validate (device model in step with Josev)
+    josev_response_topic: str = "cs/josev"
     status_topic: str = ""  # default: josev-bridge/<charger identity>/status
 
 
@@ -180,7 +182,7 @@ def _check_required(config: Config, source: str) -> None:
         raise ConfigError(f"{source}: [mqtt] reconnect_min_delay: must not exceed reconnect_max_delay")
     if m.session_expiry < 0:
         raise ConfigError(f"{source}: [mqtt] session_expiry: must be 0 or more, got {m.session_expiry}")
-    for topic_key in ("request_topic", "response_topic"):
+    for topic_key in ("request_topic", "response_topic", "josev_request_topic", "josev_response_topic"):
         topic = getattr(m, topic_key)
         if not topic or any(c in topic for c in "+#"):
             raise ConfigError(f"{source}: [mqtt] {topic_key}: must be a plain topic without wildcards, got {topic!r}")

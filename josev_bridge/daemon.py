@@ -8,6 +8,7 @@ port answer: both reconnect on their own, and systemd should not kill a bridge w
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import threading
@@ -22,6 +23,7 @@ from .adapters.serial_link import SerialLink
 from .adapters.state_file import AtomicJsonFile
 from .adapters.systemd_notify import SystemdNotifier
 from .config import Config, ConfigError, load
+from .device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
 from .event_timestamp_service import NAME, EventTimestampService
 from .mcu_ingest import STATE_FILE, McuIngest
 from .messages import Rejected, Router
@@ -52,21 +54,31 @@ class Bridge:
         for change in self.device_model.seed_defaults():
             log.info("device model: %s.%s = %s (default)", change.component, change.variable, change.new_value)
         self.ingest = McuIngest(AtomicJsonFile(state_dir / STATE_FILE))
-        self.router = Router()
-        self.mqtt = MqttLink(config.mqtt, status_topic=config.status_topic,
-                             subscriptions=[config.mqtt.request_topic], on_message=self._on_mqtt_message)
+        m = config.mqtt
+        self.mqtt = MqttLink(m, status_topic=config.status_topic,
+                             subscriptions=[m.request_topic, m.josev_request_topic], on_message=self._on_mqtt_message)
         self.timestamps = EventTimestampService(config, self.ingest, self.device_model, self.mqtt.publish)
-        self.router.register(NAME, "request", "get_event_timestamp.request", self.timestamps.handle)
+        self.dm_sync = DeviceModelSync(self.device_model, self.mqtt.publish, m.josev_response_topic)
+        self.routers = {m.request_topic: Router(), m.josev_request_topic: Router()}
+        self.routers[m.request_topic].register(NAME, "request", "get_event_timestamp.request", self.timestamps.handle)
+        self.routers[m.josev_request_topic].register(SET_VARIABLE_VALIDATE, "request", "set_variable_validate.request",
+                                                     self.dm_sync.handle)
         self.serial = SerialLink(config.serial, self.ingest)
         self.notifier = SystemdNotifier()
         self.rejected: dict[str, int] = {}
         self._stop = threading.Event()
         self._reload = threading.Event()
-        self._flag_seen = self.timestamps.enabled()
+        self._status_sent = ""
+        latest = self.device_model.history(limit=1)
+        self._audit_cursor = latest[0].id if latest else 0
 
     # -- inbound MQTT ------------------------------------------------------------------------------
     def _on_mqtt_message(self, message: mqtt.MQTTMessage) -> None:
-        result = self.router.route(message.payload)
+        router = self.routers.get(message.topic)
+        if router is None:
+            log.debug("message on unexpected topic %s ignored", message.topic)
+            return
+        result = router.route(message.payload)
         if isinstance(result, Rejected):
             self.rejected[result.kind] = self.rejected.get(result.kind, 0) + 1
             about = f" (id={result.id}, name={result.name})" if result.id or result.name else ""
@@ -81,11 +93,12 @@ class Bridge:
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: every thread's stack to the log
         self.mqtt.start()
         self.serial.start()
         log.info("josev-bridge %s started: broker %s:%d, MCU %s, state %s, get_event_timestamp %s",
                  __version__, self.config.mqtt.host, self.config.mqtt.port, self.config.serial.url,
-                 self.config.state_dir, "enabled" if self._flag_seen else "disabled")
+                 self.config.state_dir, "enabled" if self.timestamps.enabled() else "disabled")
         self.notifier.ready()
         try:
             self._housekeeping()
@@ -107,11 +120,14 @@ class Bridge:
             if self._reload.is_set():
                 self._reload.clear()
                 self._do_reload()
-            self._log_flag_change()
+            self._log_device_model_changes()
             problem = self.health_problem()
             if problem is None:
                 self.notifier.watchdog()
-                self.notifier.status(self.status_line())
+                line = self.status_line()
+                if line != self._status_sent:
+                    self.notifier.status(line)
+                    self._status_sent = line
             else:
                 log.error("unhealthy, withholding the watchdog ping: %s", problem)
 
@@ -130,16 +146,17 @@ class Bridge:
         return (f"broker {'up' if self.mqtt.connected.is_set() else 'down'}, MCU link {self.serial.state.value}, "
                 f"answered {self.timestamps.answered}, silent {self.timestamps.silent}")
 
-    def _log_flag_change(self) -> None:
-        if not self.device_model.changed_since_last_read():
-            return
-        enabled = self.timestamps.enabled()
-        if enabled != self._flag_seen:
-            last = self.device_model.history("JOSEV_CTRLR", "EnableGetEventTimestampRequest", limit=1)
-            who = f" by {last[0].user} ({last[0].source})" if last else ""
-            log.warning("JOSEV_CTRLR.EnableGetEventTimestampRequest changed %s -> %s%s; applied",
-                        str(self._flag_seen).lower(), str(enabled).lower(), who)
-            self._flag_seen = enabled
+    def _log_device_model_changes(self) -> None:
+        """Log every change made since the last tick, by whoever made it (CLI user or csms).
+
+        The change itself is already in force: readers see it at their next use. This only reads
+        the audit rows after a cursor (an indexed query), in the tick that exists for the watchdog.
+        """
+        for change in self.device_model.history(after_id=self._audit_cursor, limit=100):
+            self._audit_cursor = change.id
+            log.warning("device model: %s.%s %s changed %s -> %s (source %s, by %s); applied",
+                        change.component, change.variable, change.attribute, change.old_value, change.new_value,
+                        change.source, change.user)
 
     def _do_reload(self) -> None:
         """SIGHUP: re-read the config; apply what can change live, name what needs a restart."""

@@ -24,6 +24,7 @@ log = logging.getLogger("josev_bridge.get_event_timestamp")
 
 NAME = "get_event_timestamp"
 FLAG = ("JOSEV_CTRLR", "EnableGetEventTimestampRequest")
+SUPPORTED = ("JOSEV_CTRLR", "EventTimestampTriggerReasonsSupported")
 
 
 class ResponseInvalid(RuntimeError):
@@ -40,7 +41,7 @@ class EventTimestampService:
         self._clock_us = clock_us or (lambda: time.time_ns() // 1000)
         self._replies = ReplyCache()
         self._response_validator = schemas.validator("get_event_timestamp.response")
-        self.supported: frozenset[Condition] = frozenset(TRIGGER_REASONS)
+        self._supported_cache: tuple[str | None, frozenset[Condition]] = (None, frozenset(TRIGGER_REASONS))
         self.answered = 0
         self.silent = 0
 
@@ -51,6 +52,16 @@ class EventTimestampService:
         value = self._dm.get(*FLAG)
         return as_bool(value.value if value else None)
 
+    def supported(self) -> frozenset[Condition]:
+        """The trigger reasons this hardware can time (all six when the variable is not defined)."""
+        if SUPPORTED not in self._dm.definitions:
+            return frozenset(TRIGGER_REASONS)
+        stored = self._dm.get(*SUPPORTED)
+        text = stored.value if stored else ""
+        if text != self._supported_cache[0]:
+            self._supported_cache = (text, frozenset(Condition(v) for v in text.split(",") if v))
+        return self._supported_cache[1]
+
     def handle(self, message: Message) -> None:
         topic = self._config.mqtt.response_topic
         cached = self._replies.get(message.id)
@@ -60,8 +71,9 @@ class EventTimestampService:
             return
         data = message.data
         query = Query(EventType(data["event_type"]), Condition(data["trigger_reason"]), data.get("evse_id"))
+        enabled, supported = self.enabled(), self.supported()  # device model read outside the edge lock
         with self._ingest.lock:
-            result = answer(query, self._ingest.store, enabled=self.enabled(), supported=self.supported,
+            result = answer(query, self._ingest.store, enabled=enabled, supported=supported,
                             reply_with_current_time_when_unknown=
                             self._config.get_event_timestamp.reply_with_current_time_when_unknown,
                             now_us=self._clock_us())

@@ -1,6 +1,7 @@
 """The technician's CLI, run as a real subprocess against a real state directory."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -53,3 +54,39 @@ def test_request_reports_an_unreachable_broker(tmp_path):
     r = cli("request", "get-event-timestamp", "--event-type", "TxEventStart", "--trigger-reason", "EVConnected",
             "--config", str(cfg))
     assert r.returncode == 1 and "cannot reach the broker" in r.stderr
+
+
+def test_dm_reset_and_list_json(config, tmp_path):
+    (tmp_path / "state").mkdir()
+    base = ("--config", str(config))
+    assert cli("dm", "set", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", "false", *base).returncode == 0
+    r = cli("dm", "reset", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", *base)
+    assert r.returncode == 0 and "false -> true (source default" in r.stdout
+    rows = json.loads(cli("dm", "list", "JOSEV_CTRLR", "--json", *base).stdout)
+    by_name = {row["variable"]: row for row in rows}
+    assert by_name["EnableGetEventTimestampRequest"]["source"] == "default"
+    assert by_name["EventTimestampTriggerReasonsSupported"]["mutability"] == "ReadOnly"
+    ro = cli("dm", "set", "JOSEV_CTRLR", "EventTimestampTriggerReasonsSupported", "EVConnected", *base)
+    assert ro.returncode == 1 and "ReadOnly" in ro.stderr and "device_model/JOSEV_CTRLR.json" in ro.stderr
+    missing = cli("dm", "list", "NOPE", *base)
+    assert missing.returncode == 1 and "known: JOSEV_CTRLR" in missing.stderr
+
+
+def test_dm_set_denied_without_write_access(config, tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    base = ("--config", str(config))
+    assert cli("dm", "get", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", *base).returncode == 0  # creates the db
+    db = state / "device_model.sqlite"
+    # Root ignores file modes; the immutable attribute binds root too (and os.access reports it).
+    lock, unlock = (["chattr", "+i", str(db)], ["chattr", "-i", str(db)]) if os.geteuid() == 0 else \
+        (["chmod", "0444", str(db)], ["chmod", "0660", str(db)])
+    subprocess.run(lock, check=True)
+    try:
+        r = cli("dm", "set", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", "false", *base)
+    finally:
+        subprocess.run(unlock, check=True)
+    assert r.returncode == 3, r.stderr
+    assert "permission denied: changing device-model values needs write access" in r.stderr
+    assert "run it with sudo, or as a member of group" in r.stderr and "nothing changed" in r.stderr
+    assert cli("dm", "get", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", *base).stdout.strip() == "true"

@@ -7,8 +7,11 @@ file) and `PRAGMA data_version`, which tells a long-lived reader cheaply that an
 
 from __future__ import annotations
 
+import grp
 import json
 import logging
+import os
+import pwd
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -85,6 +88,11 @@ class Change:
     source: str
     user: str
     at: str
+    id: int = 0  # the audit row; 0 until stored
+
+
+class PermissionDenied(DeviceModelError):
+    """The caller may not change values: says who may, and how to get there."""
 
 
 def _now() -> str:
@@ -98,9 +106,13 @@ class DeviceModelStore:
         self.definitions = definitions
         self.path = Path(state_dir) / DB_NAME
         self._lock = threading.Lock()
+        created = not self.path.exists()
         self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db.execute("PRAGMA synchronous=FULL")  # rollback journal + FULL: a commit survives power loss
+        if created:
+            _share_with_group(self.path)
+        if self.writable() is None:
+            self._db.executescript(_SCHEMA)
         self._version = -1
         self._cache: dict[tuple[str, str, str], StoredValue] = {}
 
@@ -136,18 +148,19 @@ class DeviceModelStore:
             self._refresh()
             return sorted(self._cache.values(), key=lambda v: (v.component, v.variable, v.attribute))
 
-    def history(self, component: str | None = None, variable: str | None = None, limit: int = 100) -> list[Change]:
-        sql = "SELECT component, variable, attribute, old_value, new_value, source, user, at FROM audit"
-        where, args = [], []
+    def history(self, component: str | None = None, variable: str | None = None, limit: int = 100,
+                after_id: int = 0) -> list[Change]:
+        """Audit rows, newest first (or, with `after_id`, every row after that one, oldest first)."""
+        sql = "SELECT component, variable, attribute, old_value, new_value, source, user, at, id FROM audit"
+        where, args = ["id > ?"], [after_id]
         if component:
             where.append("component = ?")
             args.append(component)
         if variable:
             where.append("variable = ?")
             args.append(variable)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
+        sql += " WHERE " + " AND ".join(where)
+        sql += (" ORDER BY id ASC" if after_id else " ORDER BY id DESC") + " LIMIT ?"
         args.append(limit)
         with self._lock:
             return [Change(*row) for row in self._db.execute(sql, args)]
@@ -167,13 +180,40 @@ class DeviceModelStore:
             raise DeviceModelError(f"{component}.{variable} has no {attribute} attribute "
                                    f"(it has {', '.join(var.attributes)})")
         if attr.mutability is Mutability.READ_ONLY:
-            raise DeviceModelError(f"{component}.{variable} is ReadOnly")
+            raise DeviceModelError(f"{component}.{variable} is ReadOnly: its value comes from the definitions "
+                                   f"(device_model/{component}.json); change it there")
         problem = validate(var, value)
         if problem:
             raise DeviceModelError(problem)
         with self._lock, self._transaction():
             row = self._row(component, variable, attribute)
             return self._write(var, attribute, value, source, user, None if row is None else row.value)
+
+    def reset(self, component: str, variable: str, *, user: str, attribute: str = "Actual") -> Change:
+        """Back to the definitions' default, with source `default` (so future upgrades update it)."""
+        var = self.definition(component, variable)
+        attr = var.attributes.get(attribute)
+        if attr is None or attr.default is None:
+            raise DeviceModelError(f"{component}.{variable} has no default to reset to")
+        with self._lock, self._transaction():
+            row = self._row(component, variable, attribute)
+            return self._write(var, attribute, attr.default, Source.DEFAULT, user, None if row is None else row.value)
+
+    def writable(self) -> str | None:
+        """None if this process may change values, else a message saying who may and how."""
+        for target in (self.path, self.path.parent):  # SQLite writes its journal beside the database
+            if not os.access(target, os.W_OK):
+                st = target.stat()
+                return (f"permission denied: changing device-model values needs write access to {target} "
+                        f"(owner {_name(pwd.getpwuid, st.st_uid)}, group {_name(grp.getgrgid, st.st_gid)}, "
+                        f"mode {st.st_mode & 0o7777:04o}); run it with sudo, or as a member of group "
+                        f"{_name(grp.getgrgid, st.st_gid)}")
+        return None
+
+    def require_writable(self) -> None:
+        problem = self.writable()
+        if problem:
+            raise PermissionDenied(problem)
 
     def definition(self, component: str, variable: str) -> VariableDef:
         var = self.definitions.get((component, variable))
@@ -194,15 +234,16 @@ class DeviceModelStore:
 
     def _write(self, var: VariableDef, attribute: str, value: str, source: Source, user: str,
                old: str | None) -> Change:
+        self._version = -1  # data_version ignores this connection's own commits: re-read next time
         at = _now()
         self._db.execute(
             "INSERT INTO variable_value VALUES (?,?,?,?,?,?) ON CONFLICT(component, variable, attribute) "
             "DO UPDATE SET value=excluded.value, source=excluded.source, updated_at=excluded.updated_at",
             (var.component, var.name, attribute, value, source.value, at))
-        self._db.execute(
+        cursor = self._db.execute(
             "INSERT INTO audit (at, component, variable, attribute, old_value, new_value, source, user) "
             "VALUES (?,?,?,?,?,?,?,?)", (at, var.component, var.name, attribute, old, value, source.value, user))
-        return Change(var.component, var.name, attribute, old, value, source.value, user, at)
+        return Change(var.component, var.name, attribute, old, value, source.value, user, at, cursor.lastrowid or 0)
 
     def _refresh(self) -> None:
         version = self._db.execute("PRAGMA data_version").fetchone()[0]
@@ -212,6 +253,28 @@ class DeviceModelStore:
             "SELECT component, variable, attribute, value, source, updated_at FROM variable_value").fetchall()
         self._cache = {(r[0], r[1], r[2]): StoredValue(*r) for r in rows}
         self._version = version
+
+
+def _share_with_group(path: Path) -> None:
+    """Values are not secret: owner and group (technicians in the service's group) may change them.
+
+    Created by root (a technician's `sudo josev-bridge dm set` before the daemon's first start),
+    the file is handed to the state directory's owner, so the daemon can still write it.
+    """
+    try:
+        os.chmod(path, 0o660)
+        if os.geteuid() == 0:
+            st = path.parent.stat()
+            os.chown(path, st.st_uid, st.st_gid)
+    except OSError as exc:
+        log.debug("cannot set ownership or mode of %s: %s", path, exc)
+
+
+def _name(lookup, ident: int) -> str:
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
 
 
 class _Transaction:
