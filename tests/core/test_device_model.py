@@ -38,3 +38,13 @@ def test_a_bad_default_in_a_definition_is_refused():
 
 def test_missing_value_means_off():
     assert as_bool(None) is False and as_bool("true") is True and as_bool("false") is False
+
+
+def test_strings_and_sequence_lists():
+    assert validate(var("string", max_length=3), "abc") is None
+    assert validate(var("string", max_length=3), "abcd") == "V expects a string of at most 3 characters, got 'abcd'"
+    seq = var("SequenceList", values_list=("A", "B"))
+    assert validate(seq, "B,A,B") is None  # order matters and repeats are allowed in a sequence
+    assert validate(seq, "B,C") == "V expects a comma-separated list of A, B, got 'B,C'"
+    assert validate(var("decimal", min_limit=0.5), "0.25") is not None
+    assert validate(var("decimal", min_limit=0.5), "1e1") is None
