@@ -15,7 +15,7 @@ from .adapters.serial_link import LinkState
 from .adapters.state_file import AtomicJsonFile
 from .core.conditions import SignalRecord
 from .core.edge_store import EdgeStore
-from .core.link_sequence import SequenceTracker, Verdict
+from .core.link_sequence import Outcome, SequenceTracker, Verdict
 from .core.timestamps import format_us
 from .protocol.records import Ack, Hello, KeepAlive, Record
 
@@ -26,11 +26,11 @@ STATE_FILE = "edges.json"
 
 @dataclass
 class IngestCounters:
-    records: int = 0
+    records: int = 0  # applied, in seq order
     edges: int = 0
-    duplicates: int = 0
-    gaps: int = 0
-    missing_records: int = 0
+    duplicates: int = 0  # replayed records already applied: skipped
+    held: int = 0  # arrived after a gap: kept until the gap filled
+    lost_records: int = 0  # the MCU no longer had them: reported, never silent
     untimed_records: int = 0
     persist_failures: int = 0
 
@@ -65,13 +65,15 @@ class McuIngest:
     # -- RecordSink -------------------------------------------------------------------------------
     def on_record(self, seq: int, record: Record) -> None:
         if isinstance(record, SignalRecord):
-            self._on_signal(seq, record)
+            with self.lock:
+                outcome = self.tracker.accept(seq, record)
+            self._settle(outcome)
         elif isinstance(record, Hello):
             with self.lock:
-                rebooted = self.tracker.hello(record.boot_id)
+                rebooted, outcome = self.tracker.hello(record.boot_id, getattr(record, "oldest_seq", None))
                 if rebooted:
                     self.store.forget_states()
-                self._dirty |= rebooted
+                    self._dirty = True
             self.mcu_firmware = record.firmware
             if rebooted:
                 log.warning("MCU boot %08x (firmware %s, protocol v%d): new boot, counting its records from 1; "
@@ -79,22 +81,32 @@ class McuIngest:
                             record.boot_id, record.firmware, record.protocol_version)
             else:
                 log.info("MCU boot %08x (firmware %s) resumed", record.boot_id, record.firmware)
+            self._settle(outcome)
         elif isinstance(record, KeepAlive):
-            pass  # liveness is tracked by the link; clock mapping uses it from protocol v1's clock work
+            pass  # liveness is tracked by the link
 
-    def _on_signal(self, seq: int, record: SignalRecord) -> None:
+    def replay_wanted(self) -> bool:
+        """True while records after a gap are held: the link asks the MCU to replay."""
+        return self.tracker.gap
+
+    def _settle(self, outcome: Outcome) -> None:
+        c = self.counters
+        if outcome.verdict is Verdict.DUPLICATE:
+            c.duplicates += 1
+        elif outcome.verdict is Verdict.HELD:
+            c.held += 1
+        if outcome.lost:
+            c.lost_records += outcome.lost
+            log.error("MCU records lost: %d record(s) before seq %d are no longer held by the MCU and never "
+                      "arrived; events in them are missing", outcome.lost, self.tracker.last_seq + 1)
+        for seq, record in outcome.released:
+            self._apply(seq, record)
+
+    def _apply(self, seq: int, record: SignalRecord) -> None:
         c = self.counters
         with self.lock:
-            verdict = self.tracker.accept(seq)
-            if not verdict.accepted:
-                c.duplicates += 1
-                return
             self._dirty = True
             c.records += 1
-            if verdict.verdict is Verdict.GAP:
-                c.gaps += 1
-                c.missing_records += verdict.missing
-                log.error("MCU records lost: %d record(s) before seq %d never arrived", verdict.missing, seq)
             if record.time_us <= 0:
                 c.untimed_records += 1
                 log.error("MCU record seq %d (%s) carries no hardware time; not used (never invent a time)",

@@ -35,6 +35,9 @@ def test_duplicates_gaps_and_untimed_records_are_counted(tmp_path):
     ingest.on_record(0, Hello(1, 7, "fw"))
     ingest.on_record(1, SignalRecord(1, 1, Signal.AUTHORIZED, True, 5))
     ingest.on_record(1, SignalRecord(1, 1, Signal.AUTHORIZED, True, 5))
-    ingest.on_record(4, SignalRecord(1, 1, Signal.BAY_OCCUPIED, True, 0))
+    ingest.on_record(3, SignalRecord(1, 1, Signal.BAY_OCCUPIED, True, 0))
+    assert ingest.replay_wanted() and ingest.flush() == Ack(7, 1)  # only the contiguous prefix is acked
+    ingest.on_record(2, SignalRecord(1, 1, Signal.EV_CONNECTED, True, 9))  # the replay fills the gap
     c = ingest.counters
-    assert (c.records, c.duplicates, c.gaps, c.missing_records, c.untimed_records) == (2, 1, 1, 2, 1)
+    assert (c.records, c.duplicates, c.held, c.lost_records, c.untimed_records) == (3, 1, 1, 0, 1)
+    assert not ingest.replay_wanted() and ingest.flush() == Ack(7, 3)

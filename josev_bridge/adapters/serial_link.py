@@ -24,6 +24,7 @@ from ..protocol.records import Ack, HostHello, KeepAlive, Record, RecordError
 log = logging.getLogger("josev_bridge.serial")
 
 READ_TIMEOUT = 0.2  # the longest the loop sleeps in read(); bounds keep-alive and stop latency
+REPLAY_INTERVAL = 0.5  # at most this often, ask the MCU to replay while a gap is open
 
 
 class RecordSink(Protocol):
@@ -31,6 +32,9 @@ class RecordSink(Protocol):
 
     def flush(self) -> Ack | None:
         """Called after each read batch: persist what was accepted; return the ack to send, if any."""
+
+    def replay_wanted(self) -> bool:
+        """True while records are missing that the MCU may still hold."""
 
     def on_link_state(self, state: "LinkState", detail: str) -> None: ...
 
@@ -45,6 +49,7 @@ class LinkState(str, Enum):
 class LinkCounters:
     opens: int = 0
     open_failures: int = 0
+    replay_requests: int = 0
     io_errors: int = 0
     record_errors: int = 0
     unknown_types: int = 0
@@ -66,6 +71,7 @@ class SerialLink:
         self._tx_seq = 0
         self._last_rx = 0.0
         self._last_keepalive = 0.0
+        self._last_replay_request = 0.0
 
     @property
     def decode_counters(self):
@@ -119,6 +125,11 @@ class SerialLink:
                 ack = self._sink.flush()
                 if ack is not None:
                     self._send(ack)
+        if self._sink.replay_wanted() and now - self._last_replay_request >= REPLAY_INTERVAL:
+            log.info("MCU records missing after a gap: asking the MCU to replay what it holds")
+            self._send(HostHello(PROTOCOL_VERSION))  # the MCU answers HELLO and replays all it still holds
+            self._last_replay_request = now
+            self.counters.replay_requests += 1
         if now - self._last_keepalive >= self._cfg.keepalive_interval:
             self._send(KeepAlive(time.time_ns() // 1000))
             self._last_keepalive = now

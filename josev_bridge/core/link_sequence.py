@@ -1,53 +1,84 @@
-"""Sequence bookkeeping for MCU records: duplicates, gaps, reboots. Pure.
+"""Sequence bookkeeping for MCU records: duplicates, gaps, replays, reboots. Pure.
 
-Records carry a sequence number within one MCU boot. The bridge accepts each (boot, seq) once:
-a replay after a reconnect or a bridge restart is skipped, a jump is reported as a gap, and a new
-boot id (announced by HELLO) starts counting again.
+Records carry a sequence number within one MCU boot. The bridge applies each (boot, seq) once and
+**in seq order**: a record that arrives after a gap is held until the missing ones arrive (the MCU
+replays everything not acknowledged), and only the contiguous prefix is acknowledged. Records are
+declared lost only when the MCU says it no longer has them (HELLO's oldest_seq) or when holding
+more would exceed the bound; a loss is reported, never silent.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+MAX_HELD = 4096
 
 
 class Verdict(str, Enum):
-    NEW = "new"
-    DUPLICATE = "duplicate"
-    GAP = "gap"  # new, but records before it were never received
+    NEW = "new"  # applied now (with any held records it unblocked)
+    DUPLICATE = "duplicate"  # seen before: skipped
+    HELD = "held"  # after a gap: kept until the gap fills; ask the MCU to replay
 
 
 @dataclass(frozen=True, slots=True)
-class Acceptance:
+class Outcome(Generic[T]):
     verdict: Verdict
-    missing: int = 0  # records skipped over when verdict is GAP
-
-    @property
-    def accepted(self) -> bool:
-        return self.verdict is not Verdict.DUPLICATE
+    released: tuple[tuple[int, T], ...] = ()  # (seq, record) to apply now, in seq order
+    lost: int = 0  # records declared unrecoverable by this step
 
 
 @dataclass
-class SequenceTracker:
+class SequenceTracker(Generic[T]):
     boot_id: int | None = None
-    last_seq: int = 0
+    last_seq: int = 0  # every record up to here was applied: the ack point
+    held: dict[int, T] = field(default_factory=dict)
+    max_held: int = MAX_HELD
 
-    def hello(self, boot_id: int) -> bool:
-        """The MCU announced its boot; True if this is a different boot than the one we tracked."""
-        if boot_id == self.boot_id:
-            return False
-        self.boot_id = boot_id
-        self.last_seq = 0
-        return True
+    @property
+    def gap(self) -> bool:
+        return bool(self.held)
 
-    def accept(self, seq: int) -> Acceptance:
-        if seq <= self.last_seq:
-            return Acceptance(Verdict.DUPLICATE)
-        missing = seq - self.last_seq - 1
+    def hello(self, boot_id: int, oldest_seq: int | None = None) -> tuple[bool, Outcome[T]]:
+        """The MCU announced its boot (and the oldest record it still holds). Returns (new boot?, outcome)."""
+        new_boot = boot_id != self.boot_id
+        if new_boot:
+            self.boot_id, self.last_seq = boot_id, 0
+            self.held.clear()
+        if oldest_seq is not None and oldest_seq > self.last_seq + 1:
+            return new_boot, self._skip_to(oldest_seq - 1)
+        return new_boot, Outcome(Verdict.NEW)
+
+    def accept(self, seq: int, record: T) -> Outcome[T]:
+        if seq <= self.last_seq or seq in self.held:
+            return Outcome(Verdict.DUPLICATE)
+        if seq != self.last_seq + 1:
+            self.held[seq] = record
+            if len(self.held) > self.max_held:  # the gap will not fill in time: give it up, loudly
+                return self._skip_to(min(self.held) - 1)
+            return Outcome(Verdict.HELD)
         self.last_seq = seq
-        return Acceptance(Verdict.GAP, missing) if missing else Acceptance(Verdict.NEW)
+        return Outcome(Verdict.NEW, ((seq, record),) + self._release())
+
+    def _skip_to(self, seq: int) -> Outcome[T]:
+        """Declare everything missing up to `seq` lost and apply what was held behind it."""
+        lost = sum(1 for s in range(self.last_seq + 1, seq + 1) if s not in self.held)
+        released = tuple((s, self.held.pop(s)) for s in sorted(s for s in self.held if s <= seq))
+        self.last_seq = max(self.last_seq, seq)
+        return Outcome(Verdict.NEW, released + self._release(), lost)
+
+    def _release(self) -> tuple[tuple[int, T], ...]:
+        out = []
+        while self.last_seq + 1 in self.held:
+            self.last_seq += 1
+            out.append((self.last_seq, self.held.pop(self.last_seq)))
+        return tuple(out)
 
     def snapshot(self) -> dict:
+        """Only the ack point is persisted: held records are not acknowledged, so the MCU replays them."""
         return {"boot_id": self.boot_id, "last_seq": self.last_seq}
 
     @classmethod

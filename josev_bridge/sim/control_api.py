@@ -29,10 +29,13 @@ MAX_BODY = 64 * 1024
 
 #: Commands that take an id tag, and whether it is required.
 _ID_TAG_COMMANDS: dict[str, bool] = {"authorize-id-tag": True, "start-session": False}
+LINK_COMMANDS = frozenset({"link-corrupt-frames"})
 
 
 class RecordSink(Protocol):
     def send_records(self, sent: list[SentRecord]) -> None: ...
+
+    def corrupt_next(self, count: int) -> None: ...
 
     def status(self) -> dict: ...
 
@@ -153,7 +156,32 @@ class SimController:
             return False
         return hmac.compare_digest(header[len("Bearer "):].strip().encode(), self.token.encode())
 
+    def link_command(self, name: str, body: Any) -> dict:
+        """Faults on the serial line itself (not MCU state): `link-corrupt-frames {count}`."""
+        errors = _Errors([])
+        if not isinstance(body, dict) or not isinstance(body.get("target"), dict) \
+                or not isinstance(body.get("event"), dict):
+            errors.add([], "Input should be {target: {charger_id}, event: {count}}", "dict_type")
+            raise HttpError(422, {"detail": errors.items})
+        event = body["event"]
+        _extra_fields(errors, event, {"count"}, ["event"])
+        if "count" not in event:
+            errors.add(["event", "count"], "Field required", "missing")
+        else:
+            _check_int(errors, event, "count", 1, 10_000)
+        if errors.items:
+            raise HttpError(422, {"detail": errors.items})
+        if body["target"].get("charger_id") != self.charger_id:
+            raise error(404, f"charger {body['target'].get('charger_id')!r} not found")
+        if self.sink is None:
+            raise error(409, "no serial line to corrupt")
+        self.sink.corrupt_next(event["count"])
+        log.info("%s: the next %d SIGNAL frame(s) will be damaged on the line", name, event["count"])
+        return {"id": secrets.token_hex(6), "event_type": name, "target": body["target"], "corrupting": event["count"]}
+
     def command(self, name: str, body: Any) -> dict:
+        if name in LINK_COMMANDS:
+            return self.link_command(name, body)
         charger_id, event = validate_body(body, name, self.mcu.evse_count)
         if charger_id != self.charger_id:
             raise error(404, f"charger {charger_id!r} not found")
@@ -218,7 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.startswith(COMMAND_PREFIX):
             raise error(404, f"no such endpoint: {self.path}")
         name = self.path[len(COMMAND_PREFIX):].split("?", 1)[0]
-        if name not in COMMANDS:
+        if name not in COMMANDS and name not in LINK_COMMANDS:
             raise error(404, f"unknown command {name!r}")
         try:
             body = json.loads(raw)

@@ -141,7 +141,18 @@ class PtyLink:
     def send_records(self, sent: list[SentRecord]) -> None:
         """Queue SIGNAL frames; call with `lock` held so frames leave in seq order."""
         for item in sent:
-            self._enqueue(records.encode(item.record, item.seq))
+            frame = records.encode(item.record, item.seq)
+            if self._corrupt_next > 0:  # a link fault for tests: the record stays in the ring for replay
+                self._corrupt_next -= 1
+                frame = corrupt(frame)
+            self._enqueue(frame)
+
+    def corrupt_next(self, count: int) -> None:
+        """Damage the next `count` SIGNAL frames on the line (line noise, as a test fault)."""
+        with self.lock:
+            self._corrupt_next += count
+
+    _corrupt_next = 0
 
     def _enqueue(self, frame: bytes) -> None:
         try:
@@ -273,3 +284,11 @@ _HANDLERS: dict[type, Callable[[PtyLink, Any], None]] = {
     Ack: PtyLink._on_ack,
     KeepAlive: PtyLink._on_keepalive,
 }
+
+
+def corrupt(frame: bytes) -> bytes:
+    """Flip bits in the middle of an encoded frame, never producing 0x00: the CRC check must fail."""
+    data = bytearray(frame)
+    i = len(data) // 2
+    data[i] = data[i] ^ 0x5A or 0x01
+    return bytes(data)

@@ -307,7 +307,7 @@ def test_bridge_unit_identity_and_directories():
     assert _last(svc, "Group") == "josev-bridge"
     assert "dialout" in _words(svc, "SupplementaryGroups")
     assert _last(svc, "StateDirectory") == "josev-bridge"
-    assert _last(svc, "StateDirectoryMode") == "0750"
+    assert _last(svc, "StateDirectoryMode") == "2770"  # group josev-bridge: technicians may change values
     assert _last(svc, "ConfigurationDirectory") == "josev-bridge"
     assert _last(svc, "RuntimeDirectory") == "josev-bridge"
     assert _last(svc, "UMask") == "0077"

@@ -65,3 +65,22 @@ def test_bad_config_fails_at_start_naming_the_key(broker, sim, make_bridge):
     result = bridge.cli("check-config")
     assert result.returncode == 2
     assert "[mqtt] prot: unknown key" in result.stderr
+
+
+def test_corrupted_frames_are_replayed_and_applied_in_order(broker, sim, bridge):
+    status, body = sim.command("link-corrupt-frames", {"count": 2})
+    assert status == 200 and body["corrupting"] == 2
+    edges = []
+    for name, event in (("plug-connector", {}), ("authorize-id-tag", {"id_tag": "T"}), ("parking-bay-occupied", {})):
+        status, body = sim.command(name, event)
+        edges += body["edges"]
+    # the first two records were damaged: the bridge holds the third, asks for a replay, applies all in order
+    bridge.wait_log("ParkingBayOccupancy TxEventStart", timeout=10)
+    for e in edges:
+        assert f"EVSE 1 {e['trigger_reason']} {e['event_type']} at {e['timestamp']}" in bridge.log_text()
+    expected = {(e["event_type"], e["trigger_reason"]): e["timestamp"] for e in edges}
+    for (event_type, reason), timestamp in expected.items():
+        assert ask(broker, event_type, reason) == timestamp
+    assert "asking the MCU to replay" in bridge.log_text()
+    assert "HOST_HELLO: replayed 3 unacknowledged records" in sim.log_text()
+    assert "records lost" not in bridge.log_text()
