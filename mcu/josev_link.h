@@ -1,0 +1,173 @@
+/*
+ * josev_link: MCU side of the josev-bridge serial protocol, version 1 (docs/serial-protocol.md).
+ *
+ * Reference implementation for firmware integrators: C99, no heap, no global state, no library
+ * functions at all (only <stdint.h>, <stddef.h>, <stdbool.h>); every buffer is the caller's.
+ * Integers on the wire are packed byte by byte, so the code is independent of the CPU's
+ * endianness and alignment.
+ *
+ * tests/mcu/test_c_reference.py compiles this file and checks it against the document's test
+ * vectors and against the Python decoder the host runs.
+ */
+#ifndef JOSEV_LINK_H
+#define JOSEV_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define JL_PROTOCOL_VERSION 1u
+#define JL_MAX_FRAME 512u      /* decoded bytes, version .. crc */
+#define JL_FRAME_OVERHEAD 10u  /* version u8, type u8, seq u32, crc u32 */
+#define JL_MAX_BODY (JL_MAX_FRAME - JL_FRAME_OVERHEAD)
+
+/* Worst-case COBS output for n input bytes: one code byte per started run of 254 bytes. */
+#define JL_COBS_MAX_ENCODED(n) ((n) + (n) / 254u + 1u)
+/* Worst-case bytes on the line for a frame with a body of n bytes, delimiter included. */
+#define JL_LINE_MAX(body_len) (JL_COBS_MAX_ENCODED(JL_FRAME_OVERHEAD + (body_len)) + 1u)
+
+#define JL_SIGNAL_BODY 12u
+#define JL_KEEPALIVE_BODY 8u
+#define JL_HELLO_BODY(fw_len) (6u + (fw_len))
+#define JL_SIGNAL_LINE_MAX JL_LINE_MAX(JL_SIGNAL_BODY)              /* 24 */
+#define JL_KEEPALIVE_LINE_MAX JL_LINE_MAX(JL_KEEPALIVE_BODY)        /* 20 */
+#define JL_HELLO_LINE_MAX(fw_len) JL_LINE_MAX(JL_HELLO_BODY(fw_len)) /* fw_len <= 255 */
+
+/* The largest host->MCU frame of version 1 (ACK). A decoder buffer of this size parses all of
+ * them; larger frames (types a newer host may add, which this MCU would skip anyway) then count
+ * as oversize. A buffer of JL_MAX_FRAME accepts everything the protocol allows. */
+#define JL_HOST_FRAME_MAX (JL_FRAME_OVERHEAD + 8u)
+
+enum jl_type {
+    JL_TYPE_HELLO = 0x01,      /* MCU -> host */
+    JL_TYPE_SIGNAL = 0x02,     /* MCU -> host */
+    JL_TYPE_KEEPALIVE = 0x03,  /* both */
+    JL_TYPE_ACK = 0x04,        /* host -> MCU */
+    JL_TYPE_HOST_HELLO = 0x05  /* host -> MCU */
+};
+
+enum jl_signal {
+    JL_SIG_EV_CONNECTED = 1,
+    JL_SIG_AUTHORIZED = 2,
+    JL_SIG_BAY_OCCUPIED = 3,
+    JL_SIG_RELAY_CLOSED = 4,
+    JL_SIG_ENERGY_FLOWING = 5,
+    JL_SIG_DATA_SIGNED = 6
+};
+
+/* ---- CRC-32/ISO-HDLC (zlib's crc32) ------------------------------------------------------- */
+
+/* One-shot CRC; jl_crc32("123456789", 9) == 0xCBF43926. */
+uint32_t jl_crc32(const uint8_t *data, size_t len);
+/* Incremental, same convention as zlib: start with crc = 0, feed the previous result back in. */
+uint32_t jl_crc32_update(uint32_t crc, const uint8_t *data, size_t len);
+
+/* ---- COBS ----------------------------------------------------------------------------------- */
+
+/* Encodes len bytes; returns the encoded length (never 0: empty input encodes to 0x01), or 0 if
+ * out_cap is too small. No delimiter is added. in and out must not overlap. */
+size_t jl_cobs_encode(const uint8_t *in, size_t len, uint8_t *out, size_t out_cap);
+
+#define JL_COBS_MALFORMED ((size_t)-1)
+#define JL_COBS_NO_ROOM ((size_t)-2)
+/* Decodes one frame without its delimiter; returns the decoded length (0 is valid: empty input),
+ * JL_COBS_MALFORMED (a 0x00 inside, or a block running past the end) or JL_COBS_NO_ROOM.
+ * out may equal in (decoding in place), but must not overlap it otherwise. */
+size_t jl_cobs_decode(const uint8_t *in, size_t len, uint8_t *out, size_t out_cap);
+
+/* ---- Encoding (MCU -> host) ----------------------------------------------------------------- */
+
+/* Writes COBS(version|type|seq|body|crc) and the 0x00 delimiter to out; returns the number of
+ * bytes to send, or 0 if out_cap is too small or the body exceeds JL_MAX_BODY. */
+size_t jl_encode_frame(uint8_t type, uint32_t seq, const uint8_t *body, size_t body_len,
+                       uint8_t *out, size_t out_cap);
+
+/* One hardware event record (a SIGNAL). time_us is the time the hardware saw the change, in us
+ * since the Unix epoch by the MCU's RTC; <= 0 means the clock is not set. */
+typedef struct {
+    int64_t time_us;    /* first: keeps the struct at 16 bytes on 32- and 64-bit targets */
+    uint32_t seq;       /* assigned by jl_ring_push */
+    uint8_t evse_id;
+    uint8_t connector_id;
+    uint8_t signal;     /* enum jl_signal */
+    uint8_t state;      /* 0 or 1; any non-zero value is sent as 1 */
+} jl_record;
+
+/* HELLO: protocol version, boot_id and the firmware string (ASCII, NUL-terminated, truncated to
+ * 255 bytes), with seq 0. Send it at boot and as the answer to every HOST_HELLO. */
+size_t jl_encode_hello(uint32_t boot_id, const char *firmware, uint8_t *out, size_t out_cap);
+/* SIGNAL with the record's own seq (a replay resends the original seq and time). */
+size_t jl_encode_signal(const jl_record *rec, uint8_t *out, size_t out_cap);
+/* KEEPALIVE with the MCU's clock (0 = unknown), seq 0. */
+size_t jl_encode_keepalive(int64_t time_us, uint8_t *out, size_t out_cap);
+
+/* ---- Decoding (host -> MCU) ----------------------------------------------------------------- */
+
+typedef struct {
+    uint8_t type;
+    uint32_t seq;          /* the host's frame counter; nothing in the protocol depends on it */
+    const uint8_t *body;   /* points into the decoder's buffer: valid until the next feed */
+    size_t body_len;
+} jl_frame;
+
+typedef struct {
+    uint8_t *buf;          /* decoded bytes of the frame being received */
+    size_t cap, len;
+    uint8_t block_left;    /* data bytes left in the current COBS block; 0: next byte is a code */
+    uint8_t code;          /* code of the current block, 0 before the first one */
+    bool discarding;       /* oversize: drop everything up to the next 0x00 */
+    /* Counters, for diagnostics. Every non-empty run of bytes between two 0x00 adds exactly one
+     * to frames or to one of the error counters. */
+    uint32_t frames, crc_errors, cobs_errors, oversize, runt, bad_version;
+} jl_decoder;
+
+/* buf receives the decoded frame: JL_HOST_FRAME_MAX bytes are enough for protocol version 1. */
+void jl_decoder_init(jl_decoder *d, uint8_t *buf, size_t cap);
+/* Forget a half-received frame (e.g. after the UART reported a framing error); counters stay. */
+void jl_decoder_reset(jl_decoder *d);
+/* Feed one received byte. Returns 1 when it completed a frame whose CRC and version check out
+ * (then *out is filled), else 0. Never fails: errors are counted and the decoder resynchronises
+ * at the next 0x00. Unknown frame types are returned too; the caller skips them. */
+int jl_decoder_feed(jl_decoder *d, uint8_t byte, jl_frame *out);
+
+/* Each parser returns false if the frame is of another type or its body has the wrong size (a
+ * peer bug: drop the frame). Outputs are written only on success. */
+bool jl_parse_ack(const jl_frame *f, uint32_t *boot_id, uint32_t *seq);
+bool jl_parse_host_hello(const jl_frame *f, uint8_t *protocol_version);
+bool jl_parse_keepalive(const jl_frame *f, int64_t *time_us);
+
+/* ---- Ring of unacknowledged SIGNAL records (doc section 4) ---------------------------------- */
+
+typedef struct {
+    jl_record *slots;
+    uint16_t cap;
+    uint16_t head;         /* slot of the oldest record */
+    uint16_t count;
+    uint32_t boot_id;      /* the seq space belongs to one boot: ACKs for another boot are ignored */
+    uint32_t next_seq;     /* the records held are seq next_seq - count .. next_seq - 1 */
+    uint32_t overflowed;   /* records overwritten before they were acknowledged */
+} jl_ring;
+
+/* storage holds capacity records. boot_id: random and non-zero, chosen once per boot. */
+void jl_ring_init(jl_ring *r, jl_record *storage, uint16_t capacity, uint32_t boot_id);
+/* Assigns rec->seq (1, 2, ...) and keeps a copy; when the ring is full the oldest record is
+ * overwritten and counted in overflowed. Returns the seq. Send the record afterwards. */
+uint32_t jl_ring_push(jl_ring *r, jl_record *rec);
+/* The host stored every record of boot_id up to seq: frees them. Returns false (and changes
+ * nothing) for another boot's ACK. */
+bool jl_ring_ack(jl_ring *r, uint32_t boot_id, uint32_t seq);
+/* Iterator for replay: the oldest held record with a seq greater than `after`, or NULL.
+ *   for (p = jl_ring_next(r, 0); p != NULL; p = jl_ring_next(r, p->seq)) send(p);
+ * Pushes and ACKs between two calls are fine, so a replay may be spread over many TX-ready
+ * events: remember the last seq sent, not the pointer. */
+const jl_record *jl_ring_next(const jl_ring *r, uint32_t after);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* JOSEV_LINK_H */

@@ -1,0 +1,378 @@
+/*
+ * jl_cli: a test driver for josev_link, not firmware. tests/mcu/test_c_reference.py runs it as one
+ * long-lived process: one command per line on stdin, exactly one line of output per command.
+ * Bytes go in and out as lowercase hex ("-" or nothing for none). Errors are "ERR <reason>".
+ *
+ *   crc <hex>                                     CRC-32 as 8 hex digits
+ *   cobs <hex> | uncobs <hex>                     jl_cobs_encode / jl_cobs_decode (uncobs also
+ *                                                 decodes in place and checks both agree)
+ *   cap <n>                                       output capacity the encoders get (default 4096)
+ *   frame <type> <seq> <hexbody>                  jl_encode_frame
+ *   signal <seq> <evse> <conn> <sig> <state> <time_us>
+ *   hello <boot_id> <firmware, rest of the line>
+ *   keepalive <time_us>
+ *   decoder <buf_cap>                             a fresh decoder with a buffer of buf_cap bytes
+ *   decode <hex>                                  feed the decoder: "<n> <frame>..." where each
+ *       frame is type:seq:bodyhex:parsed, parsed = ack=<boot>,<seq> | host_hello=<v> |
+ *       keepalive=<t> | bad (a host->MCU type with a wrong body size) | - (any other type)
+ *   counters                                      the decoder's counters
+ *   ring <cap> <boot_id>                          a fresh ring (and the boot id HELLO reports),
+ *                                                 send cursor at 0
+ *   push <evse> <conn> <sig> <state> <time_us>    jl_ring_push: prints the seq
+ *   ack <boot_id> <seq>                           jl_ring_ack: 1 or 0
+ *   next <after>                                  jl_ring_next: seq or "none"
+ *   replay                                        every held record, encoded, in ring order
+ *   pump                                          tx_pump(): records after the send cursor
+ *   rstat                                         ring counts, send cursor, host frames and clock
+ *   fw <firmware>                                 the firmware string HELLO reports in rx
+ *   rx <hex>                                      what example firmware does with host bytes
+ *                                                 (handle_host_frame below): prints its reply
+ *   sizes                                         the buffer-size macros of josev_link.h
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../josev_link.h"
+
+#define LINE_MAX_CHARS (1u << 20)
+#define RING_MAX 4096u
+#define DEC_BUF_MAX 1024u
+#define OUT_CAP_MAX (1u << 16)
+
+static char input[LINE_MAX_CHARS];
+static uint8_t bytes[LINE_MAX_CHARS / 2];
+/* The buffers the library gets are heap blocks of exactly the capacity it is told, so that an
+ * AddressSanitizer build catches a write one byte past the end. */
+static uint8_t *outbuf;
+static size_t out_cap = 4096;
+
+static uint8_t *dec_buf;
+static jl_decoder dec;
+static jl_record *ring_storage;
+static jl_ring ring;
+static char firmware[256] = "jl_cli 1.0";
+static int64_t host_time_us;
+static uint32_t fake_ms;       /* a clock that ticks once per host frame, enough to see it move */
+static uint32_t host_heard_ms; /* when the last verified host frame arrived */
+static uint32_t tx_after;      /* seq of the last record handed to the "UART" */
+
+/* The "UART": what a reply would put on the line. */
+static uint8_t tx[(RING_MAX + 2) * JL_SIGNAL_LINE_MAX + JL_HELLO_LINE_MAX(255)];
+static size_t tx_len;
+
+static void uart_write(const uint8_t *p, size_t n)
+{
+    if (n > sizeof tx - tx_len)
+        return; /* a full UART drops the frame; the record stays in the ring */
+    memcpy(tx + tx_len, p, n);
+    tx_len += n;
+}
+
+static size_t uart_tx_room(void)
+{
+    return sizeof tx - tx_len;
+}
+
+static uint32_t now_ms(void)
+{
+    return ++fake_ms;
+}
+
+static void print_hex(const uint8_t *p, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        printf("%02x", p[i]);
+}
+
+static int hex_nibble(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Parses hex (or "-" / nothing for no bytes) into bytes[]; returns the count or -1. */
+static long parse_hex(const char *s)
+{
+    size_t n = 0;
+    if (s == NULL || strcmp(s, "-") == 0)
+        return 0;
+    while (s[0] != '\0' && s[1] != '\0') {
+        int hi = hex_nibble(s[0]), lo = hex_nibble(s[1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        bytes[n++] = (uint8_t)(hi << 4 | lo);
+        s += 2;
+    }
+    return s[0] == '\0' ? (long)n : -1;
+}
+
+static int parse_num(const char *s, long long lo, long long hi, long long *v)
+{
+    char *end;
+    if (s == NULL)
+        return 0;
+    *v = strtoll(s, &end, 10);
+    return *end == '\0' && end != s && *v >= lo && *v <= hi;
+}
+
+static int parse_u64(const char *s, unsigned long long hi, unsigned long long *v)
+{
+    char *end;
+    if (s == NULL || *s == '-')
+        return 0;
+    *v = strtoull(s, &end, 10);
+    return *end == '\0' && end != s && *v <= hi;
+}
+
+#define ARG(i) (argc > (i) ? argv[i] : NULL)
+#define U32(i, v) parse_u64(ARG(i), 0xFFFFFFFFull, &(v))
+#define U8(i, v) parse_u64(ARG(i), 0xFFull, &(v))
+#define I64(i, v) parse_num(ARG(i), -0x7FFFFFFFFFFFFFFFll - 1, 0x7FFFFFFFFFFFFFFFll, &(v))
+
+static void print_encoded(size_t n)
+{
+    if (n == 0) {
+        printf("ERR encode");
+        return;
+    }
+    print_hex(outbuf, n);
+}
+
+/* ---- the pattern mcu/README.md describes (the tests check the README quotes it verbatim) ---- */
+
+static void send_hello(void)
+{
+    uint8_t line[JL_HELLO_LINE_MAX(255)];
+    uart_write(line, jl_encode_hello(ring.boot_id, firmware, line, sizeof line));
+}
+
+static void tx_pump(void)   /* call after a push, after a HOST_HELLO, and when the UART has room */
+{
+    uint8_t line[JL_SIGNAL_LINE_MAX];   /* 24 bytes */
+    const jl_record *p;
+    while ((p = jl_ring_next(&ring, tx_after)) != NULL && uart_tx_room() >= sizeof line) {
+        uart_write(line, jl_encode_signal(p, line, sizeof line));
+        tx_after = p->seq;
+    }
+}
+
+static void handle_host_frame(const jl_frame *f)
+{
+    uint32_t boot_id, seq;
+    uint8_t version;
+    int64_t time_us;
+
+    host_heard_ms = now_ms();                 /* any verified frame proves the host is alive */
+    if (jl_parse_host_hello(f, &version)) {
+        /* The host (re)opened the port: HELLO, then every unacknowledged record in seq order,
+           with its original seq and time (doc section 4.1). */
+        send_hello();
+        tx_after = 0;
+        tx_pump();
+    } else if (jl_parse_ack(f, &boot_id, &seq)) {
+        /* Everything of this boot up to seq is stored durably: free it. An ACK naming another
+           boot_id (sent before we rebooted) is ignored by jl_ring_ack. Nothing is sent back. */
+        jl_ring_ack(&ring, boot_id, seq);
+    } else if (jl_parse_keepalive(f, &time_us)) {
+        /* The host's clock (0 = unknown). You may use it to sanity-check the RTC. */
+        host_time_us = time_us;
+    }
+    /* Anything else: a type from a newer host, or a known type with a bad body: skip it. */
+}
+
+/* ---- commands ------------------------------------------------------------------------------- */
+
+static void cmd_decode(const uint8_t *p, size_t n, int act)
+{
+    jl_frame f;
+    size_t i, count = 0;
+    static char report[LINE_MAX_CHARS * 4];
+    size_t r = 0;
+
+    tx_len = 0;
+    for (i = 0; i < n; i++) {
+        uint32_t boot_id, seq;
+        uint8_t version;
+        int64_t time_us;
+        size_t k;
+        if (!jl_decoder_feed(&dec, p[i], &f))
+            continue;
+        count++;
+        if (act) {
+            handle_host_frame(&f);
+            continue;
+        }
+        r += (size_t)sprintf(report + r, " %u:%lu:", (unsigned)f.type, (unsigned long)f.seq);
+        for (k = 0; k < f.body_len; k++)
+            r += (size_t)sprintf(report + r, "%02x", f.body[k]);
+        if (jl_parse_ack(&f, &boot_id, &seq))
+            r += (size_t)sprintf(report + r, ":ack=%lu,%lu", (unsigned long)boot_id, (unsigned long)seq);
+        else if (jl_parse_host_hello(&f, &version))
+            r += (size_t)sprintf(report + r, ":host_hello=%u", (unsigned)version);
+        else if (jl_parse_keepalive(&f, &time_us))
+            r += (size_t)sprintf(report + r, ":keepalive=%lld", (long long)time_us);
+        else if (f.type == JL_TYPE_ACK || f.type == JL_TYPE_HOST_HELLO || f.type == JL_TYPE_KEEPALIVE)
+            r += (size_t)sprintf(report + r, ":bad");
+        else
+            r += (size_t)sprintf(report + r, ":-");
+    }
+    if (act) {
+        print_hex(tx, tx_len);
+    } else {
+        report[r] = '\0';
+        printf("%lu%s", (unsigned long)count, report);
+    }
+}
+
+static void run(char *cmd, char *rest)
+{
+    char *argv[8];
+    int argc = 0;
+    long n;
+    unsigned long long a, b, c, d, e;
+    long long t;
+    jl_record rec;
+
+    /* hello and fw take the rest of the line verbatim (firmware strings contain spaces). */
+    if (strcmp(cmd, "hello") == 0) {
+        char *fw = rest ? strchr(rest, ' ') : NULL;
+        if (fw != NULL)
+            *fw++ = '\0';
+        if (!parse_u64(rest, 0xFFFFFFFFull, &a)) {
+            printf("ERR args");
+            return;
+        }
+        print_encoded(jl_encode_hello((uint32_t)a, fw ? fw : "", outbuf, out_cap));
+        return;
+    }
+    if (strcmp(cmd, "fw") == 0) {
+        strncpy(firmware, rest ? rest : "", sizeof firmware - 1);
+        printf("OK");
+        return;
+    }
+    for (argv[argc] = rest ? strtok(rest, " ") : NULL; argv[argc] != NULL && argc < 7;)
+        argv[++argc] = strtok(NULL, " ");
+
+    if (strcmp(cmd, "crc") == 0 && (n = parse_hex(ARG(0))) >= 0) {
+        printf("%08lx", (unsigned long)jl_crc32(bytes, (size_t)n));
+    } else if (strcmp(cmd, "cobs") == 0 && (n = parse_hex(ARG(0))) >= 0) {
+        print_encoded(jl_cobs_encode(bytes, (size_t)n, outbuf, out_cap));
+    } else if (strcmp(cmd, "uncobs") == 0 && (n = parse_hex(ARG(0))) >= 0) {
+        size_t m = jl_cobs_decode(bytes, (size_t)n, outbuf, out_cap);
+        size_t m2 = jl_cobs_decode(bytes, (size_t)n, bytes, out_cap);
+        if (m != m2 || (m < JL_COBS_NO_ROOM && m > 0 && memcmp(outbuf, bytes, m) != 0))
+            printf("ERR in-place decoding differs");
+        else if (m == JL_COBS_MALFORMED)
+            printf("ERR malformed");
+        else if (m == JL_COBS_NO_ROOM)
+            printf("ERR room");
+        else
+            print_hex(outbuf, m);
+    } else if (strcmp(cmd, "cap") == 0 && parse_u64(ARG(0), OUT_CAP_MAX, &a)) {
+        out_cap = (size_t)a;
+        free(outbuf);
+        outbuf = malloc(out_cap);
+        printf("OK");
+    } else if (strcmp(cmd, "frame") == 0 && U8(0, a) && U32(1, b) && (n = parse_hex(ARG(2))) >= 0) {
+        print_encoded(jl_encode_frame((uint8_t)a, (uint32_t)b, bytes, (size_t)n, outbuf, out_cap));
+    } else if (strcmp(cmd, "signal") == 0 && U32(0, a) && U8(1, b) && U8(2, c) && U8(3, d) && U8(4, e)
+               && I64(5, t)) {
+        rec.seq = (uint32_t)a;
+        rec.evse_id = (uint8_t)b;
+        rec.connector_id = (uint8_t)c;
+        rec.signal = (uint8_t)d;
+        rec.state = (uint8_t)e;
+        rec.time_us = t;
+        print_encoded(jl_encode_signal(&rec, outbuf, out_cap));
+    } else if (strcmp(cmd, "keepalive") == 0 && I64(0, t)) {
+        print_encoded(jl_encode_keepalive(t, outbuf, out_cap));
+    } else if (strcmp(cmd, "decoder") == 0 && parse_u64(ARG(0), DEC_BUF_MAX, &a)) {
+        free(dec_buf);
+        dec_buf = malloc((size_t)a);
+        jl_decoder_init(&dec, dec_buf, (size_t)a);
+        printf("OK");
+    } else if ((strcmp(cmd, "decode") == 0 || strcmp(cmd, "rx") == 0) && (n = parse_hex(ARG(0))) >= 0) {
+        cmd_decode(bytes, (size_t)n, cmd[0] == 'r');
+    } else if (strcmp(cmd, "counters") == 0) {
+        printf("frames=%lu crc=%lu cobs=%lu oversize=%lu runt=%lu version=%lu",
+               (unsigned long)dec.frames, (unsigned long)dec.crc_errors, (unsigned long)dec.cobs_errors,
+               (unsigned long)dec.oversize, (unsigned long)dec.runt, (unsigned long)dec.bad_version);
+    } else if (strcmp(cmd, "ring") == 0 && parse_u64(ARG(0), RING_MAX, &a) && U32(1, b)) {
+        free(ring_storage);
+        ring_storage = malloc((size_t)a * sizeof *ring_storage);
+        jl_ring_init(&ring, ring_storage, (uint16_t)a, (uint32_t)b);
+        tx_after = 0;
+        printf("OK");
+    } else if (strcmp(cmd, "push") == 0 && U8(0, b) && U8(1, c) && U8(2, d) && U8(3, e) && I64(4, t)) {
+        rec.evse_id = (uint8_t)b;
+        rec.connector_id = (uint8_t)c;
+        rec.signal = (uint8_t)d;
+        rec.state = (uint8_t)e;
+        rec.time_us = t;
+        printf("%lu", (unsigned long)jl_ring_push(&ring, &rec));
+    } else if (strcmp(cmd, "ack") == 0 && U32(0, a) && U32(1, b)) {
+        printf("%d", jl_ring_ack(&ring, (uint32_t)a, (uint32_t)b) ? 1 : 0);
+    } else if (strcmp(cmd, "next") == 0 && U32(0, a)) {
+        const jl_record *p = jl_ring_next(&ring, (uint32_t)a);
+        if (p == NULL)
+            printf("none");
+        else
+            printf("%lu", (unsigned long)p->seq);
+    } else if (strcmp(cmd, "replay") == 0) { /* the whole ring, leaving the cursor alone */
+        const jl_record *p;
+        uint8_t frame[JL_SIGNAL_LINE_MAX];
+        for (p = jl_ring_next(&ring, 0); p != NULL; p = jl_ring_next(&ring, p->seq))
+            print_hex(frame, jl_encode_signal(p, frame, sizeof frame));
+    } else if (strcmp(cmd, "pump") == 0) {
+        tx_len = 0;
+        tx_pump();
+        print_hex(tx, tx_len);
+    } else if (strcmp(cmd, "sizes") == 0) {
+        printf("signal_line=%u keepalive_line=%u hello_line_255=%u host_frame=%u max_frame=%u "
+               "max_body=%u cobs_max_512=%u record=%u",
+               (unsigned)JL_SIGNAL_LINE_MAX, (unsigned)JL_KEEPALIVE_LINE_MAX, (unsigned)JL_HELLO_LINE_MAX(255),
+               (unsigned)JL_HOST_FRAME_MAX, (unsigned)JL_MAX_FRAME, (unsigned)JL_MAX_BODY,
+               (unsigned)JL_COBS_MAX_ENCODED(512), (unsigned)sizeof(jl_record));
+    } else if (strcmp(cmd, "rstat") == 0) {
+        printf("count=%u next=%lu overflowed=%lu tx_after=%lu host_heard=%lu host_time=%lld",
+               (unsigned)ring.count, (unsigned long)ring.next_seq, (unsigned long)ring.overflowed,
+               (unsigned long)tx_after, (unsigned long)host_heard_ms, (long long)host_time_us);
+    } else {
+        printf("ERR bad command");
+    }
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0); /* one reply per line, seen at once through a pipe */
+    outbuf = malloc(out_cap);
+    dec_buf = malloc(JL_MAX_FRAME);
+    ring_storage = malloc(16 * sizeof *ring_storage);
+    if (outbuf == NULL || dec_buf == NULL || ring_storage == NULL)
+        return 1;
+    jl_decoder_init(&dec, dec_buf, JL_MAX_FRAME);
+    jl_ring_init(&ring, ring_storage, 16, 1);
+    while (fgets(input, sizeof input, stdin) != NULL) {
+        char *cmd, *rest;
+        size_t len = strlen(input);
+        if (len == 0 || input[len - 1] != '\n') {
+            printf("ERR line too long\n");
+            return 1;
+        }
+        input[--len] = '\0';
+        cmd = input;
+        rest = strchr(input, ' ');
+        if (rest != NULL)
+            *rest++ = '\0';
+        run(cmd, rest);
+        putchar('\n');
+    }
+    return 0;
+}
