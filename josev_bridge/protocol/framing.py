@@ -19,7 +19,7 @@ HEADER = struct.Struct("<BBI")
 CRC = struct.Struct("<I")
 MIN_FRAME = HEADER.size + CRC.size
 MAX_FRAME = 512  # decoded bytes; a longer run without a delimiter is line noise
-MAX_ENCODED = MAX_FRAME + MAX_FRAME // 254 + 2
+MAX_ENCODED = MAX_FRAME + (MAX_FRAME + 253) // 254  # COBS adds one code byte per started 254-byte block
 
 
 class CobsError(ValueError):
@@ -64,8 +64,14 @@ class Frame:
     version: int = PROTOCOL_VERSION
 
 
+class FrameTooLarge(ValueError):
+    pass
+
+
 def encode_frame(frame_type: int, seq: int, body: bytes = b"") -> bytes:
     """The bytes to write on the line for one frame, delimiter included."""
+    if HEADER.size + len(body) + CRC.size > MAX_FRAME:
+        raise FrameTooLarge(f"a {len(body)}-byte body exceeds the {MAX_FRAME}-byte frame maximum")
     raw = HEADER.pack(PROTOCOL_VERSION, frame_type, seq & 0xFFFFFFFF) + body
     return cobs_encode(raw + CRC.pack(zlib.crc32(raw))) + DELIMITER
 
@@ -132,6 +138,10 @@ class FrameDecoder:
             raw = cobs_decode(chunk)
         except CobsError:
             c.cobs_errors += 1
+            c.discarded_bytes += len(chunk)
+            return None
+        if len(raw) > MAX_FRAME:
+            c.oversize += 1
             c.discarded_bytes += len(chunk)
             return None
         if len(raw) < MIN_FRAME:

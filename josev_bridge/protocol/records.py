@@ -16,13 +16,18 @@ class FrameType(IntEnum):
     KEEPALIVE = 0x03  # both ways, every second
     ACK = 0x04  # host -> MCU, records up to seq are persisted
     HOST_HELLO = 0x05  # host -> MCU, sent when the host (re)opens the port
+    CLOCK_PROBE = 0x06  # host -> MCU, answered at once with CLOCK_REPLY
+    CLOCK_REPLY = 0x07  # MCU -> host, the MCU clock when the probe arrived
 
 
 _HELLO = struct.Struct("<BIB")  # protocol version, boot id, length of firmware version string
+_HELLO_RING = struct.Struct("<II")  # after the firmware string: oldest seq held, next seq (optional)
 _SIGNAL = struct.Struct("<BBBBq")  # evse, connector, signal, state, time_us
 _KEEPALIVE = struct.Struct("<q")  # sender's clock, us since epoch (0 = unknown)
 _ACK = struct.Struct("<II")  # boot id, highest persisted seq
 _HOST_HELLO = struct.Struct("<B")  # protocol version
+_CLOCK_PROBE = struct.Struct("<I")  # probe id
+_CLOCK_REPLY = struct.Struct("<Iq")  # probe id, MCU clock in us
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,8 @@ class Hello:
     protocol_version: int
     boot_id: int
     firmware: str
+    oldest_seq: int | None = None  # the oldest record still in the MCU's ring (== next_seq when empty)
+    next_seq: int | None = None  # the seq the MCU's next record will get
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +56,17 @@ class HostHello:
 
 
 @dataclass(frozen=True, slots=True)
+class ClockProbe:
+    probe_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClockReply:
+    probe_id: int
+    mcu_time_us: int
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     """A frame with a type this version does not know: skipped, counted, never fatal."""
 
@@ -59,7 +77,7 @@ class RecordError(ValueError):
     """A checksummed frame whose body does not fit its type (an MCU bug, not line noise)."""
 
 
-Record = Hello | SignalRecord | KeepAlive | Ack | HostHello | Unknown
+Record = Hello | SignalRecord | KeepAlive | Ack | HostHello | ClockProbe | ClockReply | Unknown
 
 
 def decode(frame: Frame) -> Record:
@@ -78,9 +96,17 @@ def decode(frame: Frame) -> Record:
             return KeepAlive(*_KEEPALIVE.unpack(body))
         if kind is FrameType.HELLO:
             version, boot_id, n = _HELLO.unpack_from(body)
-            if len(body) != _HELLO.size + n:
-                raise RecordError(f"HELLO body is {len(body)} bytes, header says {_HELLO.size + n}")
-            return Hello(version, boot_id, body[_HELLO.size:].decode("ascii", "replace"))
+            end = _HELLO.size + n
+            firmware = body[_HELLO.size:end].decode("ascii", "replace")
+            if len(body) == end:  # an MCU that does not report its ring
+                return Hello(version, boot_id, firmware)
+            if len(body) != end + _HELLO_RING.size:
+                raise RecordError(f"HELLO body is {len(body)} bytes, expected {end} or {end + _HELLO_RING.size}")
+            return Hello(version, boot_id, firmware, *_HELLO_RING.unpack_from(body, end))
+        if kind is FrameType.CLOCK_PROBE:
+            return ClockProbe(*_CLOCK_PROBE.unpack(body))
+        if kind is FrameType.CLOCK_REPLY:
+            return ClockReply(*_CLOCK_REPLY.unpack(body))
         if kind is FrameType.ACK:
             return Ack(*_ACK.unpack(body))
         return HostHello(*_HOST_HELLO.unpack(body))
@@ -98,8 +124,15 @@ def encode(record: Record, seq: int) -> bytes:
     if isinstance(record, KeepAlive):
         return encode_frame(FrameType.KEEPALIVE, seq, _KEEPALIVE.pack(record.time_us))
     if isinstance(record, Hello):
-        fw = record.firmware.encode("ascii")[:255]
-        return encode_frame(FrameType.HELLO, seq, _HELLO.pack(record.protocol_version, record.boot_id, len(fw)) + fw)
+        fw = record.firmware.encode("ascii", "replace")[:255]
+        body = _HELLO.pack(record.protocol_version, record.boot_id, len(fw)) + fw
+        if record.oldest_seq is not None and record.next_seq is not None:
+            body += _HELLO_RING.pack(record.oldest_seq, record.next_seq)
+        return encode_frame(FrameType.HELLO, seq, body)
+    if isinstance(record, ClockProbe):
+        return encode_frame(FrameType.CLOCK_PROBE, seq, _CLOCK_PROBE.pack(record.probe_id))
+    if isinstance(record, ClockReply):
+        return encode_frame(FrameType.CLOCK_REPLY, seq, _CLOCK_REPLY.pack(record.probe_id, record.mcu_time_us))
     if isinstance(record, Ack):
         return encode_frame(FrameType.ACK, seq, _ACK.pack(record.boot_id, record.seq))
     if isinstance(record, HostHello):

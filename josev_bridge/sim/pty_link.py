@@ -135,7 +135,10 @@ class PtyLink:
     # -- sending ----------------------------------------------------------------------------------
     def send_hello(self) -> None:
         """HELLO, led by a lone 0x00 that ends any half-received frame (docs/serial-protocol.md §2)."""
-        hello = Hello(PROTOCOL_VERSION, self.mcu.boot_id, self.mcu.firmware)
+        unacked = self.mcu.unacked()
+        next_seq = self.mcu.next_seq
+        hello = Hello(PROTOCOL_VERSION, self.mcu.boot_id, self.mcu.firmware,
+                      oldest_seq=unacked[0].seq if unacked else next_seq, next_seq=next_seq)
         self._enqueue(DELIMITER + records.encode(hello, OUT_OF_BAND_SEQ))
 
     def send_records(self, sent: list[SentRecord]) -> None:

@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 from josev_bridge.core.conditions import Signal, SignalRecord
 from josev_bridge.protocol import records
 from josev_bridge.protocol.framing import (MAX_FRAME, FrameDecoder, cobs_decode, cobs_encode, encode_frame)
-from josev_bridge.protocol.records import Ack, FrameType, Hello, HostHello, KeepAlive, Unknown
+from josev_bridge.protocol.records import Ack, ClockProbe, ClockReply, FrameType, Hello, HostHello, KeepAlive, Unknown
 
 
 def test_known_vector():
@@ -29,11 +29,12 @@ def test_cobs_round_trip(data):
 def test_every_record_type_round_trips():
     decoder = FrameDecoder()
     items = [SignalRecord(2, 1, Signal.DATA_SIGNED, False, 5), KeepAlive(123), Hello(1, 0xDEADBEEF, "fw 1.2"),
-             Ack(9, 77), HostHello(1)]
+             Ack(9, 77), HostHello(1), Hello(1, 5, "fw", oldest_seq=3, next_seq=9), ClockProbe(7),
+             ClockReply(7, -12345)]
     stream = b"".join(records.encode(r, i) for i, r in enumerate(items, 1))
     frames = decoder.feed(stream)
     assert [records.decode(f) for f in frames] == items
-    assert [f.seq for f in frames] == [1, 2, 3, 4, 5]
+    assert [f.seq for f in frames] == list(range(1, len(items) + 1))
 
 
 def test_unknown_type_is_skipped_not_fatal():
