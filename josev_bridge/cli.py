@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     dm_hist.add_argument("--json", action="store_true", help="JSON lines for scripts")
     dm_hist.set_defaults(func=_dm_history)
 
+    status = with_config(sub.add_parser("status", help="is the bridge running; broker, MCU link, clock, fault counters"))
+    status.add_argument("--json", action="store_true", help="the whole status document as JSON")
+    status.set_defaults(func=_status)
+
     req = sub.add_parser("request", help="play the OCPP service once and print the answer")
     req_sub = req.add_subparsers(title="requests", metavar="REQUEST")
     get_ts = with_config(req_sub.add_parser("get-event-timestamp", help="ask get_event_timestamp on ocpp/cs"))
@@ -229,6 +233,45 @@ def _dm_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- status ---------------------------------------------------------------------------------------
+def _status(args: argparse.Namespace) -> int:
+    from . import status_report
+
+    config = load(args.config)
+    status, problem = status_report.read(config.paths.runtime_dir)
+    if args.json:
+        print(json.dumps({"ok": problem is None, "problem": problem, "status": status}, indent=2))
+        return EXIT_OK if problem is None else EXIT_FAIL
+    if problem:
+        print(f"josev-bridge: {problem}", file=sys.stderr)
+    if status is None:
+        return EXIT_FAIL
+    link, mqtt_ = status["mcu_link"], status["mqtt"]
+    clock = link["clock"]
+    counters = link["counters"]
+    faults = {k: v for k, v in counters.items() if v and k in (
+        "crc_errors", "cobs_errors", "oversize", "runt", "bad_version", "discarded_bytes", "io_errors",
+        "open_failures", "record_errors", "unknown_types", "duplicates", "held", "lost_records",
+        "untimed_records", "clock_outliers", "clock_restarts", "persist_failures", "replay_requests")}
+    rows = [
+        ["bridge", f"pid {status['pid']}, status written {status['written_at']}"],
+        ["broker", f"{mqtt_['broker']} {'connected' if mqtt_['connected'] else 'DISCONNECTED'}"],
+        ["MCU link", f"{link['state']} on {link['port']}"],
+        ["MCU", f"firmware {link['firmware'] or '?'}, boot {link['boot_id'] or '?'}, last seq {link['last_seq']}"],
+        ["last record", link["last_record_at"] or "-"],
+        ["MCU clock", "not mapped yet" if not clock else
+         f"offset {clock['offset_us'] / 1e6:+.6f} s vs host monotonic, drift {clock['drift_ppm']:+.1f} ppm, "
+         f"best round trip {clock['best_rtt_us']} us ({clock['samples']} samples)"],
+        ["records", f"{counters['records']} applied, {counters['edges']} edges"],
+        ["faults", ", ".join(f"{k} {v}" for k, v in faults.items()) or "none"],
+        ["get_event_timestamp", f"{'enabled' if status['get_event_timestamp']['enabled'] else 'DISABLED'}, "
+                                f"answered {status['get_event_timestamp']['answered']}, "
+                                f"silent {status['get_event_timestamp']['silent']}"],
+    ]
+    _table(None, rows)
+    return EXIT_OK if problem is None else EXIT_FAIL
+
+
 # -- request --------------------------------------------------------------------------------------
 def _request_get_event_timestamp(args: argparse.Namespace) -> int:
     from .request_client import RequestClient
@@ -261,9 +304,9 @@ def _asdict(obj) -> dict:
     return asdict(obj)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> None:
-    cells = [header] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+def _table(header: list[str] | None, rows: list[list[str]]) -> None:
+    cells = ([header] if header else []) + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))] if cells else []
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
 

@@ -57,6 +57,7 @@ class SerialConfig:
 class PathsConfig:
     state_dir: str = "/var/lib/josev-bridge"
     device_model_dir: str = ""  # default: the definitions shipped with the package
+    runtime_dir: str = "/run/josev-bridge"  # status.json for `josev-bridge status` (tmpfs: no flash wear)
 
 
 @dataclass(frozen=True)

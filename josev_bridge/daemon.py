@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 import time
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
@@ -23,9 +24,11 @@ from .adapters.serial_link import SerialLink
 from .adapters.state_file import AtomicJsonFile
 from .adapters.systemd_notify import SystemdNotifier
 from .config import Config, ConfigError, load
+from .core.timestamps import format_us
 from .device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
 from .event_timestamp_service import NAME, EventTimestampService
 from .mcu_ingest import STATE_FILE, McuIngest
+from . import status_report
 from .messages import Rejected, Router
 
 log = logging.getLogger("josev_bridge.daemon")
@@ -69,6 +72,10 @@ class Bridge:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._status_sent = ""
+        runtime = Path(config.paths.runtime_dir)
+        runtime.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self._status_file = AtomicJsonFile(runtime / status_report.STATUS_FILE, mode=0o640)
+        self._status_written = (None, 0.0)
         latest = self.device_model.history(limit=1)
         self._audit_cursor = latest[0].id if latest else 0
 
@@ -121,6 +128,7 @@ class Bridge:
                 self._reload.clear()
                 self._do_reload()
             self._log_device_model_changes()
+            self._write_status()
             problem = self.health_problem()
             if problem is None:
                 self.notifier.watchdog()
@@ -130,6 +138,19 @@ class Bridge:
                     self._status_sent = line
             else:
                 log.error("unhealthy, withholding the watchdog ping: %s", problem)
+
+    def _write_status(self) -> None:
+        """Refresh status.json when something changed, and at least every 2 s as a heartbeat."""
+        doc = status_report.build(self)
+        last, at = self._status_written
+        if doc == last and time.monotonic() - at < 2.0:
+            return
+        try:
+            self._status_file.save({**doc, "written_at": format_us(time.time_ns() // 1000),
+                                    "written_at_epoch": time.time()})
+            self._status_written = (doc, time.monotonic())
+        except OSError as exc:
+            log.debug("cannot write %s: %s", self._status_file.path, exc)
 
     def health_problem(self) -> str | None:
         """None when every thread the bridge needs is alive and turning."""

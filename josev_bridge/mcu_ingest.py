@@ -1,7 +1,9 @@
-"""MCU records into the edge store, persisted before they are acknowledged.
+"""MCU records into the edge store: in seq order, on the UTC time line, persisted before acked.
 
-The serial thread calls `on_record` per record and `flush` per read batch. `flush` writes one
-atomic snapshot for the whole batch and only then returns the ack, so the MCU keeps (and replays)
+The serial thread calls `on_record` per record, `on_clock_sample` per clock probe answer and
+`flush` per read batch. A record is applied once its boot's clock is mapped to UTC (the first
+probe answer arrives milliseconds after HELLO); `flush` writes one atomic snapshot for the batch
+and only then returns the ack, up to the last *applied* record, so the MCU keeps (and replays)
 anything the bridge has not stored: a full disk or a kill -9 loses nothing.
 """
 
@@ -9,10 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 from .adapters.serial_link import LinkState
 from .adapters.state_file import AtomicJsonFile
+from .core.clock_map import ClockMap, ClockSample, to_utc_us
 from .core.conditions import SignalRecord
 from .core.edge_store import EdgeStore
 from .core.link_sequence import Outcome, SequenceTracker, Verdict
@@ -22,6 +28,19 @@ from .protocol.records import Ack, Hello, KeepAlive, Record
 log = logging.getLogger("josev_bridge.ingest")
 
 STATE_FILE = "edges.json"
+CLOCKS_KEPT = 4  # MCU boots whose clock mapping is remembered (for records replayed after a reboot)
+
+
+def realtime_minus_monotonic_us() -> int:
+    return time.time_ns() // 1000 - time.monotonic_ns() // 1000
+
+
+def host_boot_id() -> str:
+    """Host monotonic time restarts with the host: a clock fit is only valid within one host boot."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
 
 
 @dataclass
@@ -32,19 +51,27 @@ class IngestCounters:
     held: int = 0  # arrived after a gap: kept until the gap filled
     lost_records: int = 0  # the MCU no longer had them: reported, never silent
     untimed_records: int = 0
+    clock_outliers: int = 0
+    clock_restarts: int = 0
     persist_failures: int = 0
 
 
 class McuIngest:
-    """Owns the edge store and the link position; shared with the MQTT thread through `lock`."""
+    """Owns the edge store, the link position and the clock maps; shared with the MQTT thread via `lock`."""
 
-    def __init__(self, state_file: AtomicJsonFile) -> None:
+    def __init__(self, state_file: AtomicJsonFile,
+                 realtime_offset_us: Callable[[], int] = realtime_minus_monotonic_us) -> None:
         self.lock = threading.Lock()
         self.counters = IngestCounters()
         self.mcu_firmware: str | None = None
         self.last_record_us: int | None = None
         self._file = state_file
+        self._realtime_offset_us = realtime_offset_us
+        self._host_boot = host_boot_id()
+        self.clocks: dict[int, ClockMap] = {}
         self.store, self.tracker = self._load()
+        self._applied_seq = self.tracker.last_seq
+        self._waiting: list[tuple[int, SignalRecord]] = []  # in order, for their boot's clock
         self._dirty = False
         self._persist_failing = False
 
@@ -55,12 +82,21 @@ class McuIngest:
         try:
             store = EdgeStore.from_snapshot(data["edges"])
             tracker = SequenceTracker.from_snapshot(data.get("link", {}))
+            for boot, clock in data.get("clocks", {}).items():
+                if clock.get("host_boot") == self._host_boot:
+                    self.clocks[int(boot)] = ClockMap.from_snapshot(clock)
         except (KeyError, ValueError, TypeError) as exc:
             self._file.quarantine(f"has unexpected content ({exc})")
+            self.clocks.clear()
             return EdgeStore(), SequenceTracker()
-        log.info("restored edges of EVSE %s and MCU link position %s from %s",
-                 store.evse_ids() or "(none)", tracker.snapshot(), self._file.path)
+        log.info("restored edges of EVSE %s, MCU link position %s and %d clock mapping(s) from %s",
+                 store.evse_ids() or "(none)", tracker.snapshot(), len(self.clocks), self._file.path)
         return store, tracker
+
+    @property
+    def clock(self) -> ClockMap | None:
+        """The current MCU boot's clock mapping (for status)."""
+        return self.clocks.get(self.tracker.boot_id) if self.tracker.boot_id is not None else None
 
     # -- RecordSink -------------------------------------------------------------------------------
     def on_record(self, seq: int, record: Record) -> None:
@@ -69,21 +105,46 @@ class McuIngest:
                 outcome = self.tracker.accept(seq, record)
             self._settle(outcome)
         elif isinstance(record, Hello):
-            with self.lock:
-                rebooted, outcome = self.tracker.hello(record.boot_id, getattr(record, "oldest_seq", None))
-                if rebooted:
-                    self.store.forget_states()
-                    self._dirty = True
-            self.mcu_firmware = record.firmware
-            if rebooted:
-                log.warning("MCU boot %08x (firmware %s, protocol v%d): new boot, counting its records from 1; "
-                            "conditions are unknown until it reports them (stored edge times are kept)",
-                            record.boot_id, record.firmware, record.protocol_version)
-            else:
-                log.info("MCU boot %08x (firmware %s) resumed", record.boot_id, record.firmware)
-            self._settle(outcome)
+            self._on_hello(record)
         elif isinstance(record, KeepAlive):
             pass  # liveness is tracked by the link
+
+    def _on_hello(self, record: Hello) -> None:
+        with self.lock:
+            rebooted, outcome = self.tracker.hello(record.boot_id, record.oldest_seq)
+            if rebooted:
+                self.store.forget_states()
+                self._dirty = True
+                self._applied_seq = 0
+                self._give_up_waiting("the MCU rebooted before their clock was known")
+                self.clocks.setdefault(record.boot_id, ClockMap())
+                for old in list(self.clocks)[:-CLOCKS_KEPT]:
+                    del self.clocks[old]
+        self.mcu_firmware = record.firmware
+        if rebooted:
+            log.warning("MCU boot %08x (firmware %s, protocol v%d): new boot, counting its records from 1; "
+                        "conditions are unknown until it reports them (stored edge times are kept)",
+                        record.boot_id, record.firmware, record.protocol_version)
+        else:
+            log.info("MCU boot %08x (firmware %s) resumed", record.boot_id, record.firmware)
+        self._settle(outcome)
+
+    def on_clock_sample(self, sample: ClockSample) -> None:
+        boot = self.tracker.boot_id
+        if boot is None:
+            return
+        with self.lock:
+            clock = self.clocks.setdefault(boot, ClockMap())
+            verdict = clock.add(sample)
+        if verdict == "outlier":
+            self.counters.clock_outliers += 1
+        elif verdict == "restarted":
+            self.counters.clock_restarts += 1
+            log.warning("MCU clock of boot %08x stepped: its mapping to UTC starts again", boot)
+        if self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for seq, record in waiting:
+                self._apply(seq, record)
 
     def replay_wanted(self) -> bool:
         """True while records after a gap are held: the link asks the MCU to replay."""
@@ -104,27 +165,43 @@ class McuIngest:
 
     def _apply(self, seq: int, record: SignalRecord) -> None:
         c = self.counters
+        clock = self.clock
+        if self._waiting or clock is None or not clock.ready:
+            self._waiting.append((seq, record))  # order is kept: nothing overtakes a waiting record
+            return
         with self.lock:
             self._dirty = True
+            self._applied_seq = seq
             c.records += 1
-            if record.time_us <= 0:
+            if record.time_us == 0:
                 c.untimed_records += 1
                 log.error("MCU record seq %d (%s) carries no hardware time; not used (never invent a time)",
                           seq, record.signal.name)
                 return
-            edges = self.store.apply(record)
-        self.last_record_us = record.time_us
+            utc_us = to_utc_us(clock, record.time_us, self._realtime_offset_us())
+            edges = self.store.apply(SignalRecord(record.evse_id, record.connector_id, record.signal,
+                                                  record.state, utc_us))
+        self.last_record_us = utc_us
         c.edges += len(edges)
         for edge in edges:
             log.info("EVSE %d %s %s at %s", edge.evse_id, edge.condition.value, edge.event_type.value,
                      format_us(edge.time_us))
 
+    def _give_up_waiting(self, why: str) -> None:
+        if self._waiting:
+            self.counters.untimed_records += len(self._waiting)
+            log.error("%d MCU record(s) dropped: %s", len(self._waiting), why)
+            self._waiting = []
+
     def flush(self) -> Ack | None:
         with self.lock:
-            if not self._dirty or self.tracker.boot_id is None and self.tracker.last_seq == 0:
+            if not self._dirty or self.tracker.boot_id is None:
                 return None
-            snapshot = {"edges": self.store.snapshot(), "link": self.tracker.snapshot()}
-            ack = Ack(self.tracker.boot_id or 0, self.tracker.last_seq)
+            boot = self.tracker.boot_id
+            snapshot = {"edges": self.store.snapshot(), "link": {"boot_id": boot, "last_seq": self._applied_seq},
+                        "clocks": {str(b): {**c.snapshot(), "host_boot": self._host_boot}
+                                   for b, c in self.clocks.items() if c.ready}}
+            ack = Ack(boot, self._applied_seq)
         try:
             self._file.save(snapshot)
         except OSError as exc:

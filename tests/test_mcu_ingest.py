@@ -3,7 +3,8 @@
 import errno
 
 from josev_bridge.adapters.state_file import AtomicJsonFile
-from josev_bridge.core.conditions import Signal, SignalRecord
+from josev_bridge.core.clock_map import ClockSample
+from josev_bridge.core.conditions import Condition, Signal, SignalRecord
 from josev_bridge.mcu_ingest import McuIngest
 from josev_bridge.protocol.records import Ack, Hello
 
@@ -19,8 +20,9 @@ class FullDisk(AtomicJsonFile):
 
 def test_no_ack_while_the_disk_is_full_then_ack_everything(tmp_path, caplog):
     f = FullDisk(tmp_path / "edges.json")
-    ingest = McuIngest(f)
+    ingest = McuIngest(f, realtime_offset_us=lambda: 0)
     ingest.on_record(0, Hello(1, 0xABC, "fw"))
+    ingest.on_clock_sample(ClockSample(1_000_000, 1_000_000, 100))  # an MCU clock on the host's time line
     ingest.on_record(1, SignalRecord(1, 1, Signal.EV_CONNECTED, True, 1_000_000))
     assert ingest.flush() is None
     assert ingest.counters.persist_failures == 1
@@ -30,9 +32,23 @@ def test_no_ack_while_the_disk_is_full_then_ack_everything(tmp_path, caplog):
     assert McuIngest(AtomicJsonFile(tmp_path / "edges.json")).tracker.last_seq == 1
 
 
+def test_records_wait_for_their_boots_clock_and_are_mapped_to_utc(tmp_path):
+    ingest = McuIngest(AtomicJsonFile(tmp_path / "edges.json"), realtime_offset_us=lambda: 1_000_000_000)
+    ingest.on_record(0, Hello(1, 9, "fw"))
+    ingest.on_record(1, SignalRecord(1, 1, Signal.EV_CONNECTED, True, 7_000_000))  # MCU clock, not UTC
+    assert ingest.counters.records == 0 and ingest.flush() == Ack(9, 0)  # nothing applied, nothing acked
+    # the MCU clock reads 5 s where the host monotonic clock reads 2 s
+    ingest.on_clock_sample(ClockSample(mcu_us=5_000_000, host_us=2_000_000, rtt_us=200))
+    assert ingest.counters.records == 1
+    found = ingest.store.state(1, Condition.EV_CONNECTED)
+    assert found.rise_us == 1_000_000_000 + 4_000_000  # 7 s MCU -> 4 s monotonic -> + realtime offset
+    assert ingest.flush() == Ack(9, 1)
+
+
 def test_duplicates_gaps_and_untimed_records_are_counted(tmp_path):
-    ingest = McuIngest(AtomicJsonFile(tmp_path / "edges.json"))
+    ingest = McuIngest(AtomicJsonFile(tmp_path / "edges.json"), realtime_offset_us=lambda: 0)
     ingest.on_record(0, Hello(1, 7, "fw"))
+    ingest.on_clock_sample(ClockSample(5, 5, 100))
     ingest.on_record(1, SignalRecord(1, 1, Signal.AUTHORIZED, True, 5))
     ingest.on_record(1, SignalRecord(1, 1, Signal.AUTHORIZED, True, 5))
     ingest.on_record(3, SignalRecord(1, 1, Signal.BAY_OCCUPIED, True, 0))

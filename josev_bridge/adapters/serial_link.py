@@ -19,12 +19,14 @@ import serial
 from ..config import SerialConfig
 from ..protocol import records
 from ..protocol.framing import PROTOCOL_VERSION, FrameDecoder
-from ..protocol.records import Ack, HostHello, KeepAlive, Record, RecordError
+from ..core.clock_map import ClockSample
+from ..protocol.records import Ack, ClockProbe, ClockReply, Hello, HostHello, KeepAlive, Record, RecordError
 
 log = logging.getLogger("josev_bridge.serial")
 
 READ_TIMEOUT = 0.2  # the longest the loop sleeps in read(); bounds keep-alive and stop latency
 REPLAY_INTERVAL = 0.5  # at most this often, ask the MCU to replay while a gap is open
+MAX_PROBES_IN_FLIGHT = 8  # unanswered clock probes remembered (an MCU that ignores them costs nothing)
 
 
 class RecordSink(Protocol):
@@ -38,6 +40,8 @@ class RecordSink(Protocol):
 
     def on_link_state(self, state: "LinkState", detail: str) -> None: ...
 
+    def on_clock_sample(self, sample: ClockSample) -> None: ...
+
 
 class LinkState(str, Enum):
     CLOSED = "closed"  # port not open (never opened, or lost and waiting to reopen)
@@ -50,6 +54,8 @@ class LinkCounters:
     opens: int = 0
     open_failures: int = 0
     replay_requests: int = 0
+    clock_probes: int = 0
+    clock_replies: int = 0
     io_errors: int = 0
     record_errors: int = 0
     unknown_types: int = 0
@@ -72,6 +78,9 @@ class SerialLink:
         self._last_rx = 0.0
         self._last_keepalive = 0.0
         self._last_replay_request = 0.0
+        self._probes: dict[int, int] = {}  # probe id -> host monotonic us when sent
+        self._tx_probe = 0
+        self._rx_us = 0  # host monotonic us when the current read returned
 
     @property
     def decode_counters(self):
@@ -113,6 +122,7 @@ class SerialLink:
         port = self._port
         assert port is not None
         data = port.read(max(1, port.in_waiting))
+        self._rx_us = time.monotonic_ns() // 1000
         now = time.monotonic()
         if data:
             self.counters.bytes_in += len(data)
@@ -132,6 +142,7 @@ class SerialLink:
             self.counters.replay_requests += 1
         if now - self._last_keepalive >= self._cfg.keepalive_interval:
             self._send(KeepAlive(time.time_ns() // 1000))
+            self._probe_clock()
             self._last_keepalive = now
         if self.state is LinkState.OPEN and now - self._last_rx > self._cfg.mcu_silence_timeout:
             self._set_state(LinkState.SILENT, f"no frame from the MCU for {self._cfg.mcu_silence_timeout:g} s")
@@ -148,7 +159,24 @@ class SerialLink:
             self.counters.unknown_types += 1
             log.debug("skipping MCU frame of unknown type 0x%02x", record.type)
             return
+        if isinstance(record, ClockReply):
+            sent = self._probes.pop(record.probe_id, None)
+            if sent is not None:
+                self.counters.clock_replies += 1
+                self._sink.on_clock_sample(ClockSample(record.mcu_time_us, (sent + self._rx_us) // 2,
+                                                       self._rx_us - sent))
+            return
         self._sink.on_record(frame.seq, record)
+        if isinstance(record, Hello):
+            self._probe_clock()  # a (new) boot's clock: map it before its records are applied
+
+    def _probe_clock(self) -> None:
+        self._tx_probe = (self._tx_probe + 1) & 0xFFFFFFFF
+        while len(self._probes) >= MAX_PROBES_IN_FLIGHT:
+            self._probes.pop(next(iter(self._probes)))
+        self._probes[self._tx_probe] = time.monotonic_ns() // 1000
+        self._send(ClockProbe(self._tx_probe))
+        self.counters.clock_probes += 1
 
     # -- port handling ----------------------------------------------------------------------------
     def _open(self) -> bool:

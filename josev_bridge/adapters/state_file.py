@@ -16,8 +16,9 @@ log = logging.getLogger("josev_bridge.state")
 
 
 class AtomicJsonFile:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, mode: int = 0o600) -> None:
         self.path = Path(path)
+        self.mode = mode
 
     def load(self) -> dict | None:
         """The stored document, or None if there is none (or it was unreadable and moved aside)."""
@@ -45,7 +46,7 @@ class AtomicJsonFile:
         """Replace the document atomically. Raises OSError (e.g. disk full); the old document stays."""
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         payload = json.dumps(data, separators=(",", ":")).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.mode)
         try:
             view = memoryview(payload)
             while view:

@@ -44,7 +44,7 @@ class BridgeProcess:
             "mqtt": {"host": "127.0.0.1", "port": broker_port, "client_id": f"josev-bridge-{identity}",
                      "reconnect_min_delay": 0.1, "reconnect_max_delay": 1.0},
             "serial": {"url": serial_url, "reopen_min_delay": 0.05, "reopen_max_delay": 0.5},
-            "paths": {"state_dir": str(self.workdir / "state")},
+            "paths": {"state_dir": str(self.workdir / "state"), "runtime_dir": str(self.workdir / "run")},
             "charger": {"identity": identity},
             "logging": {"level": log_level},
         }

@@ -9,6 +9,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from josev_bridge.config import MqttConfig
+from josev_bridge.harness.waiting import wait_until
 from josev_bridge.request_client import RequestClient
 
 
@@ -55,3 +56,24 @@ def test_status_is_retained_online_then_offline(broker, bridge):
     assert retained(broker, bridge.status_topic) == b"online"
     bridge.stop()
     assert retained(broker, bridge.status_topic) == b"offline"
+
+
+def test_status_shows_link_clock_and_counters_and_notices_a_dead_bridge(sim, bridge):
+    sim.command("plug-connector")
+    bridge.wait_log("EVConnected TxEventStart")
+
+    def fresh():
+        r = bridge.cli("status", "--json")
+        doc = json.loads(r.stdout)
+        return doc if doc["ok"] and doc["status"]["mcu_link"]["counters"]["records"] >= 1 else None
+
+    doc = wait_until(fresh, 10, "a status with the record applied")
+    link = doc["status"]["mcu_link"]
+    assert link["state"] == "open" and link["boot_id"] == f"{sim.boot_id:08x}"
+    assert link["clock"]["samples"] >= 1 and link["clock"]["best_rtt_us"] >= 0
+    assert link["counters"]["lost_records"] == 0 and doc["status"]["mqtt"]["connected"]
+    human = bridge.cli("status")
+    assert human.returncode == 0 and "MCU clock" in human.stdout and "faults" in human.stdout
+    bridge.kill()
+    dead = bridge.cli("status")
+    assert dead.returncode == 1 and "is not running" in dead.stderr

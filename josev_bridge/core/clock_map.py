@@ -1,0 +1,127 @@
+"""Mapping one MCU boot's clock to the host's clocks, from probe exchanges. Pure.
+
+The host sends CLOCK_PROBE at t_tx (host monotonic), the MCU answers with its clock m at receipt,
+the host reads the reply at t_rx. The sample says: MCU clock m ~ host monotonic (t_tx+t_rx)/2,
+within rtt/2. A line host = a + b*(m - m0) through the low-latency samples of a sliding window
+absorbs an MCU clock that is off by hours (a) and drifts by +/-100 ppm (b). The host monotonic
+clock never steps, so an NTP step of the Linux clock does not disturb the fit; UTC is derived
+from it with the realtime-minus-monotonic offset current when a record is stored.
+
+Error bound for a record stamped at MCU time m (docs/serial-protocol.md, clock section):
+    |error| <= rtt_min/2 + |b_err| * |m - m_last| + the MCU's own stamping latency
+where rtt_min is the best round trip in the window and b_err the slope uncertainty (under
+~5 ppm after a minute of 1 Hz probes; the slope is taken as exactly 1 until the window spans 10 s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+WINDOW = 64  # samples kept (about a minute at one probe per second)
+MIN_SPAN_FOR_SLOPE_US = 10_000_000  # below this span the slope is assumed to be 1
+MAX_SLOPE_ERROR = 500e-6  # a fit implying more than 500 ppm is noise, not a crystal
+RTT_TOLERANCE_US = 200  # samples up to best rtt + this count as low-latency
+OUTLIER_US = 50_000  # a sample this far off the fit is not jitter
+RESTART_AFTER = 3  # consecutive outliers: the MCU clock was set or stepped; start the mapping again
+
+
+@dataclass(frozen=True, slots=True)
+class ClockSample:
+    mcu_us: int  # MCU clock when it received the probe
+    host_us: int  # host monotonic clock at the probe's round-trip midpoint
+    rtt_us: int
+
+
+@dataclass
+class ClockMap:
+    samples: list[ClockSample] = field(default_factory=list)
+    _fit: tuple[int, int, float] | None = None  # (m0, h0, slope): host = h0 + slope * (mcu - m0)
+    outliers: int = 0  # consecutive
+    restarts: int = 0
+
+    def add(self, sample: ClockSample) -> str:
+        """Take a sample; returns "ok", "outlier" (ignored) or "restarted" (the MCU clock stepped)."""
+        if sample.rtt_us < 0:
+            return "outlier"
+        if self.ready and abs(self.to_host_us(sample.mcu_us) - sample.host_us) > OUTLIER_US + sample.rtt_us:
+            self.outliers += 1
+            if self.outliers < RESTART_AFTER:
+                return "outlier"
+            self.samples.clear()
+            self.restarts += 1
+            verdict = "restarted"
+        else:
+            verdict = "ok"
+        self.outliers = 0
+        self.samples.append(sample)
+        del self.samples[:-WINDOW]
+        self._fit = None
+        return verdict
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.samples) or self._fit is not None
+
+    def best_rtt_us(self) -> int | None:
+        return min((s.rtt_us for s in self.samples), default=None)
+
+    def to_host_us(self, mcu_us: int) -> int:
+        """Host monotonic time for an MCU clock reading. Requires `ready`."""
+        m0, h0, slope = self.fit()
+        return h0 + round((mcu_us - m0) * slope)
+
+    def fit(self) -> tuple[int, int, float]:
+        if self._fit is None:
+            self._fit = self._compute()
+        return self._fit
+
+    def offset_us(self) -> int:
+        """MCU clock minus host monotonic clock now (for status)."""
+        m0, h0, _ = self.fit()
+        return m0 - h0
+
+    def drift_ppm(self) -> float:
+        return (self.fit()[2] - 1.0) * 1e6
+
+    def _compute(self) -> tuple[int, int, float]:
+        if not self.samples:
+            raise ValueError("no clock samples yet")
+        best = min(s.rtt_us for s in self.samples)
+        good = [s for s in self.samples if s.rtt_us <= best + RTT_TOLERANCE_US]
+        m0 = sum(s.mcu_us for s in good) // len(good)
+        h0 = sum(s.host_us for s in good) // len(good)
+        slope = 1.0
+        span = max(s.mcu_us for s in good) - min(s.mcu_us for s in good)
+        if len(good) >= 3 and span >= MIN_SPAN_FOR_SLOPE_US:
+            sxx = sum((s.mcu_us - m0) ** 2 for s in good)
+            sxy = sum((s.mcu_us - m0) * (s.host_us - h0) for s in good)
+            fitted = sxy / sxx
+            if abs(fitted - 1.0) <= MAX_SLOPE_ERROR:
+                slope = fitted
+        return m0, h0, slope
+
+    # -- persistence: only the fit, which is what maps records replayed after a restart ------------
+    def snapshot(self) -> dict:
+        m0, h0, slope = self.fit()
+        return {"m0": m0, "h0": h0, "slope": slope, "best_rtt_us": self.best_rtt_us()}
+
+    @classmethod
+    def from_snapshot(cls, data: dict) -> "ClockMap":
+        m0, h0, slope = data["m0"], data["h0"], data["slope"]
+        if not (isinstance(m0, int) and isinstance(h0, int) and isinstance(slope, float)):
+            raise ValueError(f"bad clock snapshot {data!r}")
+        restored = cls()
+        restored._fit = (m0, h0, slope)
+        return restored
+
+
+def to_utc_us(clock: ClockMap, mcu_us: int, realtime_minus_monotonic_us: int) -> int:
+    """UTC microseconds for an MCU clock reading.
+
+    When the MCU's clock already runs on UTC (an RTC the integrator keeps set) and agrees with the
+    host within the measurement's own uncertainty, its reading is reported unaltered: a correction
+    smaller than the error of measuring it would only add noise to what the hardware recorded.
+    """
+    mapped = clock.to_host_us(mcu_us) + realtime_minus_monotonic_us
+    uncertainty = (clock.best_rtt_us() or 0) // 2 + RTT_TOLERANCE_US
+    return mcu_us if abs(mapped - mcu_us) <= uncertainty else mapped

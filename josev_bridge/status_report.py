@@ -1,0 +1,74 @@
+"""The daemon's status document (`runtime_dir/status.json`), written by the daemon, read by the CLI.
+
+A file on tmpfs rather than a socket: `josev-bridge status` then works even when the daemon is
+wedged or gone, and says how old the information is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+from .core.timestamps import format_us
+
+STATUS_FILE = "status.json"
+STALE_AFTER_S = 5.0
+
+
+def build(bridge) -> dict:
+    """Everything a technician asks first, from a running Bridge."""
+    ingest, serial, clock = bridge.ingest, bridge.serial, bridge.ingest.clock
+    tracker = ingest.tracker
+    return {
+        "pid": os.getpid(),
+        "mqtt": {"connected": bridge.mqtt.connected.is_set(),
+                 "broker": f"{bridge.config.mqtt.host}:{bridge.config.mqtt.port}",
+                 "dropped_publishes": bridge.mqtt.dropped_publishes},
+        "mcu_link": {
+            "state": serial.state.value, "port": bridge.config.serial.url,
+            "firmware": ingest.mcu_firmware,
+            "boot_id": None if tracker.boot_id is None else f"{tracker.boot_id:08x}",
+            "last_seq": tracker.last_seq,
+            "last_record_at": None if ingest.last_record_us is None else format_us(ingest.last_record_us),
+            "clock": None if clock is None or not clock.ready else {
+                "offset_us": clock.offset_us(), "drift_ppm": round(clock.drift_ppm(), 2),
+                "best_rtt_us": clock.best_rtt_us(), "samples": len(clock.samples)},
+            "counters": {**dataclasses.asdict(serial.decode_counters), **dataclasses.asdict(serial.counters),
+                         **dataclasses.asdict(ingest.counters)},
+        },
+        "get_event_timestamp": {"enabled": bridge.timestamps.enabled(), "answered": bridge.timestamps.answered,
+                                "silent": bridge.timestamps.silent},
+        "rejected_messages": dict(bridge.rejected),
+    }
+
+
+def read(runtime_dir: str | Path) -> tuple[dict | None, str | None]:
+    """(status, problem): problem says why the daemon is not known to be running and fresh."""
+    path = Path(runtime_dir) / STATUS_FILE
+    try:
+        status = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None, f"no {path}: the bridge is not running (or [paths] runtime_dir differs)"
+    except (OSError, ValueError) as exc:
+        return None, f"cannot read {path}: {exc}"
+    age = time.time() - status.get("written_at_epoch", 0)
+    if not _alive(status.get("pid")):
+        return status, f"the bridge (pid {status.get('pid')}) is not running; this is its last status"
+    if age > STALE_AFTER_S:
+        return status, f"the status is {age:.0f} s old: the bridge is running but not updating (wedged?)"
+    return status, None
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,70 @@
+import random
+
+from hypothesis import given, strategies as st
+
+from josev_bridge.core.clock_map import ClockMap, ClockSample, to_utc_us
+
+HOUR_US = 3_600_000_000
+
+
+def probe(true_host_us, offset_us, ppm, rtt_us, rng, t0=0):
+    """The MCU clock at a probe's arrival, with asymmetric serial delay inside the round trip."""
+    there = rng.randint(0, rtt_us)
+    mcu = t0 + offset_us + round((true_host_us + there - rtt_us // 2 - t0) * (1 + ppm / 1e6))
+    return ClockSample(mcu, true_host_us, rtt_us)
+
+
+def mcu_at(host_us, offset_us, ppm, t0=0):
+    return t0 + offset_us + round((host_us - t0) * (1 + ppm / 1e6))
+
+
+@given(st.floats(-100, 100), st.integers(-10 * HOUR_US, 10 * HOUR_US), st.integers(0, 2**32))
+def test_offset_of_hours_and_100_ppm_drift_map_within_a_millisecond(ppm, offset_us, seed):
+    rng = random.Random(seed)
+    clock = ClockMap()
+    for i in range(64):  # a minute of 1 Hz probes over a link with up to 2 ms round trips
+        clock.add(probe(i * 1_000_000, offset_us, ppm, rng.choice([300, 500, 2000]), rng))
+    for host_us in (63_500_000, 64_000_000, 66_000_000):  # events just before, at and after the last probe
+        mapped = clock.to_host_us(mcu_at(host_us, offset_us, ppm))
+        assert abs(mapped - host_us) <= 1000
+
+
+def test_a_linux_clock_step_does_not_move_the_mapping():
+    clock = ClockMap()
+    rng = random.Random(1)
+    for i in range(20):
+        clock.add(probe(i * 1_000_000, 5 * HOUR_US, 50, 300, rng))
+    event_mcu = mcu_at(19_500_000, 5 * HOUR_US, 50)
+    before = to_utc_us(clock, event_mcu, realtime_minus_monotonic_us=1_700_000_000_000_000)
+    after = to_utc_us(clock, event_mcu, realtime_minus_monotonic_us=1_700_000_000_000_000 + 30_000_000)
+    assert after - before == 30_000_000  # only the realtime offset differs: the fit in monotonic time stands
+
+
+def test_an_rtc_already_on_utc_is_reported_unaltered():
+    clock = ClockMap()
+    offset = 1_700_000_000_000_000  # realtime - monotonic
+    rng = random.Random(2)
+    for i in range(10):
+        clock.add(probe(i * 1_000_000, offset, 0, 200, rng))  # the MCU's RTC reads UTC
+    reading = offset + 9_400_123
+    assert to_utc_us(clock, reading, offset) == reading
+
+
+def test_a_stepped_mcu_clock_restarts_the_mapping_after_three_outliers():
+    clock = ClockMap()
+    rng = random.Random(3)
+    for i in range(5):
+        assert clock.add(probe(i * 1_000_000, 0, 0, 300, rng)) == "ok"
+    verdicts = [clock.add(probe((5 + i) * 1_000_000, HOUR_US, 0, 300, rng)) for i in range(3)]
+    assert verdicts == ["outlier", "outlier", "restarted"]
+    assert abs(clock.to_host_us(mcu_at(8_000_000, HOUR_US, 0)) - 8_000_000) <= 300
+
+
+def test_snapshot_keeps_the_fit():
+    clock = ClockMap()
+    rng = random.Random(4)
+    for i in range(30):
+        clock.add(probe(i * 1_000_000, HOUR_US, 80, 300, rng))
+    restored = ClockMap.from_snapshot(clock.snapshot())
+    m = mcu_at(29_000_000, HOUR_US, 80)
+    assert restored.to_host_us(m) == clock.to_host_us(m)
