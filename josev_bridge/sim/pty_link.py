@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from ..protocol import records
 from ..protocol.framing import DELIMITER, PROTOCOL_VERSION, Frame, FrameDecoder
-from ..protocol.records import Ack, Hello, HostHello, KeepAlive, RecordError
+from ..protocol.records import Ack, ClockProbe, ClockReply, Hello, HostHello, KeepAlive, RecordError
 from .mcu import SentRecord, SimulatedMcu
 
 log = logging.getLogger("josev_bridge.sim.pty")
@@ -282,10 +282,17 @@ class PtyLink:
         }
 
 
+def _on_clock_probe(link: PtyLink, record: ClockProbe) -> None:
+    """Answer at once with the MCU clock at receipt (docs/serial-protocol.md §5)."""
+    mcu_time = link.mcu.clock()
+    link._enqueue(records.encode(ClockReply(record.probe_id, mcu_time), OUT_OF_BAND_SEQ))
+
+
 _HANDLERS: dict[type, Callable[[PtyLink, Any], None]] = {
     HostHello: PtyLink._on_host_hello,
     Ack: PtyLink._on_ack,
     KeepAlive: PtyLink._on_keepalive,
+    ClockProbe: _on_clock_probe,
 }
 
 
