@@ -26,7 +26,7 @@ from .adapters.systemd_notify import SystemdNotifier
 from .config import Config, ConfigError, load
 from .core.timestamps import format_us
 from .device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
-from .event_timestamp_service import NAME, EventTimestampService
+from .event_timestamp_service import NAME, EventTimestampService, certainly_valid_request
 from .mcu_ingest import STATE_FILE, McuIngest
 from . import status_report
 from .messages import Rejected, Router
@@ -63,7 +63,8 @@ class Bridge:
         self.timestamps = EventTimestampService(config, self.ingest, self.device_model, self.mqtt.publish)
         self.dm_sync = DeviceModelSync(self.device_model, self.mqtt.publish, m.josev_response_topic)
         self.routers = {m.request_topic: Router(), m.josev_request_topic: Router()}
-        self.routers[m.request_topic].register(NAME, "request", "get_event_timestamp.request", self.timestamps.handle)
+        self.routers[m.request_topic].register(NAME, "request", "get_event_timestamp.request", self.timestamps.handle,
+                                               certainly_valid_request)
         self.routers[m.josev_request_topic].register(SET_VARIABLE_VALIDATE, "request", "set_variable_validate.request",
                                                      self.dm_sync.handle)
         self.serial = SerialLink(config.serial, self.ingest)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Callable
 
@@ -23,6 +24,33 @@ from .messages import Message, ReplyCache, encode_response
 log = logging.getLogger("josev_bridge.get_event_timestamp")
 
 NAME = "get_event_timestamp"
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+_EVENT_TYPES = frozenset(e.value for e in EventType)
+_REASONS = frozenset(c.value for c in TRIGGER_REASONS)
+VALIDATED_TIMESTAMPS = 4096
+
+
+def certainly_valid_request(obj: dict) -> bool:
+    """The common, well-formed request in ~4 us instead of the schema's ~150 us.
+
+    True only for what schemas/get_event_timestamp.request.schema.json certainly accepts (a
+    canonical UUID, the constants, the enums, an int evse_id in range); anything unusual (a float
+    evse_id, a braced UUID, ...) returns False and the full validator decides.
+    """
+    data = obj.get("data")
+    msg_id = obj.get("id")
+    if type(data) is not dict or type(msg_id) is not str or not _UUID.match(msg_id):
+        return False
+    if obj.get("name") != NAME or obj.get("type") != "request":
+        return False
+    event_type, reason = data.get("event_type"), data.get("trigger_reason")
+    if type(event_type) is not str or event_type not in _EVENT_TYPES or type(reason) is not str \
+            or reason not in _REASONS:
+        return False
+    if "evse_id" in data:
+        evse_id = data["evse_id"]
+        return type(evse_id) is int and 1 <= evse_id <= 255
+    return True
 FLAG = ("JOSEV_CTRLR", "EnableGetEventTimestampRequest")
 SUPPORTED = ("JOSEV_CTRLR", "EventTimestampTriggerReasonsSupported")
 
@@ -41,26 +69,48 @@ class EventTimestampService:
         self._clock_us = clock_us or (lambda: time.time_ns() // 1000)
         self._replies = ReplyCache()
         self._response_validator = schemas.validator("get_event_timestamp.response")
-        self._supported_cache: tuple[str | None, frozenset[Condition]] = (None, frozenset(TRIGGER_REASONS))
+        self._validated: set[str] = set()
+        self._settings_cache: tuple[int, tuple[bool, frozenset[Condition]]] = (-1, (False, frozenset()))
         self.answered = 0
         self.silent = 0
+
+    def _check_response(self, timestamp: str, payload: bytes) -> None:
+        """Validate the outgoing response with its schema, once per distinct timestamp.
+
+        The rest of a response is the request's id (already checked against the same uuid format)
+        and two constants, so a timestamp that passed once passes again; this keeps the schema
+        check on every answer's content without paying ~150 us on each repeat.
+        """
+        if timestamp in self._validated:
+            return
+        if not self._response_validator.is_valid(json.loads(payload)):
+            raise ResponseInvalid(f"response fails its schema: {payload!r}")
+        if len(self._validated) >= VALIDATED_TIMESTAMPS:
+            self._validated.clear()
+        self._validated.add(timestamp)
 
     def reconfigure(self, config: Config) -> None:
         self._config = config
 
     def enabled(self) -> bool:
-        value = self._dm.get(*FLAG)
-        return as_bool(value.value if value else None)
+        return self._settings()[0]
 
     def supported(self) -> frozenset[Condition]:
         """The trigger reasons this hardware can time (all six when the variable is not defined)."""
-        if SUPPORTED not in self._dm.definitions:
-            return frozenset(TRIGGER_REASONS)
-        stored = self._dm.get(*SUPPORTED)
-        text = stored.value if stored else ""
-        if text != self._supported_cache[0]:
-            self._supported_cache = (text, frozenset(Condition(v) for v in text.split(",") if v))
-        return self._supported_cache[1]
+        return self._settings()[1]
+
+    def _settings(self) -> tuple[bool, frozenset[Condition]]:
+        """Both device-model settings, re-derived only when the store's generation moved."""
+        generation = self._dm.generation()
+        if generation != self._settings_cache[0]:
+            flag = self._dm.get(*FLAG)
+            if SUPPORTED in self._dm.definitions:
+                stored = self._dm.get(*SUPPORTED)
+                supported = frozenset(Condition(v) for v in (stored.value if stored else "").split(",") if v)
+            else:
+                supported = frozenset(TRIGGER_REASONS)
+            self._settings_cache = (generation, (as_bool(flag.value if flag else None), supported))
+        return self._settings_cache[1]
 
     def handle(self, message: Message) -> None:
         topic = self._config.mqtt.response_topic
@@ -71,7 +121,7 @@ class EventTimestampService:
             return
         data = message.data
         query = Query(EventType(data["event_type"]), Condition(data["trigger_reason"]), data.get("evse_id"))
-        enabled, supported = self.enabled(), self.supported()  # device model read outside the edge lock
+        enabled, supported = self._settings()  # device model read outside the edge lock
         with self._ingest.lock:
             result = answer(query, self._ingest.store, enabled=enabled, supported=supported,
                             reply_with_current_time_when_unknown=
@@ -82,8 +132,7 @@ class EventTimestampService:
             log.warning("request %s: %s", message.id, result.detail)
             return
         payload = encode_response(message, {"timestamp": result.timestamp})
-        if not self._response_validator.is_valid(json.loads(payload)):
-            raise ResponseInvalid(f"response to {message.id} fails its schema: {payload!r}")
+        self._check_response(result.timestamp, payload)
         self._replies.put(message.id, payload)
         self._publish(topic, payload)
         self.answered += 1

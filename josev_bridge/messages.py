@@ -41,12 +41,14 @@ class Rejected:
 
 
 Handler = Callable[[Message], None]
+FastCheck = Callable[[dict], bool]
 
 
 @dataclass(slots=True)
 class _Route:
     validator: Draft202012Validator
     handler: Handler
+    certainly_valid: FastCheck | None = None
 
 
 class Router:
@@ -55,8 +57,12 @@ class Router:
     def __init__(self) -> None:
         self._routes: dict[tuple[str, str], _Route] = {}
 
-    def register(self, name: str, type_: str, schema_name: str, handler: Handler) -> None:
-        self._routes[(name, type_)] = _Route(schemas.validator(schema_name), handler)
+    def register(self, name: str, type_: str, schema_name: str, handler: Handler,
+                 certainly_valid: FastCheck | None = None) -> None:
+        """`certainly_valid` may short-cut the schema for the common case: it must return True only
+        for messages the schema accepts (a property test holds it to that); anything else, valid or
+        not, goes to the full validator, which has the last word and names the violation."""
+        self._routes[(name, type_)] = _Route(schemas.validator(schema_name), handler, certainly_valid)
 
     def handles(self, name: str, type_: str) -> bool:
         return (name, type_) in self._routes
@@ -76,7 +82,8 @@ class Router:
         route = self._routes.get((name, type_))
         if route is None:
             return Rejected("ignored", f"no handler for name={name!r} type={type_!r}", msg_id, name)
-        if not route.validator.is_valid(obj):
+        fast = route.certainly_valid
+        if not (fast is not None and fast(obj)) and not route.validator.is_valid(obj):
             return Rejected("schema_violation", schemas.first_error(route.validator, obj) or "invalid",
                             msg_id, name)
         message = Message(obj["id"], name, type_, obj["data"])

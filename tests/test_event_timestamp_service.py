@@ -1,0 +1,36 @@
+"""The request fast path may never accept what the schema rejects."""
+
+import uuid
+
+from hypothesis import given, settings, strategies as st
+
+from josev_bridge import schemas
+from josev_bridge.event_timestamp_service import certainly_valid_request
+
+VALIDATOR = schemas.validator("get_event_timestamp.request")
+
+ids = st.one_of(st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()), st.uuids().map(lambda u: "{%s}" % u),
+                st.uuids().map(lambda u: u.hex), st.text(max_size=40), st.integers(), st.none())
+values = st.one_of(st.sampled_from(["TxEventStart", "TxEventStop", "EVConnected", "DataSigned", "PowerPathClosed",
+                                    "txeventstart", ""]), st.integers(-3, 300), st.floats(allow_nan=False),
+                   st.booleans(), st.none(), st.lists(st.integers(), max_size=2), st.text(max_size=5))
+datas = st.dictionaries(st.sampled_from(["event_type", "trigger_reason", "evse_id", "extra"]), values, max_size=4)
+requests = st.fixed_dictionaries(
+    {}, optional={"id": ids, "name": st.sampled_from(["get_event_timestamp", "other", 1]),
+                  "type": st.sampled_from(["request", "response", None]),
+                  "data": st.one_of(datas, st.none(), st.lists(st.integers(), max_size=1))})
+
+
+@settings(max_examples=3000, deadline=None)
+@given(requests)
+def test_fast_path_accepts_only_what_the_schema_accepts(obj):
+    if certainly_valid_request(obj):
+        assert VALIDATOR.is_valid(obj), obj
+
+
+def test_fast_path_takes_the_common_request():
+    obj = {"id": str(uuid.uuid4()), "name": "get_event_timestamp", "type": "request",
+           "data": {"event_type": "TxEventStart", "trigger_reason": "EVConnected"}}
+    assert certainly_valid_request(obj)
+    assert certainly_valid_request({**obj, "data": {**obj["data"], "evse_id": 2}})
+    assert not certainly_valid_request({**obj, "data": {**obj["data"], "evse_id": 2.0}})  # left to the schema
