@@ -26,6 +26,7 @@ log = logging.getLogger("josev_bridge.serial")
 
 READ_TIMEOUT = 0.2  # the longest the loop sleeps in read(); bounds keep-alive and stop latency
 REPLAY_INTERVAL = 0.5  # at most this often, ask the MCU to replay while a gap is open
+FAST_PROBING_S = 2.0  # after a HELLO, probe at every loop turn for this long: a low-latency sample early
 MAX_PROBES_IN_FLIGHT = 8  # unanswered clock probes remembered (an MCU that ignores them costs nothing)
 
 
@@ -80,6 +81,7 @@ class SerialLink:
         self._last_replay_request = 0.0
         self._probes: dict[int, int] = {}  # probe id -> host monotonic us when sent
         self._tx_probe = 0
+        self._fast_probing_until = 0.0
         self._rx_us = 0  # host monotonic us when the current read returned
 
     @property
@@ -140,6 +142,8 @@ class SerialLink:
             self._send(HostHello(PROTOCOL_VERSION))  # the MCU answers HELLO and replays all it still holds
             self._last_replay_request = now
             self.counters.replay_requests += 1
+        if now < self._fast_probing_until:
+            self._probe_clock()
         if now - self._last_keepalive >= self._cfg.keepalive_interval:
             self._send(KeepAlive(time.time_ns() // 1000))
             self._probe_clock()
@@ -169,6 +173,7 @@ class SerialLink:
         self._sink.on_record(frame.seq, record)
         if isinstance(record, Hello):
             self._probe_clock()  # a (new) boot's clock: map it before its records are applied
+            self._fast_probing_until = time.monotonic() + FAST_PROBING_S
 
     def _probe_clock(self) -> None:
         self._tx_probe = (self._tx_probe + 1) & 0xFFFFFFFF

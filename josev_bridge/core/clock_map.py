@@ -38,6 +38,7 @@ class ClockMap:
     _fit: tuple[int, int, float] | None = None  # (m0, h0, slope): host = h0 + slope * (mcu - m0)
     outliers: int = 0  # consecutive
     restarts: int = 0
+    restored_rtt_us: int | None = None  # the best round trip behind a fit restored from a snapshot
 
     def add(self, sample: ClockSample) -> str:
         """Take a sample; returns "ok", "outlier" (ignored) or "restarted" (the MCU clock stepped)."""
@@ -48,6 +49,7 @@ class ClockMap:
             if self.outliers < RESTART_AFTER:
                 return "outlier"
             self.samples.clear()
+            self.restored_rtt_us = None
             self.restarts += 1
             verdict = "restarted"
         else:
@@ -63,7 +65,7 @@ class ClockMap:
         return bool(self.samples) or self._fit is not None
 
     def best_rtt_us(self) -> int | None:
-        return min((s.rtt_us for s in self.samples), default=None)
+        return min((s.rtt_us for s in self.samples), default=self.restored_rtt_us)
 
     def to_host_us(self, mcu_us: int) -> int:
         """Host monotonic time for an MCU clock reading. Requires `ready`."""
@@ -110,7 +112,7 @@ class ClockMap:
         m0, h0, slope = data["m0"], data["h0"], data["slope"]
         if not (isinstance(m0, int) and isinstance(h0, int) and isinstance(slope, float)):
             raise ValueError(f"bad clock snapshot {data!r}")
-        restored = cls()
+        restored = cls(restored_rtt_us=data.get("best_rtt_us"))
         restored._fit = (m0, h0, slope)
         return restored
 

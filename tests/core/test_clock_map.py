@@ -68,3 +68,4 @@ def test_snapshot_keeps_the_fit():
     restored = ClockMap.from_snapshot(clock.snapshot())
     m = mcu_at(29_000_000, HOUR_US, 80)
     assert restored.to_host_us(m) == clock.to_host_us(m)
+    assert restored.best_rtt_us() == clock.best_rtt_us() == 300  # the uncertainty survives a restart too
