@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .control_api import ControlServer, SimController, parse_hostport
-from .mcu import SimulatedMcu
+from .mcu import DEFAULT_RING_SIZE, SimulatedMcu
 from .pty_link import PtyLink, StaleLinkError
 
 log = logging.getLogger("josev_bridge.sim.app")
@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="number of EVSEs, ids 1..N (default 2)")
     parser.add_argument("--token-file", type=Path, metavar="PATH",
                         help="read the API bearer token from PATH (default: generate one into <pty-link>.token)")
+    parser.add_argument("--clock-offset-s", type=float, default=0.0, metavar="SECONDS",
+                        help="MCU clock minus the true clock at start, in seconds (default 0)")
+    parser.add_argument("--clock-drift-ppm", type=float, default=0.0, metavar="PPM",
+                        help="MCU clock rate error in ppm, + runs fast (default 0)")
+    parser.add_argument("--ring-size", type=int, default=DEFAULT_RING_SIZE, metavar="N",
+                        help=f"unacknowledged records the MCU keeps for replay (default {DEFAULT_RING_SIZE})")
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, stop: threading.Event | None = None) -> int:
@@ -46,7 +52,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, stop: threading.Eve
     start, 2 on bad options."""
     try:
         host, port = parse_hostport(args.control)
-        mcu = SimulatedMcu(evse_count=args.evse_count)
+        mcu = SimulatedMcu(evse_count=args.evse_count, ring_size=args.ring_size,
+                           clock_offset_s=args.clock_offset_s, clock_drift_ppm=args.clock_drift_ppm)
+        mcu.mcu_clock.now()  # true_at_start: offset and drift count from here
         token, token_file, generated = _load_token(args.token_file, args.pty_link)  # last: it writes a file
     except (ValueError, OSError) as exc:
         log.error("sim: %s", exc)

@@ -1,9 +1,10 @@
 """OCPPLAB-style HTTP control API of the sim: `POST /ocpp/commands/<kebab-name>`, `GET /ocpp/status`.
 
 Same request and error shapes as the OCPPLAB gateway (Bearer auth; 400/401/404/422, 422 with a
-FastAPI-style `detail` list) so test scripts written against one work against the other. Commands
-run one at a time under the MCU lock, so the records on the pty and the edges in the answers come
-out in one consistent order.
+FastAPI-style `detail` list; 409 when a link fault cannot apply now) so test scripts written against
+one work against the other. Commands run one at a time under the MCU lock, so the records on the pty
+and the edges in the answers come out in one consistent order. The commands and their fields are
+described once, in `catalogue.py`; docs/sim-control-api.openapi.json is generated from it.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import logging
 import secrets
 import socket
 import threading
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from ..core.timestamps import format_us
-from .mcu import COMMANDS, MAX_CONNECTOR_ID, MAX_ID_TAG, SentRecord, SimulatedMcu, run_command
+from .catalogue import LINK_COMMANDS, SPECS, Errors, check_object, extra_fields, validate_event
+from .mcu import COMMANDS, SentRecord, SimulatedMcu, run_command
 
 log = logging.getLogger("josev_bridge.sim.api")
 
@@ -27,15 +28,28 @@ COMMAND_PREFIX = "/ocpp/commands/"
 STATUS_PATH = "/ocpp/status"
 MAX_BODY = 64 * 1024
 
-#: Commands that take an id tag, and whether it is required.
-_ID_TAG_COMMANDS: dict[str, bool] = {"authorize-id-tag": True, "start-session": False}
-LINK_COMMANDS = frozenset({"link-corrupt-frames"})
+__all__ = ["COMMAND_PREFIX", "STATUS_PATH", "LINK_COMMANDS", "ControlServer", "HttpError", "LinkConflict",
+           "RecordSink", "SimController", "accepted_commands", "parse_hostport", "record_dict", "validate_body"]
+
+
+class LinkConflict(RuntimeError):
+    """A link fault that cannot be applied in the link's current state (e.g. it is unplugged): 409."""
 
 
 class RecordSink(Protocol):
+    """The serial side as the controller sees it (PtyLink)."""
+
     def send_records(self, sent: list[SentRecord]) -> None: ...
 
     def corrupt_next(self, count: int) -> None: ...
+
+    def inject_noise(self, count: int, seed: int | None = None) -> dict: ...
+
+    def silence(self, seconds: float) -> dict: ...
+
+    def reboot(self, keep_ring: bool) -> dict: ...
+
+    def unplug(self, seconds: float) -> dict: ...
 
     def status(self) -> dict: ...
 
@@ -51,93 +65,44 @@ def error(status: int, message: str) -> HttpError:
     return HttpError(status, {"error": message})
 
 
+def accepted_commands() -> frozenset[str]:
+    """Every name `POST /ocpp/commands/<name>` accepts (anything else is 404)."""
+    return frozenset(COMMANDS) | LINK_COMMANDS
+
+
 # -- body validation (422) --------------------------------------------------------------------------
-@dataclass
-class _Errors:
-    items: list[dict]
-
-    def add(self, loc: list, msg: str, kind: str) -> None:
-        self.items.append({"loc": ["body", *loc], "msg": msg, "type": kind})
-
-
-def _check_int(errors: _Errors, event: dict, key: str, low: int, high: int) -> None:
-    value = event[key]
-    if isinstance(value, bool) or not isinstance(value, int):
-        errors.add(["event", key], "Input should be a valid integer", "int_type")
-    elif value < low:
-        errors.add(["event", key], f"Input should be greater than or equal to {low}", "greater_than_equal")
-    elif value > high:
-        errors.add(["event", key], f"Input should be less than or equal to {high}", "less_than_equal")
-
-
-def _check_id_tag(errors: _Errors, value: Any) -> None:
-    if not isinstance(value, str):
-        errors.add(["event", "id_tag"], "Input should be a valid string", "string_type")
-    elif not value:
-        errors.add(["event", "id_tag"], "String should have at least 1 character", "string_too_short")
-    elif len(value) > MAX_ID_TAG:
-        errors.add(["event", "id_tag"], f"String should have at most {MAX_ID_TAG} characters", "string_too_long")
-
-
-def _check_object(errors: _Errors, body: dict, key: str) -> dict | None:
-    if key not in body:
-        errors.add([key], "Field required", "missing")
-        return None
-    if not isinstance(body[key], dict):
-        errors.add([key], "Input should be a valid dictionary", "dict_type")
-        return None
-    return body[key]
-
-
-def _extra_fields(errors: _Errors, obj: dict, allowed: set[str], loc: list) -> None:
-    for key in obj:
-        if key not in allowed:
-            errors.add([*loc, key], "Extra inputs are not permitted", "extra_forbidden")
-
-
 def validate_body(body: Any, command: str, evse_count: int) -> tuple[str, dict]:
     """Check a command body; return (charger_id, method keywords) or raise a 422 HttpError."""
-    errors = _Errors([])
+    errors = Errors()
     if not isinstance(body, dict):
         errors.add([], "Input should be a valid dictionary", "dict_type")
         raise HttpError(422, {"detail": errors.items})
-    _extra_fields(errors, body, {"target", "event"}, [])
-    target = _check_object(errors, body, "target")
-    event = _check_object(errors, body, "event")
+    extra_fields(errors, body, {"target", "event"}, [])
+    target = check_object(errors, body, "target")
+    event = check_object(errors, body, "event")
     charger_id: Any = None
     if target is not None:
-        _extra_fields(errors, target, {"charger_id"}, ["target"])
+        extra_fields(errors, target, {"charger_id"}, ["target"])
         charger_id = target.get("charger_id")
         if "charger_id" not in target:
             errors.add(["target", "charger_id"], "Field required", "missing")
         elif not isinstance(charger_id, str):
             errors.add(["target", "charger_id"], "Input should be a valid string", "string_type")
-    kwargs = _validate_event(errors, event, command, evse_count) if event is not None else {}
+    kwargs = validate_event(errors, event, SPECS[command], evse_count) if event is not None else {}
     if errors.items:
         raise HttpError(422, {"detail": errors.items})
     return charger_id, kwargs
 
 
-def _validate_event(errors: _Errors, event: dict, command: str, evse_count: int) -> dict:
-    allowed = {"evse_id", "connector_id"} | ({"id_tag"} if command in _ID_TAG_COMMANDS else set())
-    _extra_fields(errors, event, allowed, ["event"])
-    if "evse_id" in event:
-        _check_int(errors, event, "evse_id", 1, evse_count)
-    if "connector_id" in event:
-        _check_int(errors, event, "connector_id", 1, MAX_CONNECTOR_ID)
-    if command in _ID_TAG_COMMANDS:
-        if "id_tag" in event:
-            _check_id_tag(errors, event["id_tag"])
-        elif _ID_TAG_COMMANDS[command]:
-            errors.add(["event", "id_tag"], "Field required", "missing")
-    return {key: value for key, value in event.items() if key in allowed}
-
-
 # -- the controller: commands against the MCU and the line ------------------------------------------
 def record_dict(item: SentRecord) -> dict:
+    """A record as the API reports it: `time_us`/`timestamp` are the MCU clock (the wire value),
+    `true_time_us`/`true_timestamp` the TRUE time of the event (identical without offset and drift)."""
     r = item.record
+    true_us = item.true_us
     return {"seq": item.seq, "evse_id": r.evse_id, "connector_id": r.connector_id, "signal": r.signal.name,
-            "state": r.state, "timestamp": format_us(r.time_us), "time_us": r.time_us}
+            "state": r.state, "timestamp": format_us(r.time_us), "time_us": r.time_us,
+            "true_time_us": true_us, "true_timestamp": format_us(true_us)}
 
 
 class SimController:
@@ -156,46 +121,55 @@ class SimController:
             return False
         return hmac.compare_digest(header[len("Bearer "):].strip().encode(), self.token.encode())
 
-    def link_command(self, name: str, body: Any) -> dict:
-        """Faults on the serial line itself (not MCU state): `link-corrupt-frames {count}`."""
-        errors = _Errors([])
-        if not isinstance(body, dict) or not isinstance(body.get("target"), dict) \
-                or not isinstance(body.get("event"), dict):
-            errors.add([], "Input should be {target: {charger_id}, event: {count}}", "dict_type")
-            raise HttpError(422, {"detail": errors.items})
-        event = body["event"]
-        _extra_fields(errors, event, {"count"}, ["event"])
-        if "count" not in event:
-            errors.add(["event", "count"], "Field required", "missing")
-        else:
-            _check_int(errors, event, "count", 1, 10_000)
-        if errors.items:
-            raise HttpError(422, {"detail": errors.items})
-        if body["target"].get("charger_id") != self.charger_id:
-            raise error(404, f"charger {body['target'].get('charger_id')!r} not found")
-        if self.sink is None:
-            raise error(409, "no serial line to corrupt")
-        self.sink.corrupt_next(event["count"])
-        log.info("%s: the next %d SIGNAL frame(s) will be damaged on the line", name, event["count"])
-        return {"id": secrets.token_hex(6), "event_type": name, "target": body["target"], "corrupting": event["count"]}
-
     def command(self, name: str, body: Any) -> dict:
-        if name in LINK_COMMANDS:
-            return self.link_command(name, body)
+        if name not in SPECS:
+            raise error(404, f"unknown command {name!r}")
         charger_id, event = validate_body(body, name, self.mcu.evse_count)
         if charger_id != self.charger_id:
             raise error(404, f"charger {charger_id!r} not found")
+        answer: dict[str, Any] = {"id": secrets.token_hex(6), "event_type": name,
+                                  "target": {"charger_id": charger_id}}
+        if name in LINK_COMMANDS:
+            answer.update(edges=[], records=[], **self._link_command(name, event))
+            return answer
         with self.lock:
-            result = run_command(self.mcu, name, event)
+            try:
+                result = run_command(self.mcu, name, event)
+            except ValueError as exc:  # validation above should have caught it; never a 500
+                raise HttpError(422, {"detail": [{"loc": ["body", "event"], "msg": str(exc),
+                                                  "type": "value_error"}]}) from None
             sent = result.sent()
-            if self.sink is not None:
+            if self.sink is not None and sent:
                 self.sink.send_records(sent)
-        answer = {"id": secrets.token_hex(6), "event_type": name, "target": {"charger_id": charger_id},
-                  "edges": result.edges, "records": [record_dict(item) for item in sent]}
+        answer.update(edges=result.edges, records=[record_dict(item) for item in sent], **result.info)
         if result.note:
             answer["note"] = result.note
-        log.info("%s %s: %d records, %d edges", name, event, len(sent), len(result.edges))
+        log.info("%s %s: %d records, %d edges%s", name, event, len(sent), len(result.edges),
+                 f" ({result.note})" if result.note else "")
         return answer
+
+    def _link_command(self, name: str, event: dict) -> dict:
+        """Faults on the serial line itself (and the MCU reboot, which the line has to announce)."""
+        if self.sink is None:
+            raise error(409, "no serial line")
+        try:
+            if name == "link-corrupt-frames":
+                self.sink.corrupt_next(event["count"])
+                info: dict = {"corrupting": event["count"]}
+            elif name == "link-noise":
+                info = self.sink.inject_noise(event["bytes"], event.get("seed"))
+            elif name == "link-silence":
+                info = self.sink.silence(event["seconds"])
+            elif name == "link-reboot":
+                info = self.sink.reboot(event.get("keep_ring", False))
+            elif name == "link-unplug":
+                info = self.sink.unplug(event["seconds"])
+            else:  # pragma: no cover - a catalogue entry without an implementation
+                raise error(500, f"link command {name!r} is not implemented")
+        except LinkConflict as exc:
+            raise error(409, str(exc)) from None
+        log.info("%s %s: %s", name, event, info)
+        return info
 
     def status(self) -> dict:
         with self.lock:
@@ -246,7 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.startswith(COMMAND_PREFIX):
             raise error(404, f"no such endpoint: {self.path}")
         name = self.path[len(COMMAND_PREFIX):].split("?", 1)[0]
-        if name not in COMMANDS and name not in LINK_COMMANDS:
+        if name not in accepted_commands():
             raise error(404, f"unknown command {name!r}")
         try:
             body = json.loads(raw)

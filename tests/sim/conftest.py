@@ -57,6 +57,26 @@ class FakeHost:
         """The next `count` SIGNAL frames as (seq, record), skipping HELLO and KEEPALIVE."""
         return [self._signal(self.next_frame(lambda f: f.type == FrameType.SIGNAL, timeout)) for _ in range(count)]
 
+    def frames(self, count: int, timeout: float = 3.0, keepalives: bool = False) -> list[tuple[Frame, records.Record]]:
+        """The next `count` frames, decoded (KEEPALIVEs skipped unless asked for)."""
+        out = []
+        for _ in range(count):
+            frame = self.next_frame(lambda f: keepalives or f.type != FrameType.KEEPALIVE, timeout)
+            out.append((frame, records.decode(frame)))
+        return out
+
+    def raw_until(self, needle: bytes, timeout: float = 3.0) -> bytes:
+        """Raw bytes up to and including `needle` (also fed to the decoder, so frames after it decode)."""
+        deadline = time.monotonic() + timeout
+        seen = b""
+        while needle not in seen:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(needle)} expected bytes not seen within {timeout}s")
+            chunk = self._read()
+            seen += chunk
+            self._pending.extend(self.decoder.feed(chunk))
+        return seen
+
     def no_signal_within(self, seconds: float) -> bool:
         try:
             self.next_frame(lambda f: f.type == FrameType.SIGNAL, seconds)
@@ -85,9 +105,10 @@ def sim(tmp_path: Path) -> Iterator[SimProcess]:
         yield running
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shared_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
-    """One sim for the tests that only look at answers (errors, validation), to keep the suite fast."""
+    """One sim for the tests that only look at answers (errors, validation), to keep the suite fast:
+    only refused or idempotent-relative requests go to it (never link faults that succeed)."""
     with start_sim(tmp_path_factory.mktemp("shared-sim")) as running:
         yield running
 

@@ -51,10 +51,20 @@ def test_run_in_a_thread_until_stopped(tmp_path: Path):
 
 
 @pytest.mark.parametrize("extra", [("--control", "nonsense"), ("--control", "127.0.0.1:99999"),
-                                   ("--evse-count", "0")])
+                                   ("--evse-count", "0"), ("--ring-size", "0"),
+                                   ("--clock-drift-ppm", "nan"), ("--clock-drift-ppm", "1e6"),
+                                   ("--clock-offset-s", "inf"), ("--clock-offset-s", "1e12")])
 def test_bad_options_exit_2(tmp_path: Path, extra):
     assert run(parse("--pty-link", str(tmp_path / "port"), *extra)) == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_clock_and_ring_options_parse(tmp_path: Path):
+    args = parse("--pty-link", str(tmp_path / "port"), "--control", "127.0.0.1:0", "--clock-offset-s", "-1.5",
+                 "--clock-drift-ppm", "20", "--ring-size", "16")
+    assert (args.clock_offset_s, args.clock_drift_ppm, args.ring_size) == (-1.5, 20.0, 16)
+    defaults = parse("--pty-link", "p")
+    assert (defaults.clock_offset_s, defaults.clock_drift_ppm, defaults.ring_size) == (0.0, 0.0, 4096)
 
 
 def test_empty_token_file_exits_2(tmp_path: Path):

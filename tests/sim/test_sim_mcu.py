@@ -6,6 +6,7 @@ import pytest
 
 from josev_bridge.core.conditions import Signal
 from josev_bridge.core.timestamps import format_us
+from josev_bridge.sim.catalogue import SPECS
 from josev_bridge.sim.mcu import COMMANDS, SimulatedMcu, run_command
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
@@ -177,8 +178,7 @@ def test_bad_addresses_are_rejected(mcu, kwargs):
 
 def test_every_command_runs_by_name(mcu):
     for name in COMMANDS:
-        event = {"id_tag": "T"} if name == "authorize-id-tag" else {}
-        run_command(mcu, name, event)
+        run_command(mcu, name, dict(SPECS[name].example))  # the documented example of each command
     assert mcu.next_seq > 1
 
 
