@@ -1,6 +1,13 @@
 /* josev_link: see josev_link.h and docs/serial-protocol.md. */
 #include "josev_link.h"
 
+/* JL_HOST_FRAME_MAX must hold every host->MCU frame of version 1: a negative array size stops the
+ * build if a body outgrows it. */
+#define JL_HOST_BODY_FITS(n) (JL_FRAME_OVERHEAD + (n) <= JL_HOST_FRAME_MAX)
+typedef char jl_host_frame_max_check[JL_HOST_BODY_FITS(JL_ACK_BODY) && JL_HOST_BODY_FITS(JL_KEEPALIVE_BODY)
+                                     && JL_HOST_BODY_FITS(JL_HOST_HELLO_BODY)
+                                     && JL_HOST_BODY_FITS(JL_CLOCK_PROBE_BODY) ? 1 : -1];
+
 /* ---- little-endian packing ---------------------------------------------------------------- */
 /* Byte by byte rather than casting a struct onto the buffer: the wire format stays the same on
  * big-endian CPUs, and unaligned accesses cannot fault on cores that forbid them. */
@@ -150,17 +157,18 @@ size_t jl_cobs_decode(const uint8_t *in, size_t len, uint8_t *out, size_t out_ca
 
 /* ---- frames -------------------------------------------------------------------------------- */
 
-/* The body in two parts, so HELLO can send its header and the firmware string without copying
- * them together first. */
-static size_t encode_frame2(uint8_t type, uint32_t seq, const uint8_t *a, size_t a_len,
-                            const uint8_t *b, size_t b_len, uint8_t *out, size_t out_cap)
+/* The body in up to three parts, so HELLO can send its head, the firmware string and its tail
+ * without copying them together first. */
+static size_t encode_parts(uint8_t type, uint32_t seq, const uint8_t *a, size_t a_len,
+                           const uint8_t *b, size_t b_len, const uint8_t *c, size_t c_len,
+                           uint8_t *out, size_t out_cap)
 {
     uint8_t head[6], tail[4];
     uint32_t crc;
     cobs_writer w;
     size_t n;
 
-    if (a_len > JL_MAX_BODY || b_len > JL_MAX_BODY - a_len)
+    if (a_len > JL_MAX_BODY || b_len > JL_MAX_BODY - a_len || c_len > JL_MAX_BODY - a_len - b_len)
         return 0;
     head[0] = JL_PROTOCOL_VERSION;
     head[1] = type;
@@ -168,12 +176,14 @@ static size_t encode_frame2(uint8_t type, uint32_t seq, const uint8_t *a, size_t
     crc = jl_crc32_update(0, head, sizeof head);
     crc = jl_crc32_update(crc, a, a_len);
     crc = jl_crc32_update(crc, b, b_len);
+    crc = jl_crc32_update(crc, c, c_len);
     put_u32(tail, crc);
 
     cw_init(&w, out, out_cap);
     cw_write(&w, head, sizeof head);
     cw_write(&w, a, a_len);
     cw_write(&w, b, b_len);
+    cw_write(&w, c, c_len);
     cw_write(&w, tail, sizeof tail);
     n = cw_finish(&w);
     if (n == 0 || n >= out_cap) /* no room for the delimiter */
@@ -185,12 +195,13 @@ static size_t encode_frame2(uint8_t type, uint32_t seq, const uint8_t *a, size_t
 size_t jl_encode_frame(uint8_t type, uint32_t seq, const uint8_t *body, size_t body_len,
                        uint8_t *out, size_t out_cap)
 {
-    return encode_frame2(type, seq, body, body_len, NULL, 0, out, out_cap);
+    return encode_parts(type, seq, body, body_len, NULL, 0, NULL, 0, out, out_cap);
 }
 
-size_t jl_encode_hello(uint32_t boot_id, const char *firmware, uint8_t *out, size_t out_cap)
+size_t jl_encode_hello(uint32_t boot_id, const char *firmware, uint32_t oldest_seq, uint32_t next_seq,
+                       uint8_t *out, size_t out_cap)
 {
-    uint8_t head[6];
+    uint8_t head[6], ring[8];
     size_t fw_len = 0;
     /* Bounded: the length field is a u8, and an unterminated string must not run away. */
     while (firmware != NULL && fw_len < 255 && firmware[fw_len] != '\0')
@@ -198,9 +209,11 @@ size_t jl_encode_hello(uint32_t boot_id, const char *firmware, uint8_t *out, siz
     head[0] = JL_PROTOCOL_VERSION;
     put_u32(head + 1, boot_id);
     head[5] = (uint8_t)fw_len;
+    put_u32(ring, oldest_seq);
+    put_u32(ring + 4, next_seq);
     /* HELLO is not a record: seq 0 (doc section 2). */
-    return encode_frame2(JL_TYPE_HELLO, 0, head, sizeof head, (const uint8_t *)firmware, fw_len,
-                         out, out_cap);
+    return encode_parts(JL_TYPE_HELLO, 0, head, sizeof head, (const uint8_t *)firmware, fw_len,
+                        ring, sizeof ring, out, out_cap);
 }
 
 size_t jl_encode_signal(const jl_record *rec, uint8_t *out, size_t out_cap)
@@ -219,6 +232,15 @@ size_t jl_encode_keepalive(int64_t time_us, uint8_t *out, size_t out_cap)
     uint8_t body[JL_KEEPALIVE_BODY];
     put_u64(body, (uint64_t)time_us);
     return jl_encode_frame(JL_TYPE_KEEPALIVE, 0, body, sizeof body, out, out_cap);
+}
+
+size_t jl_encode_clock_reply(uint32_t probe_id, int64_t mcu_time_us, uint8_t *out, size_t out_cap)
+{
+    uint8_t body[JL_CLOCK_REPLY_BODY];
+    put_u32(body, probe_id);
+    put_u64(body + 4, (uint64_t)mcu_time_us);
+    /* Not a record either: seq 0, like HELLO and KEEPALIVE. */
+    return jl_encode_frame(JL_TYPE_CLOCK_REPLY, 0, body, sizeof body, out, out_cap);
 }
 
 /* ---- streaming decoder --------------------------------------------------------------------- */
@@ -305,7 +327,7 @@ int jl_decoder_feed(jl_decoder *d, uint8_t byte, jl_frame *out)
 
 bool jl_parse_ack(const jl_frame *f, uint32_t *boot_id, uint32_t *seq)
 {
-    if (f->type != JL_TYPE_ACK || f->body_len != 8)
+    if (f->type != JL_TYPE_ACK || f->body_len != JL_ACK_BODY)
         return false;
     *boot_id = get_u32(f->body);
     *seq = get_u32(f->body + 4);
@@ -314,7 +336,7 @@ bool jl_parse_ack(const jl_frame *f, uint32_t *boot_id, uint32_t *seq)
 
 bool jl_parse_host_hello(const jl_frame *f, uint8_t *protocol_version)
 {
-    if (f->type != JL_TYPE_HOST_HELLO || f->body_len != 1)
+    if (f->type != JL_TYPE_HOST_HELLO || f->body_len != JL_HOST_HELLO_BODY)
         return false;
     *protocol_version = f->body[0];
     return true;
@@ -322,9 +344,17 @@ bool jl_parse_host_hello(const jl_frame *f, uint8_t *protocol_version)
 
 bool jl_parse_keepalive(const jl_frame *f, int64_t *time_us)
 {
-    if (f->type != JL_TYPE_KEEPALIVE || f->body_len != 8)
+    if (f->type != JL_TYPE_KEEPALIVE || f->body_len != JL_KEEPALIVE_BODY)
         return false;
     *time_us = get_i64(f->body);
+    return true;
+}
+
+bool jl_parse_clock_probe(const jl_frame *f, uint32_t *probe_id)
+{
+    if (f->type != JL_TYPE_CLOCK_PROBE || f->body_len != JL_CLOCK_PROBE_BODY)
+        return false;
+    *probe_id = get_u32(f->body);
     return true;
 }
 
@@ -387,4 +417,14 @@ const jl_record *jl_ring_next(const jl_ring *r, uint32_t after)
     if (r->count == 0 || after >= r->next_seq - 1u)
         return NULL;
     return &r->slots[ring_slot(r, (after < first ? first : after + 1u) - first)];
+}
+
+uint32_t jl_ring_oldest_seq(const jl_ring *r)
+{
+    return r->next_seq - r->count; /* the records held are consecutive and end at next_seq - 1 */
+}
+
+size_t jl_encode_hello_from_ring(const jl_ring *r, const char *firmware, uint8_t *out, size_t out_cap)
+{
+    return jl_encode_hello(r->boot_id, firmware, jl_ring_oldest_seq(r), r->next_seq, out, out_cap);
 }

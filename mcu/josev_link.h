@@ -32,22 +32,30 @@ extern "C" {
 
 #define JL_SIGNAL_BODY 12u
 #define JL_KEEPALIVE_BODY 8u
-#define JL_HELLO_BODY(fw_len) (6u + (fw_len))
+#define JL_HELLO_BODY(fw_len) (14u + (fw_len)) /* head, firmware, oldest_seq, next_seq */
+#define JL_CLOCK_REPLY_BODY 12u
+#define JL_ACK_BODY 8u
+#define JL_HOST_HELLO_BODY 1u
+#define JL_CLOCK_PROBE_BODY 4u
 #define JL_SIGNAL_LINE_MAX JL_LINE_MAX(JL_SIGNAL_BODY)              /* 24 */
 #define JL_KEEPALIVE_LINE_MAX JL_LINE_MAX(JL_KEEPALIVE_BODY)        /* 20 */
+#define JL_CLOCK_REPLY_LINE_MAX JL_LINE_MAX(JL_CLOCK_REPLY_BODY)    /* 24 */
 #define JL_HELLO_LINE_MAX(fw_len) JL_LINE_MAX(JL_HELLO_BODY(fw_len)) /* fw_len <= 255 */
 
-/* The largest host->MCU frame of version 1 (ACK). A decoder buffer of this size parses all of
- * them; larger frames (types a newer host may add, which this MCU would skip anyway) then count
- * as oversize. A buffer of JL_MAX_FRAME accepts everything the protocol allows. */
+/* The largest host->MCU frame of version 1 (ACK and KEEPALIVE: 8-byte bodies; CLOCK_PROBE 4,
+ * HOST_HELLO 1; josev_link.c checks this at compile time). A decoder buffer of this size parses
+ * all of them; larger frames (types a newer host may add, which this MCU would skip anyway) then
+ * count as oversize. A buffer of JL_MAX_FRAME accepts everything the protocol allows. */
 #define JL_HOST_FRAME_MAX (JL_FRAME_OVERHEAD + 8u)
 
 enum jl_type {
-    JL_TYPE_HELLO = 0x01,      /* MCU -> host */
-    JL_TYPE_SIGNAL = 0x02,     /* MCU -> host */
-    JL_TYPE_KEEPALIVE = 0x03,  /* both */
-    JL_TYPE_ACK = 0x04,        /* host -> MCU */
-    JL_TYPE_HOST_HELLO = 0x05  /* host -> MCU */
+    JL_TYPE_HELLO = 0x01,       /* MCU -> host */
+    JL_TYPE_SIGNAL = 0x02,      /* MCU -> host */
+    JL_TYPE_KEEPALIVE = 0x03,   /* both */
+    JL_TYPE_ACK = 0x04,         /* host -> MCU */
+    JL_TYPE_HOST_HELLO = 0x05,  /* host -> MCU */
+    JL_TYPE_CLOCK_PROBE = 0x06, /* host -> MCU: answer at once with CLOCK_REPLY */
+    JL_TYPE_CLOCK_REPLY = 0x07  /* MCU -> host */
 };
 
 enum jl_signal {
@@ -86,8 +94,9 @@ size_t jl_cobs_decode(const uint8_t *in, size_t len, uint8_t *out, size_t out_ca
 size_t jl_encode_frame(uint8_t type, uint32_t seq, const uint8_t *body, size_t body_len,
                        uint8_t *out, size_t out_cap);
 
-/* One hardware event record (a SIGNAL). time_us is the time the hardware saw the change, in us
- * since the Unix epoch by the MCU's RTC; <= 0 means the clock is not set. */
+/* One hardware event record (a SIGNAL). time_us is the time the hardware saw the change, in us by
+ * the MCU's clock: a free-running counter since boot or an RTC on UTC, whichever you have (the
+ * host maps it to UTC with CLOCK_PROBE, doc section 5). 0 means unknown. */
 typedef struct {
     int64_t time_us;    /* first: keeps the struct at 16 bytes on 32- and 64-bit targets */
     uint32_t seq;       /* assigned by jl_ring_push */
@@ -97,13 +106,21 @@ typedef struct {
     uint8_t state;      /* 0 or 1; any non-zero value is sent as 1 */
 } jl_record;
 
-/* HELLO: protocol version, boot_id and the firmware string (ASCII, NUL-terminated, truncated to
- * 255 bytes), with seq 0. Send it at boot and as the answer to every HOST_HELLO. */
-size_t jl_encode_hello(uint32_t boot_id, const char *firmware, uint8_t *out, size_t out_cap);
+/* HELLO: protocol version, boot_id, the firmware string (ASCII, NUL-terminated, truncated to 255
+ * bytes), then the ring: oldest_seq, the seq of the oldest unacknowledged record still held (equal
+ * to next_seq when none is), and next_seq, the seq the next record will get; the frame has seq 0.
+ * Send it at boot and as the answer to every HOST_HELLO. jl_encode_hello_from_ring() (below) takes
+ * boot_id and both seqs from your jl_ring. */
+size_t jl_encode_hello(uint32_t boot_id, const char *firmware, uint32_t oldest_seq, uint32_t next_seq,
+                       uint8_t *out, size_t out_cap);
 /* SIGNAL with the record's own seq (a replay resends the original seq and time). */
 size_t jl_encode_signal(const jl_record *rec, uint8_t *out, size_t out_cap);
 /* KEEPALIVE with the MCU's clock (0 = unknown), seq 0. */
 size_t jl_encode_keepalive(int64_t time_us, uint8_t *out, size_t out_cap);
+/* CLOCK_REPLY, seq 0: the id of the CLOCK_PROBE it answers and the MCU clock (the one SIGNAL times
+ * use) when that probe arrived. Read the clock in the receive path and send the reply at once,
+ * ahead of queued records (doc section 5). */
+size_t jl_encode_clock_reply(uint32_t probe_id, int64_t mcu_time_us, uint8_t *out, size_t out_cap);
 
 /* ---- Decoding (host -> MCU) ----------------------------------------------------------------- */
 
@@ -139,6 +156,7 @@ int jl_decoder_feed(jl_decoder *d, uint8_t byte, jl_frame *out);
 bool jl_parse_ack(const jl_frame *f, uint32_t *boot_id, uint32_t *seq);
 bool jl_parse_host_hello(const jl_frame *f, uint8_t *protocol_version);
 bool jl_parse_keepalive(const jl_frame *f, int64_t *time_us);
+bool jl_parse_clock_probe(const jl_frame *f, uint32_t *probe_id);
 
 /* ---- Ring of unacknowledged SIGNAL records (doc section 4) ---------------------------------- */
 
@@ -165,6 +183,10 @@ bool jl_ring_ack(jl_ring *r, uint32_t boot_id, uint32_t seq);
  * Pushes and ACKs between two calls are fine, so a replay may be spread over many TX-ready
  * events: remember the last seq sent, not the pointer. */
 const jl_record *jl_ring_next(const jl_ring *r, uint32_t after);
+/* The seq of the oldest record held, or next_seq when the ring is empty (HELLO's oldest_seq). */
+uint32_t jl_ring_oldest_seq(const jl_ring *r);
+/* HELLO for this ring: its boot_id, jl_ring_oldest_seq() and next_seq. Send it, then the replay. */
+size_t jl_encode_hello_from_ring(const jl_ring *r, const char *firmware, uint8_t *out, size_t out_cap);
 
 #ifdef __cplusplus
 }

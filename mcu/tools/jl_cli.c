@@ -9,12 +9,14 @@
  *   cap <n>                                       output capacity the encoders get (default 4096)
  *   frame <type> <seq> <hexbody>                  jl_encode_frame
  *   signal <seq> <evse> <conn> <sig> <state> <time_us>
- *   hello <boot_id> <firmware, rest of the line>
+ *   hello <boot_id> <oldest_seq> <next_seq> <firmware, rest of the line>
  *   keepalive <time_us>
+ *   clock_reply <probe_id> <mcu_time_us>
  *   decoder <buf_cap>                             a fresh decoder with a buffer of buf_cap bytes
  *   decode <hex>                                  feed the decoder: "<n> <frame>..." where each
  *       frame is type:seq:bodyhex:parsed, parsed = ack=<boot>,<seq> | host_hello=<v> |
- *       keepalive=<t> | bad (a host->MCU type with a wrong body size) | - (any other type)
+ *       keepalive=<t> | clock_probe=<id> | bad (a host->MCU type with a wrong body size) |
+ *       - (any other type)
  *   counters                                      the decoder's counters
  *   ring <cap> <boot_id>                          a fresh ring (and the boot id HELLO reports),
  *                                                 send cursor at 0
@@ -25,10 +27,14 @@
  *   pump                                          tx_pump(): records after the send cursor
  *   rstat                                         ring counts, send cursor, host frames and clock
  *   fw <firmware>                                 the firmware string HELLO reports in rx
+ *   clock <us>                                    set the MCU clock rx stamps frames with; each
+ *                                                 byte rx feeds advances it by 87 us (115200 baud)
  *   rx <hex>                                      what example firmware does with host bytes
- *                                                 (handle_host_frame below): prints its reply
+ *                                                 (handle_host_frame below): prints its reply,
+ *                                                 the priority lane (HELLO, CLOCK_REPLY) first
  *   sizes                                         the buffer-size macros of josev_link.h
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,10 +62,16 @@ static int64_t host_time_us;
 static uint32_t fake_ms;       /* a clock that ticks once per host frame, enough to see it move */
 static uint32_t host_heard_ms; /* when the last verified host frame arrived */
 static uint32_t tx_after;      /* seq of the last record handed to the "UART" */
+static int64_t mcu_clock_us;   /* the MCU clock; rx advances it by RX_BYTE_US per byte received */
+#define RX_BYTE_US 87          /* one byte (10 bits) at 115200 baud */
 
-/* The "UART": what a reply would put on the line. */
+/* The "UART": what a reply would put on the line, in two lanes. The priority lane (HELLO and
+ * CLOCK_REPLY) is what a real TX interrupt sends first at the next frame boundary; nothing leaves
+ * during one rx command, so all of it comes out ahead of the normal queue (records). */
 static uint8_t tx[(RING_MAX + 2) * JL_SIGNAL_LINE_MAX + JL_HELLO_LINE_MAX(255)];
 static size_t tx_len;
+static uint8_t tx_urgent[4 * JL_HELLO_LINE_MAX(255) + 64 * JL_CLOCK_REPLY_LINE_MAX];
+static size_t tx_urgent_len;
 
 static void uart_write(const uint8_t *p, size_t n)
 {
@@ -67,6 +79,14 @@ static void uart_write(const uint8_t *p, size_t n)
         return; /* a full UART drops the frame; the record stays in the ring */
     memcpy(tx + tx_len, p, n);
     tx_len += n;
+}
+
+static void uart_write_urgent(const uint8_t *p, size_t n)
+{
+    if (n > sizeof tx_urgent - tx_urgent_len)
+        return; /* full: dropped (a lost CLOCK_REPLY, the host times the probe out) */
+    memcpy(tx_urgent + tx_urgent_len, p, n);
+    tx_urgent_len += n;
 }
 
 static size_t uart_tx_room(void)
@@ -118,8 +138,9 @@ static int parse_num(const char *s, long long lo, long long hi, long long *v)
     char *end;
     if (s == NULL)
         return 0;
+    errno = 0;
     *v = strtoll(s, &end, 10);
-    return *end == '\0' && end != s && *v >= lo && *v <= hi;
+    return *end == '\0' && end != s && errno == 0 && *v >= lo && *v <= hi;
 }
 
 static int parse_u64(const char *s, unsigned long long hi, unsigned long long *v)
@@ -127,8 +148,9 @@ static int parse_u64(const char *s, unsigned long long hi, unsigned long long *v
     char *end;
     if (s == NULL || *s == '-')
         return 0;
+    errno = 0;
     *v = strtoull(s, &end, 10);
-    return *end == '\0' && end != s && *v <= hi;
+    return *end == '\0' && end != s && errno == 0 && *v <= hi;
 }
 
 #define ARG(i) (argc > (i) ? argv[i] : NULL)
@@ -150,7 +172,7 @@ static void print_encoded(size_t n)
 static void send_hello(void)
 {
     uint8_t line[JL_HELLO_LINE_MAX(255)];
-    uart_write(line, jl_encode_hello(ring.boot_id, firmware, line, sizeof line));
+    uart_write_urgent(line, jl_encode_hello_from_ring(&ring, firmware, line, sizeof line));
 }
 
 static void tx_pump(void)   /* call after a push, after a HOST_HELLO, and when the UART has room */
@@ -163,16 +185,23 @@ static void tx_pump(void)   /* call after a push, after a HOST_HELLO, and when t
     }
 }
 
-static void handle_host_frame(const jl_frame *f)
+static void handle_host_frame(const jl_frame *f, int64_t rx_us)   /* rx_us: MCU clock at its 0x00 */
 {
-    uint32_t boot_id, seq;
+    uint32_t boot_id, seq, probe_id;
     uint8_t version;
     int64_t time_us;
 
     host_heard_ms = now_ms();                 /* any verified frame proves the host is alive */
-    if (jl_parse_host_hello(f, &version)) {
-        /* The host (re)opened the port: HELLO, then every unacknowledged record in seq order,
-           with its original seq and time (doc section 4.1). */
+    if (jl_parse_clock_probe(f, &probe_id)) {
+        /* The host measures our clock (doc section 5): reply with the clock when the probe
+           arrived, on the priority lane, ahead of queued records. The host keeps only its
+           fastest exchanges: a reply that waits makes a poor sample. */
+        uint8_t line[JL_CLOCK_REPLY_LINE_MAX];   /* 24 bytes */
+        uart_write_urgent(line, jl_encode_clock_reply(probe_id, rx_us, line, sizeof line));
+    } else if (jl_parse_host_hello(f, &version)) {
+        /* The host (re)opened the port: HELLO with the ring's oldest and next seq, then every
+           unacknowledged record in seq order, with its original seq and time (doc section 4.1).
+           send_hello() uses the priority lane, so no later CLOCK_REPLY overtakes the HELLO. */
         send_hello();
         tx_after = 0;
         tx_pump();
@@ -181,7 +210,7 @@ static void handle_host_frame(const jl_frame *f)
            boot_id (sent before we rebooted) is ignored by jl_ring_ack. Nothing is sent back. */
         jl_ring_ack(&ring, boot_id, seq);
     } else if (jl_parse_keepalive(f, &time_us)) {
-        /* The host's clock (0 = unknown). You may use it to sanity-check the RTC. */
+        /* The host's clock (0 = unknown). Informational: the host maps our clock itself. */
         host_time_us = time_us;
     }
     /* Anything else: a type from a newer host, or a known type with a bad body: skip it. */
@@ -196,17 +225,19 @@ static void cmd_decode(const uint8_t *p, size_t n, int act)
     static char report[LINE_MAX_CHARS * 4];
     size_t r = 0;
 
-    tx_len = 0;
+    tx_len = tx_urgent_len = 0;
     for (i = 0; i < n; i++) {
-        uint32_t boot_id, seq;
+        uint32_t boot_id, seq, probe_id;
         uint8_t version;
         int64_t time_us;
         size_t k;
+        if (act)
+            mcu_clock_us += RX_BYTE_US; /* the byte has arrived */
         if (!jl_decoder_feed(&dec, p[i], &f))
             continue;
         count++;
         if (act) {
-            handle_host_frame(&f);
+            handle_host_frame(&f, mcu_clock_us); /* the clock when the frame's 0x00 arrived */
             continue;
         }
         r += (size_t)sprintf(report + r, " %u:%lu:", (unsigned)f.type, (unsigned long)f.seq);
@@ -218,12 +249,16 @@ static void cmd_decode(const uint8_t *p, size_t n, int act)
             r += (size_t)sprintf(report + r, ":host_hello=%u", (unsigned)version);
         else if (jl_parse_keepalive(&f, &time_us))
             r += (size_t)sprintf(report + r, ":keepalive=%lld", (long long)time_us);
-        else if (f.type == JL_TYPE_ACK || f.type == JL_TYPE_HOST_HELLO || f.type == JL_TYPE_KEEPALIVE)
+        else if (jl_parse_clock_probe(&f, &probe_id))
+            r += (size_t)sprintf(report + r, ":clock_probe=%lu", (unsigned long)probe_id);
+        else if (f.type == JL_TYPE_ACK || f.type == JL_TYPE_HOST_HELLO || f.type == JL_TYPE_KEEPALIVE
+                 || f.type == JL_TYPE_CLOCK_PROBE)
             r += (size_t)sprintf(report + r, ":bad");
         else
             r += (size_t)sprintf(report + r, ":-");
     }
     if (act) {
+        print_hex(tx_urgent, tx_urgent_len);
         print_hex(tx, tx_len);
     } else {
         report[r] = '\0';
@@ -242,14 +277,19 @@ static void run(char *cmd, char *rest)
 
     /* hello and fw take the rest of the line verbatim (firmware strings contain spaces). */
     if (strcmp(cmd, "hello") == 0) {
-        char *fw = rest ? strchr(rest, ' ') : NULL;
-        if (fw != NULL)
-            *fw++ = '\0';
-        if (!parse_u64(rest, 0xFFFFFFFFull, &a)) {
+        char *word[3], *fw = rest;
+        for (n = 0; n < 3; n++) {
+            word[n] = fw;
+            fw = fw ? strchr(fw, ' ') : NULL;
+            if (fw != NULL)
+                *fw++ = '\0';
+        }
+        if (!parse_u64(word[0], 0xFFFFFFFFull, &a) || !parse_u64(word[1], 0xFFFFFFFFull, &b)
+            || !parse_u64(word[2], 0xFFFFFFFFull, &c)) {
             printf("ERR args");
             return;
         }
-        print_encoded(jl_encode_hello((uint32_t)a, fw ? fw : "", outbuf, out_cap));
+        print_encoded(jl_encode_hello((uint32_t)a, fw ? fw : "", (uint32_t)b, (uint32_t)c, outbuf, out_cap));
         return;
     }
     if (strcmp(cmd, "fw") == 0) {
@@ -293,6 +333,11 @@ static void run(char *cmd, char *rest)
         print_encoded(jl_encode_signal(&rec, outbuf, out_cap));
     } else if (strcmp(cmd, "keepalive") == 0 && I64(0, t)) {
         print_encoded(jl_encode_keepalive(t, outbuf, out_cap));
+    } else if (strcmp(cmd, "clock_reply") == 0 && U32(0, a) && I64(1, t)) {
+        print_encoded(jl_encode_clock_reply((uint32_t)a, t, outbuf, out_cap));
+    } else if (strcmp(cmd, "clock") == 0 && I64(0, t)) {
+        mcu_clock_us = t;
+        printf("OK");
     } else if (strcmp(cmd, "decoder") == 0 && parse_u64(ARG(0), DEC_BUF_MAX, &a)) {
         free(dec_buf);
         dec_buf = malloc((size_t)a);
@@ -335,9 +380,10 @@ static void run(char *cmd, char *rest)
         tx_pump();
         print_hex(tx, tx_len);
     } else if (strcmp(cmd, "sizes") == 0) {
-        printf("signal_line=%u keepalive_line=%u hello_line_255=%u host_frame=%u max_frame=%u "
-               "max_body=%u cobs_max_512=%u record=%u",
-               (unsigned)JL_SIGNAL_LINE_MAX, (unsigned)JL_KEEPALIVE_LINE_MAX, (unsigned)JL_HELLO_LINE_MAX(255),
+        printf("signal_line=%u keepalive_line=%u clock_reply_line=%u hello_line_0=%u hello_line_255=%u "
+               "host_frame=%u max_frame=%u max_body=%u cobs_max_512=%u record=%u",
+               (unsigned)JL_SIGNAL_LINE_MAX, (unsigned)JL_KEEPALIVE_LINE_MAX, (unsigned)JL_CLOCK_REPLY_LINE_MAX,
+               (unsigned)JL_HELLO_LINE_MAX(0), (unsigned)JL_HELLO_LINE_MAX(255),
                (unsigned)JL_HOST_FRAME_MAX, (unsigned)JL_MAX_FRAME, (unsigned)JL_MAX_BODY,
                (unsigned)JL_COBS_MAX_ENCODED(512), (unsigned)sizeof(jl_record));
     } else if (strcmp(cmd, "rstat") == 0) {

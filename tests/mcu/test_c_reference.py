@@ -22,10 +22,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from josev_bridge.core.conditions import Signal, SignalRecord
+from josev_bridge.core.link_sequence import SequenceTracker
 from josev_bridge.protocol import records
 from josev_bridge.protocol.framing import (MAX_FRAME, CobsError, FrameDecoder, FrameTooLarge, cobs_decode, cobs_encode,
                                           encode_frame)
-from josev_bridge.protocol.records import Ack, FrameType, Hello, HostHello, KeepAlive, RecordError, Unknown
+from josev_bridge.protocol.records import (Ack, ClockProbe, ClockReply, FrameType, Hello, HostHello, KeepAlive,
+                                          RecordError, Unknown)
 
 ROOT = Path(__file__).resolve().parents[2]
 MCU = ROOT / "mcu"
@@ -121,7 +123,8 @@ class CFrame:
     type: int
     seq: int
     body: bytes
-    parsed: str  # what jl_parse_* made of it: "ack=b,s", "host_hello=v", "keepalive=t", "bad" or "-"
+    parsed: str  # what jl_parse_* made of it: "ack=b,s", "host_hello=v", "keepalive=t", "clock_probe=i",
+    #              "bad" (a host->MCU type with a wrong body size) or "-"
 
     @classmethod
     def parse(cls, token: str) -> CFrame:
@@ -277,11 +280,16 @@ def test_size_macros(cli):
     worst = lambda body_len: len(cobs_encode(b"\x01" * (10 + body_len))) + 1  # no zero byte: most overhead
     assert sizes["signal_line"] == worst(12)
     assert sizes["keepalive_line"] == worst(8)
-    assert sizes["hello_line_255"] == worst(6 + 255)
+    assert sizes["clock_reply_line"] == worst(12) == len(records.encode(ClockReply(U32_MAX, -1), 0))
+    assert sizes["hello_line_0"] == worst(6 + 0 + 8)  # the ring fields follow the firmware string
+    assert sizes["hello_line_255"] == worst(6 + 255 + 8)
     assert sizes["max_frame"] == MAX_FRAME and sizes["max_body"] == MAX_FRAME - 10
     assert sizes["cobs_max_512"] == len(cobs_encode(b"\x01" * 512))
-    assert sizes["host_frame"] == max(len(cobs_decode(records.encode(r, 1)[:-1]))
-                                      for r in (Ack(1, 1), HostHello(1), KeepAlive(1)))
+    # JL_HOST_FRAME_MAX: the largest host->MCU frame of every type the host sends
+    host_frame_sizes = {type(r): len(cobs_decode(records.encode(r, 1)[:-1]))
+                        for r in (Ack(1, 1), HostHello(1), KeepAlive(1), ClockProbe(1))}
+    assert set(host_frame_sizes) == set(HOST_TYPES)
+    assert sizes["host_frame"] == max(host_frame_sizes.values())
 
 
 COBS_CASES = [b"", b"\x00", b"\x00\x00", b"\x01", b"\x11\x00\x22", b"\x01" * 253, b"\x01" * 254, b"\x01" * 255,
@@ -319,10 +327,13 @@ def _signal_cmd(seq: int, rec: SignalRecord, state: int | None = None) -> str:
 def _c_encode(cli: CDriver, record, seq: int) -> bytes:
     if isinstance(record, SignalRecord):
         return cli.line(_signal_cmd(seq, record))
-    if isinstance(record, Hello):
-        return cli.line(f"hello {record.boot_id} {record.firmware}")
+    if isinstance(record, Hello):  # the C reference always reports its ring
+        assert record.oldest_seq is not None and record.next_seq is not None, record
+        return cli.line(f"hello {record.boot_id} {record.oldest_seq} {record.next_seq} {record.firmware}")
     if isinstance(record, KeepAlive):
         return cli.line(f"keepalive {record.time_us}")
+    if isinstance(record, ClockReply):
+        return cli.line(f"clock_reply {record.probe_id} {record.mcu_time_us}")
     raise TypeError(record)
 
 
@@ -332,10 +343,18 @@ MCU_RECORDS = [
     (SignalRecord(255, 255, Signal.RELAY_CLOSED, False, -1), 0x01000000),
     (SignalRecord(2, 1, Signal.ENERGY_FLOWING, True, I64_MAX), 7),
     (SignalRecord(2, 1, Signal.ENERGY_FLOWING, True, I64_MIN), 8),
-    (Hello(1, 0xDEADBEEF, "fw 1.2"), 0),
-    (Hello(1, 1, ""), 0),
-    (Hello(1, U32_MAX, "x" * 255), 0),
-    (Hello(1, 0x00FF00FF, "  spaces, punctuation: ~!@#$%^&*() "), 0),
+    (Hello(1, 0xDEADBEEF, "fw 1.2", 1, 1), 0),  # a fresh boot: nothing held, the first record gets 1
+    (Hello(1, 1, "", 0, 0), 0),
+    (Hello(1, U32_MAX, "x" * 255, U32_MAX, U32_MAX), 0),
+    (Hello(1, 0x00FF00FF, "  spaces, punctuation: ~!@#$%^&*() ", 0x01000000, 0x01000100), 0),
+    (Hello(1, 7, "fw", 3, 7), 0),
+    (ClockReply(0, 0), 0),
+    (ClockReply(1, 1771323630123456), 0),
+    (ClockReply(U32_MAX, -1), 0),
+    (ClockReply(0x80000000, I64_MIN), 0),
+    (ClockReply(0x7FFFFFFF, I64_MAX), 0),
+    (ClockReply(42, -1771323630123456), 0),
+    (ClockReply(0x01000000, 0x00FF00FF00FF00FF), 0),
     (KeepAlive(0), 0),
     (KeepAlive(-1), 0),
     (KeepAlive(I64_MIN), 0),
@@ -361,10 +380,30 @@ def test_mcu_records_encoded_in_c_decode_on_the_host(asan_cli, record, seq):
 
 def test_hello_firmware_is_truncated_to_255_bytes_like_the_host(cli):
     firmware = "".join(chr(33 + i % 90) for i in range(300))
-    line = cli.line(f"hello 42 {firmware}")
-    assert line == records.encode(Hello(1, 42, firmware), 0)
+    line = cli.line(f"hello 42 5 9 {firmware}")
+    assert line == records.encode(Hello(1, 42, firmware, 5, 9), 0)
     (frame,) = FrameDecoder().feed(line)
-    assert records.decode(frame) == Hello(1, 42, firmware[:255])
+    assert records.decode(frame) == Hello(1, 42, firmware[:255], 5, 9)
+
+
+def test_c_hello_carries_the_ring_after_the_firmware_string(cli):
+    line = cli.line("hello 3735928559 258 772 fw 1.2")
+    (frame,) = FrameDecoder().feed(line)
+    assert frame.body == bytes([1]) + (0xDEADBEEF).to_bytes(4, "little") + bytes([6]) + b"fw 1.2" \
+        + (258).to_bytes(4, "little") + (772).to_bytes(4, "little")
+    hello = records.decode(frame)
+    assert hello == Hello(1, 0xDEADBEEF, "fw 1.2", oldest_seq=258, next_seq=772)
+    assert line == records.encode(hello, 0) and frame.seq == 0
+
+
+def test_c_clock_reply_carries_probe_id_and_signed_time(cli):
+    line = cli.line(f"clock_reply {U32_MAX} {I64_MIN}")
+    (frame,) = FrameDecoder().feed(line)
+    assert (frame.type, frame.seq) == (FrameType.CLOCK_REPLY, 0)
+    assert frame.body == b"\xff\xff\xff\xff" + b"\x00" * 7 + b"\x80"  # u32 LE, then i64 LE two's complement
+    assert records.decode(frame) == ClockReply(probe_id=U32_MAX, mcu_time_us=I64_MIN)
+    assert cli(f"clock_reply {U32_MAX + 1} 0") == "ERR bad command"  # the driver checks its ranges
+    assert cli(f"clock_reply 1 {I64_MAX + 1}") == "ERR bad command"
 
 
 def test_signal_state_is_sent_as_0_or_1(cli):
@@ -385,10 +424,12 @@ def test_frame_size_limit(cli):
 # ---- host -> MCU: encoded by the host, decoded in C ----------------------------------------------
 
 HOST_RECORDS = [Ack(0, 0), Ack(U32_MAX, U32_MAX), Ack(0x12345678, 42), HostHello(1), HostHello(255),
-                KeepAlive(0), KeepAlive(-1), KeepAlive(I64_MIN), KeepAlive(I64_MAX), KeepAlive(1771323630123456)]
+                KeepAlive(0), KeepAlive(-1), KeepAlive(I64_MIN), KeepAlive(I64_MAX), KeepAlive(1771323630123456),
+                ClockProbe(0), ClockProbe(1), ClockProbe(U32_MAX), ClockProbe(0x01020304)]
 
 
-HOST_TYPES = {Ack: FrameType.ACK, HostHello: FrameType.HOST_HELLO, KeepAlive: FrameType.KEEPALIVE}
+HOST_TYPES = {Ack: FrameType.ACK, HostHello: FrameType.HOST_HELLO, KeepAlive: FrameType.KEEPALIVE,
+              ClockProbe: FrameType.CLOCK_PROBE}
 
 
 def _parsed(record) -> str:
@@ -396,13 +437,17 @@ def _parsed(record) -> str:
         return f"ack={record.boot_id},{record.seq}"
     if isinstance(record, HostHello):
         return f"host_hello={record.protocol_version}"
+    if isinstance(record, ClockProbe):
+        return f"clock_probe={record.probe_id}"
     return f"keepalive={record.time_us}"
 
 
 @pytest.mark.parametrize("buf_cap", [512, 18])  # the whole protocol, and JL_HOST_FRAME_MAX
 def test_host_records_decode_in_c(asan_cli, buf_cap):
     asan_cli.ok(f"decoder {buf_cap}")
-    for seq, record in zip((1, U32_MAX, 0, 77, 5, 6, 7, 8, 9, 10), HOST_RECORDS):
+    seqs = (1, U32_MAX, 0, 77, *range(5, len(HOST_RECORDS) + 1))
+    assert len(seqs) == len(HOST_RECORDS)
+    for seq, record in zip(seqs, HOST_RECORDS):
         line = records.encode(record, seq)
         (frame,) = asan_cli.decode(line)
         assert frame == CFrame(HOST_TYPES[type(record)], seq, frame.body, _parsed(record))
@@ -419,10 +464,14 @@ def test_host_records_decode_in_c(asan_cli, buf_cap):
 
 def test_bad_bodies_and_unknown_types_reach_the_caller_unparsed(cli):
     frames = cli.decode(encode_frame(FrameType.ACK, 1, bytes(7)) + encode_frame(FrameType.HOST_HELLO, 2, b"")
-                        + encode_frame(FrameType.KEEPALIVE, 3, bytes(9)) + encode_frame(0x7F, 4, b"future"))
-    assert [(f.type, f.parsed) for f in frames] == [(4, "bad"), (5, "bad"), (3, "bad"), (0x7F, "-")]
+                        + encode_frame(FrameType.KEEPALIVE, 3, bytes(9)) + encode_frame(FrameType.CLOCK_PROBE, 5, bytes(3))
+                        + encode_frame(FrameType.CLOCK_PROBE, 6, bytes(5))
+                        + records.encode(ClockReply(1, 2), 7)  # MCU->host types are not the MCU's to parse
+                        + encode_frame(0x7F, 4, b"future"))
+    assert [(f.type, f.parsed) for f in frames] == [(4, "bad"), (5, "bad"), (3, "bad"), (6, "bad"), (6, "bad"),
+                                                    (7, "-"), (0x7F, "-")]
     assert frames[-1].body == b"future"
-    for f in frames[:3]:  # the host calls these peer bugs too
+    for f in frames[:5]:  # the host calls these peer bugs too
         with pytest.raises(RecordError):
             records.decode(FrameDecoder().feed(encode_frame(f.type, f.seq, f.body))[0])
     assert records.decode(FrameDecoder().feed(encode_frame(0x7F, 4, b"future"))[0]) == Unknown(0x7F)
@@ -513,8 +562,11 @@ firmware = st.text(st.characters(min_codepoint=1, max_codepoint=127, blacklist_c
 
 
 @FUZZ
-@given(record=st.one_of(signal_records, st.builds(Hello, st.just(1), st.integers(0, U32_MAX), firmware),
-                        st.builds(KeepAlive, st.integers(I64_MIN, I64_MAX))),
+@given(record=st.one_of(signal_records,
+                        st.builds(Hello, st.just(1), st.integers(0, U32_MAX), firmware,
+                                  st.integers(0, U32_MAX), st.integers(0, U32_MAX)),
+                        st.builds(KeepAlive, st.integers(I64_MIN, I64_MAX)),
+                        st.builds(ClockReply, st.integers(0, U32_MAX), st.integers(I64_MIN, I64_MAX))),
        seq=st.integers(1, U32_MAX))
 def test_fuzz_c_records_decode_identically_on_the_host(asan_cli, record, seq):
     if not isinstance(record, SignalRecord):
@@ -523,14 +575,17 @@ def test_fuzz_c_records_decode_identically_on_the_host(asan_cli, record, seq):
     assert line == records.encode(record, seq)
     (frame,) = FrameDecoder().feed(line)
     assert records.decode(frame) == record and frame.seq == seq
-    if isinstance(record, SignalRecord):
-        assert len(line) <= 24  # JL_SIGNAL_LINE_MAX
+    if isinstance(record, (SignalRecord, ClockReply)):
+        assert len(line) <= 24  # JL_SIGNAL_LINE_MAX, JL_CLOCK_REPLY_LINE_MAX
+    if isinstance(record, Hello):
+        assert len(line) <= len(record.firmware) + 26 + (len(record.firmware) >= 230)  # JL_HELLO_LINE_MAX(n)
 
 
 host_frames = st.one_of(
     st.builds(lambda r, s: records.encode(r, s),
               st.one_of(st.builds(Ack, st.integers(0, U32_MAX), st.integers(0, U32_MAX)),
-                        st.builds(HostHello, st.integers(0, 255)), st.builds(KeepAlive, st.integers(I64_MIN, I64_MAX))),
+                        st.builds(HostHello, st.integers(0, 255)), st.builds(KeepAlive, st.integers(I64_MIN, I64_MAX)),
+                        st.builds(ClockProbe, st.integers(0, U32_MAX))),
               st.integers(0, U32_MAX)),
     st.builds(encode_frame, st.integers(0, 255), st.integers(0, U32_MAX), st.binary(max_size=40)),
     st.builds(encode_frame, st.integers(0, 255), st.integers(0, U32_MAX),  # long runs: 0xFF COBS blocks
@@ -651,6 +706,68 @@ def test_ring_matches_the_simulators_model(asan_cli, capacity, ops):
     assert _replayed(asan_cli) == list(model)
     stat = asan_cli.stat("rstat")
     assert (stat["count"], stat["next"], stat["overflowed"]) == (len(model), next_seq, overflowed)
+    # a HOST_HELLO gets HELLO with the ring's bounds (the simulator's oldest_seq), then the replay
+    hello, *replay = _frames(asan_cli.line(f"rx {records.encode(HostHello(1), 1).hex()}"))
+    assert hello == (0, Hello(1, 99, "jl_cli 1.0", model[0][0] if model else next_seq, next_seq))
+    assert replay == list(model)
+
+
+def _frames(line: bytes) -> list[tuple[int, object]]:
+    decoder = FrameDecoder()
+    frames = [(f.seq, records.decode(f)) for f in decoder.feed(line)]
+    assert decoder.counters.errors() == 0
+    return frames
+
+
+def _rx(cli: CDriver, *host_records) -> list[tuple[int, object]]:
+    """Host frames through the example firmware's handler (after a 0x00): what it sends back."""
+    return _frames(cli.line(f"rx {_host_line(*host_records).hex()}"))
+
+
+def _host_line(*host_records) -> bytes:
+    return b"\x00" + b"".join(records.encode(r, i) for i, r in enumerate(host_records, 1))
+
+
+def test_hello_reports_the_ring_and_the_host_counts_exactly_the_overwritten_records(cli):
+    """Doc section 4.3: the host declares records lost only when HELLO's oldest_seq says they are gone."""
+    cli.ok("ring 4 7")
+    assert _rx(cli, HostHello(1)) == [(0, Hello(1, 7, "jl_cli 1.0", 1, 1))]  # empty: oldest == next
+    tracker: SequenceTracker = SequenceTracker()
+    new_boot, outcome = tracker.hello(7, 1)
+    assert new_boot and outcome.lost == 0 and tracker.last_seq == 0
+    pushed = [_rec(i) for i in range(6)]
+    for rec in pushed[:2]:
+        _push(cli, rec)
+    for seq, rec in _frames(cli.line("pump")):  # the host stores 1 and 2, its ACK is lost on the way
+        tracker.accept(seq, rec)
+    for rec in pushed[2:]:
+        _push(cli, rec)  # 3..6 in a ring of 4: 1 and 2 are overwritten, which the host does not miss...
+    assert cli.ok("pump") != ""  # ...and 3..6 are sent into a dead link
+    hello, *replay = _rx(cli, HostHello(1))
+    assert hello == (0, Hello(1, 7, "jl_cli 1.0", 3, 7))
+    _, outcome = tracker.hello(hello[1].boot_id, hello[1].oldest_seq)
+    assert outcome.lost == 0  # 1 and 2 were stored before they were overwritten
+    assert [tracker.accept(seq, rec).verdict.value for seq, rec in replay] == ["new"] * 4
+    assert tracker.last_seq == 6
+
+    cli.ok("ring 4 8")  # a reboot: this time the host stored only seq 1 before 2 and 3 were overwritten
+    tracker = SequenceTracker()
+    tracker.hello(8, 1)
+    for rec in pushed:
+        _push(cli, rec)
+    tracker.accept(1, pushed[0])
+    hello, *replay = _rx(cli, HostHello(1))
+    assert hello == (0, Hello(1, 8, "jl_cli 1.0", 3, 7)) and [seq for seq, _ in replay] == [3, 4, 5, 6]
+    _, outcome = tracker.hello(8, hello[1].oldest_seq)
+    assert outcome.lost == 1 and tracker.last_seq == 2  # seq 2 is gone for good, and reported
+    assert [tracker.accept(seq, rec).verdict.value for seq, rec in replay] == ["new"] * 4
+
+
+def test_hello_from_a_ring_of_capacity_zero(cli):
+    cli.ok("ring 0 5")
+    _push(cli, _rec(0))
+    _push(cli, _rec(1))
+    assert _rx(cli, HostHello(1)) == [(0, Hello(1, 5, "jl_cli 1.0", 3, 3))]  # nothing held: both gone
 
 
 # ---- the link behaviour of doc section 4, as the README's integration example does it ----------
@@ -661,26 +778,59 @@ def test_host_hello_gets_hello_and_replay_ack_frees(cli):
     cli.ok("fw test fw 2")
     cli.ok("decoder 18")
     pushed = [_rec(i) for i in range(4)]
-    hello = (0, Hello(1, boot, "test fw 2"))
 
-    def decoded(line: bytes) -> list:
-        return [(f.seq, records.decode(f)) for f in FrameDecoder().feed(line)]
+    def hello(oldest_seq: int, next_seq: int) -> tuple[int, Hello]:
+        return 0, Hello(1, boot, "test fw 2", oldest_seq, next_seq)
 
     def rx(*host_records) -> list:
-        data = b"\x00" + b"".join(records.encode(r, i) for i, r in enumerate(host_records, 1))
-        return decoded(cli.line(f"rx {data.hex()}"))
+        return _rx(cli, *host_records)
 
     for rec in pushed[:3]:
         _push(cli, rec)
-    assert decoded(cli.line("pump")) == [(1, pushed[0]), (2, pushed[1]), (3, pushed[2])]  # live sending
+    assert _frames(cli.line("pump")) == [(1, pushed[0]), (2, pushed[1]), (3, pushed[2])]  # live sending
     assert cli.ok("pump") == ""  # each once
-    assert rx(HostHello(1)) == [hello, (1, pushed[0]), (2, pushed[1]), (3, pushed[2])]  # all unacked again
+    assert rx(HostHello(1)) == [hello(1, 4), (1, pushed[0]), (2, pushed[1]), (3, pushed[2])]  # all unacked again
     _push(cli, pushed[3])
-    assert decoded(cli.line("pump")) == [(4, pushed[3])]  # one cursor: a replay and live records never repeat
+    assert _frames(cli.line("pump")) == [(4, pushed[3])]  # one cursor: a replay and live records never repeat
     assert rx(Ack(boot, 2)) == []
-    assert rx(HostHello(1)) == [hello, (3, pushed[2]), (4, pushed[3])]
+    assert rx(HostHello(1)) == [hello(3, 5), (3, pushed[2]), (4, pushed[3])]
     assert rx(Ack(boot + 1, 4), KeepAlive(1771323630123456)) == []  # another boot's ACK is ignored
     stat = cli.stat("rstat")
     assert (stat["count"], stat["tx_after"], stat["host_time"]) == (2, 4, 1771323630123456)
-    assert rx(Ack(boot, 4), HostHello(1)) == [hello]
+    assert rx(Ack(boot, 4), HostHello(1)) == [hello(5, 5)]  # all acknowledged: oldest == next
     assert cli.stat("rstat")["host_heard"] == stat["host_heard"] + 2  # every verified frame counts as heard
+
+
+BYTE_US = 87  # jl_cli's clock advances this much per byte rx feeds (one byte at 115200 baud)
+
+
+@pytest.mark.parametrize("start_us", [1771323630123456, 0, -5_000_000, I64_MIN, I64_MAX - 100_000])
+def test_clock_probe_is_answered_with_the_clock_at_receipt_ahead_of_queued_records(cli, start_us):
+    """Doc section 5: CLOCK_REPLY carries the MCU clock when the probe's 0x00 arrived and overtakes
+    the records queued before it, but not the HELLO: the host must learn of a new boot before it
+    gets a sample of that boot's clock."""
+    cli.ok("ring 16 9")
+    pushed = [_rec(i) for i in range(3)]
+    for rec in pushed:
+        _push(cli, rec)
+    host = [HostHello(1), ClockProbe(0xFEEDF00D), Ack(9, 1), ClockProbe(1), KeepAlive(3)]
+    data = _host_line(*host)
+    # the offset of each frame's closing 0x00: byte k arrives at start + BYTE_US * (k + 1)
+    ends = [i for i, b in enumerate(data) if b == 0][1:]
+    cli.ok(f"clock {start_us}")
+    got = _rx(cli, *host)
+    at = [start_us + BYTE_US * (end + 1) for end in ends]
+    assert got == [(0, Hello(1, 9, "jl_cli 1.0", 1, 4)), (0, ClockReply(0xFEEDF00D, at[1])),
+                   (0, ClockReply(1, at[3])), *[(i + 1, r) for i, r in enumerate(pushed)]]
+    # again: the clock went on counting, and the reply is byte-identical to the host's encoder
+    again_us = start_us + BYTE_US * len(data) + BYTE_US * (ends[1] + 1)
+    hello = records.encode(Hello(1, 9, "jl_cli 1.0", 2, 4), 0)
+    assert cli.line(f"rx {data.hex()}").startswith(hello + records.encode(ClockReply(0xFEEDF00D, again_us), 0))
+
+
+def test_clock_probe_with_a_bad_body_gets_no_reply(cli):
+    cli.ok("clock 1000")
+    line = b"\x00" + encode_frame(FrameType.CLOCK_PROBE, 1, bytes(3)) + encode_frame(FrameType.CLOCK_PROBE, 2, bytes(5))
+    assert cli.ok(f"rx {line.hex()}") == ""
+    at_us = 1000 + BYTE_US * (len(line) + len(_host_line(ClockProbe(5))))  # its 0x00 is the last byte
+    assert _rx(cli, ClockProbe(5)) == [(0, ClockReply(5, at_us))]
