@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from josev_bridge.config import MqttConfig
+from josev_bridge.harness.bridge_process import BridgeProcess
+from josev_bridge.sim.launcher import start_sim
 from josev_bridge.core.timestamps import parse_us
 from josev_bridge.harness.waiting import wait_until
 from josev_bridge.request_client import RequestClient
@@ -81,3 +85,94 @@ def test_bridge_killed_and_restarted_while_the_mcu_keeps_producing(broker, sim, 
     wait_applied(bridge, sim)
     check_answers(broker, edges)
     assert status(bridge)["mcu_link"]["counters"]["lost_records"] == 0
+
+
+def test_pty_unplugged_mid_session_and_replugged(broker, sim, bridge):
+    edges = drive(sim, 1)
+    status_, body = sim.command("plug-connector", {"evse_id": 1})
+    edges += body["edges"]
+    assert sim.command("link-unplug", {"seconds": 1.0})[0] == 200
+    for name, event in CYCLE[1:]:  # the session goes on while the USB adapter is out
+        status_, body = sim.command(name, {"evse_id": 1, **event})
+        edges += body["edges"]
+    bridge.wait_log("closed: I/O error", timeout=10)
+    wait_applied(bridge, sim)
+    check_answers(broker, edges)
+    counters = status(bridge)["mcu_link"]["counters"]
+    assert counters["lost_records"] == 0 and counters["opens"] >= 2
+
+
+@pytest.mark.parametrize("keep_ring", [True, False])
+def test_mcu_reboot_mid_session(broker, sim, bridge, keep_ring):
+    edges = drive(sim, 1)
+    before = sim.command("plug-connector", {"evse_id": 1})[1]["edges"]
+    before += sim.command("authorize-id-tag", {"evse_id": 1, "id_tag": "T"})[1]["edges"]  # charging session open
+    if not keep_ring:
+        wait_applied(bridge, sim)  # a reboot that loses the ring loses nothing the bridge still needs
+    status_, reboot = sim.command("link-reboot", {"keep_ring": keep_ring})
+    assert status_ == 200
+    bridge.wait_log(f"MCU boot {reboot['boot_id']:08x}", timeout=10)
+    after = drive(sim, 1)  # the rebooted MCU reports the session again from scratch
+    wait_applied(bridge, sim)
+    check_answers(broker, edges + before + after)
+    link = status(bridge)["mcu_link"]
+    assert link["counters"]["lost_records"] == 0
+    assert link["boot_id"] == f"{reboot['boot_id']:08x}"
+
+
+def test_ring_overflow_is_reported_exactly(broker, tmp_path, make_bridge):
+    with start_sim(tmp_path / "small", extra_args=["--ring-size", "4"]) as small:
+        bridge = BridgeProcess(tmp_path / "b2", broker_port=broker.port, serial_url=str(small.pty_link))
+        bridge.start()
+        try:
+            drive(small, 1, evse_ids=(1,))
+            wait_applied(bridge, small)
+            bridge.kill()
+            drive(small, 1, evse_ids=(1,))  # 10 records while down; the ring keeps the last 4
+            n_records = small.status()["next_seq"] - 1 - status_last_seq(bridge)
+            bridge.start()
+            wait_applied(bridge, small)
+            assert status(bridge)["mcu_link"]["counters"]["lost_records"] == n_records - 4
+            assert "records lost" in bridge.log_text()
+        finally:
+            bridge.stop()
+
+
+def status_last_seq(bridge) -> int:
+    return json.loads((bridge.workdir / "state" / "edges.json").read_text())["link"]["last_seq"]
+
+
+def test_noise_bursts(broker, sim, bridge):
+    edges = drive(sim, 2, before_command=lambda: sim.command("link-noise", {"bytes": 300}))
+    wait_applied(bridge, sim)
+    check_answers(broker, edges)
+    counters = status(bridge)["mcu_link"]["counters"]
+    assert counters["discarded_bytes"] > 0 and counters["lost_records"] == 0
+
+
+def test_ten_seconds_of_silence(broker, sim, bridge):
+    assert sim.command("link-silence", {"seconds": 10})[0] == 200
+    edges = drive(sim, 1)
+    bridge.wait_log("MCU link silent", timeout=15)
+    bridge.wait_log("MCU link open: MCU heard", timeout=15)
+    wait_applied(bridge, sim)
+    check_answers(broker, edges)
+    assert status(bridge)["mcu_link"]["counters"]["lost_records"] == 0
+
+
+@pytest.mark.parametrize("offset_s,ppm", [(3 * 3600, 100.0), (-5 * 3600, -100.0)])
+def test_mcu_clock_off_by_hours_and_drifting(broker, tmp_path, offset_s, ppm):
+    args = ["--clock-offset-s", str(offset_s), "--clock-drift-ppm", str(ppm)]
+    with start_sim(tmp_path / "drift", extra_args=args) as drifting:
+        bridge = BridgeProcess(tmp_path / "b3", broker_port=broker.port, serial_url=str(drifting.pty_link))
+        bridge.start()
+        try:
+            code, first = drifting.command("parking-bay-occupied", {"evse_id": 1})
+            record = first["records"][0]
+            assert abs(record["time_us"] - record["true_time_us"] - offset_s * 1_000_000) < 1_000_000  # hours off
+            edges = first["edges"] + drive(drifting, 2)
+            wait_applied(bridge, drifting)
+            check_answers(broker, edges)  # true times within 2 ms, though the MCU clock is hours off
+            assert status(bridge)["mcu_link"]["clock"]["samples"] >= 2
+        finally:
+            bridge.stop()
