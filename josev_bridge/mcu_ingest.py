@@ -183,9 +183,10 @@ class McuIngest:
                                                   record.state, utc_us))
         self.last_record_us = utc_us
         c.edges += len(edges)
-        for edge in edges:
-            log.info("EVSE %d %s %s at %s", edge.evse_id, edge.condition.value, edge.event_type.value,
-                     format_us(edge.time_us))
+        if edges and log.isEnabledFor(logging.INFO):  # formatting costs more than applying
+            for edge in edges:
+                log.info("EVSE %d %s %s at %s", edge.evse_id, edge.condition.value, edge.event_type.value,
+                         format_us(edge.time_us))
 
     def _give_up_waiting(self, why: str) -> None:
         if self._waiting:

@@ -8,6 +8,7 @@ What the records mean is the `RecordSink`'s business; this module only moves byt
 from __future__ import annotations
 
 import logging
+import select
 import threading
 import time
 from dataclasses import dataclass
@@ -28,13 +29,15 @@ READ_TIMEOUT = 0.2  # the longest the loop sleeps in read(); bounds keep-alive a
 REPLAY_INTERVAL = 0.5  # at most this often, ask the MCU to replay while a gap is open
 FAST_PROBING_S = 2.0  # after a HELLO, probe at every loop turn for this long: a low-latency sample early
 MAX_PROBES_IN_FLIGHT = 8  # unanswered clock probes remembered (an MCU that ignores them costs nothing)
+ACK_COALESCE_S = 0.05  # records arriving within this window share one fsync'd save and one ACK
 
 
 class RecordSink(Protocol):
     def on_record(self, seq: int, record: Record) -> None: ...
 
     def flush(self) -> Ack | None:
-        """Called after each read batch: persist what was accepted; return the ack to send, if any."""
+        """Persist what was accepted; return the ack to send, if any. Called at most every
+        ACK_COALESCE_S while records arrive, and once more when they stop."""
 
     def replay_wanted(self) -> bool:
         """True while records are missing that the MCU may still hold."""
@@ -83,6 +86,7 @@ class SerialLink:
         self._tx_probe = 0
         self._fast_probing_until = 0.0
         self._rx_us = 0  # host monotonic us when the current read returned
+        self._flush_at: float | None = None  # when the records delivered since the last flush are saved
 
     @property
     def decode_counters(self):
@@ -119,11 +123,16 @@ class SerialLink:
             except Exception:  # a bug must not end the link: log it, reopen, go on
                 log.exception("unexpected error in the serial loop; reopening the port")
                 self._close("internal error")
+        if self._flush_at is not None:  # stopping: save what was applied (the ack may not get out)
+            try:
+                self._flush()
+            except (serial.SerialException, OSError):
+                pass
 
     def _turn(self) -> None:
         port = self._port
         assert port is not None
-        data = port.read(max(1, port.in_waiting))
+        data = self._read(port)
         self._rx_us = time.monotonic_ns() // 1000
         now = time.monotonic()
         if data:
@@ -134,9 +143,10 @@ class SerialLink:
                 self._set_state(LinkState.OPEN, "MCU heard")
                 for frame in frames:
                     self._deliver(frame)
-                ack = self._sink.flush()
-                if ack is not None:
-                    self._send(ack)
+                if self._flush_at is None:
+                    self._flush_at = now + (ACK_COALESCE_S if self._can_wait(port) else 0.0)
+        if self._flush_at is not None and now >= self._flush_at:
+            self._flush()
         if self._sink.replay_wanted() and now - self._last_replay_request >= REPLAY_INTERVAL:
             log.info("MCU records missing after a gap: asking the MCU to replay what it holds")
             self._send(HostHello(PROTOCOL_VERSION))  # the MCU answers HELLO and replays all it still holds
@@ -150,6 +160,34 @@ class SerialLink:
             self._last_keepalive = now
         if self.state is LinkState.OPEN and now - self._last_rx > self._cfg.mcu_silence_timeout:
             self._set_state(LinkState.SILENT, f"no frame from the MCU for {self._cfg.mcu_silence_timeout:g} s")
+
+    def _read(self, port: serial.SerialBase) -> bytes:
+        """What the port holds now; else wait for bytes, at most until the pending flush is due."""
+        waiting = port.in_waiting
+        if waiting:
+            return port.read(waiting)
+        if self._flush_at is None:
+            return port.read(1)  # blocks up to READ_TIMEOUT
+        remaining = self._flush_at - time.monotonic()
+        if remaining <= 0:
+            return b""
+        readable, _, _ = select.select([port.fileno()], [], [], remaining)
+        return port.read(max(1, port.in_waiting)) if readable else b""
+
+    @staticmethod
+    def _can_wait(port: serial.SerialBase) -> bool:
+        """Coalescing needs a file descriptor to wait on; URL ports (loop://, socket://) flush at once."""
+        try:
+            port.fileno()
+        except Exception:
+            return False
+        return True
+
+    def _flush(self) -> None:
+        self._flush_at = None
+        ack = self._sink.flush()
+        if ack is not None:
+            self._send(ack)
 
     def _deliver(self, frame) -> None:
         try:

@@ -36,6 +36,7 @@ class ClockSample:
 class ClockMap:
     samples: list[ClockSample] = field(default_factory=list)
     _fit: tuple[int, int, float] | None = None  # (m0, h0, slope): host = h0 + slope * (mcu - m0)
+    _best_rtt: int | None = None
     outliers: int = 0  # consecutive
     restarts: int = 0
     restored_rtt_us: int | None = None  # the best round trip behind a fit restored from a snapshot
@@ -58,6 +59,7 @@ class ClockMap:
         self.samples.append(sample)
         del self.samples[:-WINDOW]
         self._fit = None
+        self._best_rtt = None
         return verdict
 
     @property
@@ -65,7 +67,10 @@ class ClockMap:
         return bool(self.samples) or self._fit is not None
 
     def best_rtt_us(self) -> int | None:
-        return min((s.rtt_us for s in self.samples), default=self.restored_rtt_us)
+        """Cached until the next sample: every record's UTC mapping asks for it."""
+        if self._best_rtt is None:
+            self._best_rtt = min((s.rtt_us for s in self.samples), default=self.restored_rtt_us)
+        return self._best_rtt
 
     def to_host_us(self, mcu_us: int) -> int:
         """Host monotonic time for an MCU clock reading. Requires `ready`."""

@@ -46,9 +46,11 @@ def status(bridge) -> dict:
 
 def wait_applied(bridge, sim):
     """Until the bridge has applied every record the simulator created (per its status)."""
-    target = sim.status()["next_seq"] - 1
-    wait_until(lambda: (s := status(bridge)) and s["mcu_link"]["last_seq"] >= target
-               and s["mcu_link"]["counters"]["records"] >= 1, 20, f"the bridge to apply seq {target}")
+    mcu = sim.status()
+    target, boot = mcu["next_seq"] - 1, f"{mcu['boot_id']:08x}"
+    wait_until(lambda: (s := status(bridge)) and s["mcu_link"]["boot_id"] == boot
+               and s["mcu_link"]["last_seq"] >= target
+               and s["mcu_link"]["counters"]["records"] >= 1, 20, f"the bridge to apply seq {target} of boot {boot}")
 
 
 def check_answers(broker, edges):
