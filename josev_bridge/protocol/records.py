@@ -6,8 +6,9 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
+from ..core.alert_inputs import DepartureSource, EvStatusRecord, FaultRecord
 from ..core.conditions import Signal, SignalRecord
-from .framing import Frame, encode_frame
+from .framing import CRC, HEADER, MAX_FRAME, Frame, encode_frame
 
 
 class FrameType(IntEnum):
@@ -18,6 +19,8 @@ class FrameType(IntEnum):
     HOST_HELLO = 0x05  # host -> MCU, sent when the host (re)opens the port
     CLOCK_PROBE = 0x06  # host -> MCU, answered at once with CLOCK_REPLY
     CLOCK_REPLY = 0x07  # MCU -> host, the MCU clock when the probe arrived
+    FAULT = 0x08  # MCU -> host, a fault raised or cleared (a numbered record, like SIGNAL)
+    EV_STATUS = 0x09  # MCU -> host, the EV's battery state (a numbered record, like SIGNAL)
 
 
 _HELLO = struct.Struct("<BIB")  # protocol version, boot id, length of firmware version string
@@ -28,6 +31,19 @@ _ACK = struct.Struct("<II")  # boot id, highest persisted seq
 _HOST_HELLO = struct.Struct("<B")  # protocol version
 _CLOCK_PROBE = struct.Struct("<I")  # probe id
 _CLOCK_REPLY = struct.Struct("<Iq")  # probe id, MCU clock in us
+_FAULT = struct.Struct("<BBBq")  # evse, connector, active, time_us; then error_code, vendor_error_code, info
+_EV_STATUS = struct.Struct("<BBqHiIqB")  # evse, connector, time_us, soc, power_w, capacity_wh, departure_us, source
+
+MAX_BODY = MAX_FRAME - HEADER.size - CRC.size  # 502
+#: FAULT strings: (name, length prefix, min bytes, max bytes), in wire order.
+_FAULT_STRINGS = (("error_code", struct.Struct("<B"), 1, 50),
+                  ("vendor_error_code", struct.Struct("<B"), 0, 50),
+                  ("info", struct.Struct("<H"), 0, 500))
+#: Bytes left for the three strings' contents in the largest frame (487).
+FAULT_TEXT_MAX = MAX_BODY - _FAULT.size - sum(prefix.size for _, prefix, _, _ in _FAULT_STRINGS)
+SOC_UNKNOWN = 0xFFFF
+SOC_MAX = 1000  # 100.0 % in 0.1 % units
+POWER_UNKNOWN = -(2**31)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +93,11 @@ class RecordError(ValueError):
     """A checksummed frame whose body does not fit its type (an MCU bug, not line noise)."""
 
 
-Record = Hello | SignalRecord | KeepAlive | Ack | HostHello | ClockProbe | ClockReply | Unknown
+Record = (Hello | SignalRecord | FaultRecord | EvStatusRecord | KeepAlive | Ack | HostHello | ClockProbe
+          | ClockReply | Unknown)
+#: The records that carry a seq and go through the MCU's ring, replay and ACK.
+SequencedRecord = SignalRecord | FaultRecord | EvStatusRecord
+SEQUENCED = (SignalRecord, FaultRecord, EvStatusRecord)
 
 
 def decode(frame: Frame) -> Record:
@@ -92,6 +112,10 @@ def decode(frame: Frame) -> Record:
             if state not in (0, 1):
                 raise RecordError(f"signal state must be 0 or 1, got {state}")
             return SignalRecord(evse, connector, Signal(signal), bool(state), time_us)
+        if kind is FrameType.FAULT:
+            return _decode_fault(body)
+        if kind is FrameType.EV_STATUS:
+            return _decode_ev_status(body)
         if kind is FrameType.KEEPALIVE:
             return KeepAlive(*_KEEPALIVE.unpack(body))
         if kind is FrameType.HELLO:
@@ -112,8 +136,64 @@ def decode(frame: Frame) -> Record:
         return HostHello(*_HOST_HELLO.unpack(body))
     except struct.error as exc:
         raise RecordError(f"{kind.name} body of {len(body)} bytes: {exc}") from None
-    except ValueError as exc:  # unknown Signal number
+    except ValueError as exc:  # unknown Signal or DepartureSource number, or a check below (a RecordError)
         raise RecordError(f"{kind.name}: {exc}") from None
+
+
+def _decode_fault(body: bytes) -> FaultRecord:
+    evse, connector, active, time_us = _FAULT.unpack_from(body)
+    if active not in (0, 1):
+        raise RecordError(f"active must be 0 or 1, got {active}")
+    pos = _FAULT.size
+    texts = []
+    for name, prefix, low, high in _FAULT_STRINGS:
+        text, pos = _read_string(body, pos, name, prefix, low, high)
+        texts.append(text)
+    if pos != len(body):
+        raise RecordError(f"body has {len(body) - pos} byte(s) after its strings")
+    error_code, vendor, info = texts
+    return FaultRecord(evse, connector, bool(active), error_code, vendor or None, info or None, time_us)
+
+
+def _read_string(body: bytes, pos: int, name: str, prefix: struct.Struct, low: int, high: int) -> tuple[str, int]:
+    """One length-prefixed UTF-8 string of a FAULT body; returns it and the position after it."""
+    (length,) = prefix.unpack_from(body, pos)
+    pos += prefix.size
+    if not low <= length <= high:
+        raise RecordError(f"{name} is {length} bytes, expected {low}..{high}")
+    if pos + length > len(body):
+        raise RecordError(f"{name} of {length} bytes runs past the end of the body")
+    try:
+        return body[pos:pos + length].decode("utf-8"), pos + length
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{name} is not UTF-8: {exc.reason} at byte {exc.start}") from None
+
+
+def _decode_ev_status(body: bytes) -> EvStatusRecord:
+    evse, connector, time_us, soc, power_w, capacity, departure_us, source = _EV_STATUS.unpack(body)
+    if soc > SOC_MAX and soc != SOC_UNKNOWN:
+        raise RecordError(f"soc is {soc} (0.1 %), expected 0..{SOC_MAX} or {SOC_UNKNOWN:#x}")
+    departure_source = DepartureSource(source)
+    if (departure_us == 0) != (departure_source is DepartureSource.NONE):
+        raise RecordError(f"departure_source {source} does not fit departure_time_us {departure_us} "
+                          "(0 exactly when there is no departure time)")
+    return EvStatusRecord(evse, connector, time_us, None if soc == SOC_UNKNOWN else soc / 10,
+                          None if power_w == POWER_UNKNOWN else power_w, capacity or None, departure_us or None,
+                          departure_source)
+
+
+def fit_fault_info(error_code: str, vendor_error_code: str | None, info: str | None) -> str | None:
+    """`info` cut (at a character boundary) so the FAULT frame stays within MAX_FRAME; None if empty.
+
+    The MCU side cuts the same way (mcu/josev_link.c), so a sender can keep the record as it went out.
+    """
+    if not info:
+        return None
+    room = min(500, FAULT_TEXT_MAX - len(error_code.encode()) - len((vendor_error_code or "").encode()))
+    raw = info.encode()
+    if len(raw) <= room:
+        return info
+    return raw[:max(room, 0)].decode("utf-8", "ignore") or None
 
 
 def encode(record: Record, seq: int) -> bytes:
@@ -121,6 +201,10 @@ def encode(record: Record, seq: int) -> bytes:
     if isinstance(record, SignalRecord):
         body = _SIGNAL.pack(record.evse_id, record.connector_id, int(record.signal), int(record.state), record.time_us)
         return encode_frame(FrameType.SIGNAL, seq, body)
+    if isinstance(record, FaultRecord):
+        return encode_frame(FrameType.FAULT, seq, _fault_body(record))
+    if isinstance(record, EvStatusRecord):
+        return encode_frame(FrameType.EV_STATUS, seq, _ev_status_body(record))
     if isinstance(record, KeepAlive):
         return encode_frame(FrameType.KEEPALIVE, seq, _KEEPALIVE.pack(record.time_us))
     if isinstance(record, Hello):
@@ -138,3 +222,36 @@ def encode(record: Record, seq: int) -> bytes:
     if isinstance(record, HostHello):
         return encode_frame(FrameType.HOST_HELLO, seq, _HOST_HELLO.pack(record.protocol_version))
     raise TypeError(f"cannot encode {record!r}")
+
+
+def _fault_body(record: FaultRecord) -> bytes:
+    """Raises ValueError for a record the host would refuse (so no sender puts one on the line)."""
+    body = bytearray(_FAULT.pack(record.evse_id, record.connector_id, int(record.active), record.time_us))
+    for (name, prefix, low, high), text in zip(_FAULT_STRINGS, (record.error_code, record.vendor_error_code,
+                                                                 record.info)):
+        raw = (text or "").encode("utf-8")
+        if not low <= len(raw) <= high:
+            raise ValueError(f"FAULT {name} must be {low}..{high} bytes of UTF-8, got {len(raw)}")
+        body += prefix.pack(len(raw)) + raw
+    return bytes(body)
+
+
+def _ev_status_body(record: EvStatusRecord) -> bytes:
+    """Raises ValueError for values the wire cannot carry (None is how 'unknown' is spelled)."""
+    soc = SOC_UNKNOWN if record.soc_percent is None else round(record.soc_percent * 10)
+    if soc != SOC_UNKNOWN and not 0 <= soc <= SOC_MAX:
+        raise ValueError(f"EV_STATUS soc_percent must be 0..100, got {record.soc_percent}")
+    power = POWER_UNKNOWN if record.power_w is None else record.power_w
+    if record.power_w is not None and not POWER_UNKNOWN < power < 2**31:
+        raise ValueError(f"EV_STATUS power_w must fit an i32 above {POWER_UNKNOWN}, got {power}")
+    if record.battery_capacity_wh is not None and not 0 < record.battery_capacity_wh < 2**32:
+        raise ValueError(f"EV_STATUS battery_capacity_wh must be 1..{2**32 - 1}, got {record.battery_capacity_wh}")
+    if record.departure_time_us == 0 or (record.departure_time_us is None) != (
+            record.departure_source is DepartureSource.NONE):
+        raise ValueError("EV_STATUS departure_source is NONE exactly when departure_time_us is None")
+    try:
+        return _EV_STATUS.pack(record.evse_id, record.connector_id, record.time_us, soc, power,
+                               record.battery_capacity_wh or 0, record.departure_time_us or 0,
+                               int(record.departure_source))
+    except struct.error as exc:
+        raise ValueError(f"EV_STATUS: {exc}") from None
