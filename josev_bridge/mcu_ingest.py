@@ -5,10 +5,15 @@ The serial thread calls `on_record` per record, `on_clock_sample` per clock prob
 probe answer arrives milliseconds after HELLO); `flush` writes one atomic snapshot for the batch
 and only then returns the ack, up to the last *applied* record, so the MCU keeps (and replays)
 anything the bridge has not stored: a full disk or a kill -9 loses nothing.
+
+FAULT and EV_STATUS records (the alert engine's inputs) take the same path: sequenced with the
+signals, held behind gaps, waiting for their boot's clock, mapped to UTC. Instead of the edge store
+they go to the alert listeners, in seq order, on the serial thread and before the ack.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -18,17 +23,21 @@ from typing import Callable
 
 from .adapters.serial_link import LinkState
 from .adapters.state_file import AtomicJsonFile
+from .core.alert_inputs import EvStatusRecord, FaultRecord
 from .core.clock_map import ClockMap, ClockSample, to_utc_us
 from .core.conditions import SignalRecord
 from .core.edge_store import EdgeStore
 from .core.link_sequence import Outcome, SequenceTracker, Verdict
 from .core.timestamps import format_us
-from .protocol.records import Ack, Hello, KeepAlive, Record
+from .protocol.records import SEQUENCED, Ack, Hello, KeepAlive, Record, SequencedRecord
 
 log = logging.getLogger("josev_bridge.ingest")
 
 STATE_FILE = "edges.json"
 CLOCKS_KEPT = 4  # MCU boots whose clock mapping is remembered (for records replayed after a reboot)
+
+AlertRecord = FaultRecord | EvStatusRecord
+AlertListener = Callable[[AlertRecord], None]
 
 
 def realtime_minus_monotonic_us() -> int:
@@ -54,6 +63,9 @@ class IngestCounters:
     clock_outliers: int = 0
     clock_restarts: int = 0
     persist_failures: int = 0
+    faults: int = 0  # FAULT records applied (untimed ones included; those are not passed on)
+    ev_status: int = 0  # EV_STATUS records applied (likewise)
+    alert_listener_errors: int = 0  # a listener raised: logged, ingest went on
 
 
 class McuIngest:
@@ -71,7 +83,8 @@ class McuIngest:
         self.clocks: dict[int, ClockMap] = {}
         self.store, self.tracker = self._load()
         self._applied_seq = self.tracker.last_seq
-        self._waiting: list[tuple[int, SignalRecord]] = []  # in order, for their boot's clock
+        self._waiting: list[tuple[int, SequencedRecord]] = []  # in order, for their boot's clock
+        self._alert_listeners: list[AlertListener] = []
         self._dirty = False
         self._persist_failing = False
 
@@ -93,6 +106,15 @@ class McuIngest:
                  store.evse_ids() or "(none)", tracker.snapshot(), len(self.clocks), self._file.path)
         return store, tracker
 
+    def add_alert_listener(self, callback: AlertListener) -> None:
+        """Call `callback(record)` with every timed FAULT/EV_STATUS record, UTC-mapped, in seq order.
+
+        Called on the serial thread, outside `lock`, before the record is acknowledged to the MCU:
+        a listener that must not lose a record across a crash persists it before returning, and
+        none may block for long (the link waits). An exception is logged, never fatal to ingest.
+        """
+        self._alert_listeners.append(callback)
+
     @property
     def clock(self) -> ClockMap | None:
         """The current MCU boot's clock mapping (for status)."""
@@ -100,7 +122,7 @@ class McuIngest:
 
     # -- RecordSink -------------------------------------------------------------------------------
     def on_record(self, seq: int, record: Record) -> None:
-        if isinstance(record, SignalRecord):
+        if isinstance(record, SEQUENCED):
             with self.lock:
                 outcome = self.tracker.accept(seq, record)
             self._settle(outcome)
@@ -163,11 +185,14 @@ class McuIngest:
         for seq, record in outcome.released:
             self._apply(seq, record)
 
-    def _apply(self, seq: int, record: SignalRecord) -> None:
+    def _apply(self, seq: int, record: SequencedRecord) -> None:
         c = self.counters
         clock = self.clock
         if self._waiting or clock is None or not clock.ready:
             self._waiting.append((seq, record))  # order is kept: nothing overtakes a waiting record
+            return
+        if not isinstance(record, SignalRecord):
+            self._apply_alert(seq, record, clock)
             return
         with self.lock:
             self._dirty = True
@@ -187,6 +212,33 @@ class McuIngest:
             for edge in edges:
                 log.info("EVSE %d %s %s at %s", edge.evse_id, edge.condition.value, edge.event_type.value,
                          format_us(edge.time_us))
+
+    def _apply_alert(self, seq: int, record: AlertRecord, clock: ClockMap) -> None:
+        """Count it, map its times to UTC and hand it to the listeners (after releasing the lock)."""
+        with self.lock:
+            self._dirty = True
+            self._applied_seq = seq
+            self.counters.records += 1
+            if isinstance(record, FaultRecord):
+                self.counters.faults += 1
+            else:
+                self.counters.ev_status += 1
+            if record.time_us == 0:
+                self.counters.untimed_records += 1
+                log.error("MCU record seq %d (%s) carries no hardware time; not used (never invent a time)",
+                          seq, _describe(record))
+                return
+            offset = self._realtime_offset_us()
+            mapped = _to_utc(record, lambda mcu_us: to_utc_us(clock, mcu_us, offset))
+        self.last_record_us = mapped.time_us
+        _log_alert(mapped)
+        for listener in self._alert_listeners:
+            try:
+                listener(mapped)
+            except Exception:
+                self.counters.alert_listener_errors += 1
+                log.exception("alert listener %r failed on MCU record seq %d (%s); ingest goes on",
+                              listener, seq, _describe(mapped))
 
     def _give_up_waiting(self, why: str) -> None:
         if self._waiting:
@@ -221,3 +273,38 @@ class McuIngest:
 
     def on_link_state(self, state: LinkState, detail: str) -> None:
         log.info("MCU link %s: %s", state.value, detail)
+
+
+def _to_utc(record: AlertRecord, utc: Callable[[int], int]) -> AlertRecord:
+    """The record with every MCU clock reading it carries replaced by UTC."""
+    if isinstance(record, FaultRecord):
+        return dataclasses.replace(record, time_us=utc(record.time_us))
+    departure = None if record.departure_time_us is None else utc(record.departure_time_us)
+    return dataclasses.replace(record, time_us=utc(record.time_us), departure_time_us=departure)
+
+
+def _describe(record: AlertRecord) -> str:
+    if isinstance(record, FaultRecord):
+        return f"FAULT {record.error_code} {'raised' if record.active else 'cleared'}"
+    return "EV_STATUS"
+
+
+def _log_alert(record: AlertRecord) -> None:
+    """INFO per fault (technicians read these); DEBUG per EV status (frequent, for diagnosis)."""
+    if isinstance(record, FaultRecord):
+        if log.isEnabledFor(logging.INFO):
+            extra = "".join(f" {label} {value!r}" for label, value in (("vendor code", record.vendor_error_code),
+                                                                       ("info", record.info)) if value)
+            log.info("EVSE %d connector %d fault %s %s%s at %s", record.evse_id, record.connector_id,
+                     record.error_code, "raised" if record.active else "cleared", extra, format_us(record.time_us))
+    elif log.isEnabledFor(logging.DEBUG):
+        log.debug("EVSE %d connector %d EV status at %s: SoC %s, power %s, capacity %s, departure %s (%s)",
+                  record.evse_id, record.connector_id, format_us(record.time_us),
+                  _known(record.soc_percent, " %"), _known(record.power_w, " W"),
+                  _known(record.battery_capacity_wh, " Wh"),
+                  "unknown" if record.departure_time_us is None else format_us(record.departure_time_us),
+                  record.departure_source.name.lower())
+
+
+def _known(value: object, unit: str) -> str:
+    return "unknown" if value is None else f"{value}{unit}"
