@@ -63,6 +63,27 @@ class PathsConfig:
 @dataclass(frozen=True)
 class ChargerConfig:
     identity: str = "josev-charger"
+    fleet_id: int = 1  # the fleet's numeric id of this charger: Flipturn's numeric `chargerId`
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    enabled: bool = True
+    max_age_days: float = 30.0
+    max_size_mb: float = 32.0  # the database file never grows past this (flash is small)
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    enabled: bool = True
+    listen: str = "127.0.0.1:8080"  # host:port; loopback unless you mean it
+    token_file: str = ""  # default: <state_dir>/api-token, created (0600) at first start
+    rate_limit_per_s: float = 20.0  # requests per second per client address, burst of twice that; then 429
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 @dataclass(frozen=True)
@@ -82,6 +103,8 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     charger: ChargerConfig = field(default_factory=ChargerConfig)
     get_event_timestamp: EventTimestampConfig = field(default_factory=EventTimestampConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = "<defaults>"
 
@@ -93,10 +116,14 @@ class Config:
     def state_dir(self) -> Path:
         return Path(self.paths.state_dir)
 
+    @property
+    def api_token_file(self) -> Path:
+        return Path(self.api.token_file) if self.api.token_file else self.state_dir / "api-token"
+
 
 _POSITIVE = {"port", "keepalive", "baudrate", "max_queued_messages", "keepalive_interval",
              "mcu_silence_timeout", "reopen_min_delay", "reopen_max_delay", "reconnect_min_delay",
-             "reconnect_max_delay"}
+             "reconnect_max_delay", "max_age_days", "max_size_mb", "rate_limit_per_s", "fleet_id"}
 _REQUIRED = {("serial", "url"), ("charger", "identity")}
 
 
@@ -183,10 +210,22 @@ def _check_required(config: Config, source: str) -> None:
         raise ConfigError(f"{source}: [mqtt] reconnect_min_delay: must not exceed reconnect_max_delay")
     if m.session_expiry < 0:
         raise ConfigError(f"{source}: [mqtt] session_expiry: must be 0 or more, got {m.session_expiry}")
+    _check_api(config.api, source)
+    if config.journal.max_size_mb < 1:
+        raise ConfigError(f"{source}: [journal] max_size_mb: at least 1, got {config.journal.max_size_mb}")
     for topic_key in ("request_topic", "response_topic", "josev_request_topic", "josev_response_topic"):
         topic = getattr(m, topic_key)
         if not topic or any(c in topic for c in "+#"):
             raise ConfigError(f"{source}: [mqtt] {topic_key}: must be a plain topic without wildcards, got {topic!r}")
+
+
+def _check_api(api: ApiConfig, source: str) -> None:
+    try:
+        host, port = api.host_port
+    except ValueError:
+        raise ConfigError(f"{source}: [api] listen: expected host:port, got {api.listen!r}") from None
+    if not host or not 0 <= port <= 65535:
+        raise ConfigError(f"{source}: [api] listen: expected host:port, got {api.listen!r}")
 
 
 def read_secret(path: str, what: str) -> str:

@@ -29,12 +29,18 @@ from .device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
 from .event_timestamp_service import NAME, EventTimestampService, certainly_valid_request
 from .mcu_ingest import STATE_FILE, McuIngest
 from . import status_report
-from .messages import Rejected, Router
+from .messages import Handled, Rejected, Router
+from .adapters.http_api import ApiServer, load_or_create_token
+from .adapters.journal_store import FILE_NAME as JOURNAL_FILE, RetentionPolicy
+from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_LINK, Direction, JournalEntry, NoAnswer
+from .journal import Journal
+from .journal_api import PATH as MESSAGES_PATH, JournalApi
 
 log = logging.getLogger("josev_bridge.daemon")
 
 HOUSEKEEPING_INTERVAL = 0.5  # seconds; also bounds how late a device-model change is logged
 SERIAL_STALL_LIMIT = 5.0  # the serial loop turns at least every 0.2 s; 5 s without means it is stuck
+RAW_JOURNALED = 2048  # characters of an unparsable payload kept in the journal
 
 
 def configure_logging(level: str) -> None:
@@ -68,6 +74,9 @@ class Bridge:
         self.routers[m.josev_request_topic].register(SET_VARIABLE_VALIDATE, "request", "set_variable_validate.request",
                                                      self.dm_sync.handle)
         self.serial = SerialLink(config.serial, self.ingest)
+        self.journal = self._open_journal(config)
+        self.api = self._open_api(config)
+        self._link_seen: dict = {}
         self.notifier = SystemdNotifier()
         self.rejected: dict[str, int] = {}
         self._stop = threading.Event()
@@ -80,13 +89,34 @@ class Bridge:
         latest = self.device_model.history(limit=1)
         self._audit_cursor = latest[0].id if latest else 0
 
+    @staticmethod
+    def _open_journal(config: Config) -> Journal | None:
+        if not config.journal.enabled:
+            return None
+        j = config.journal
+        policy = RetentionPolicy(max_age_us=int(j.max_age_days * 86_400e6), max_bytes=int(j.max_size_mb * 2**20))
+        return Journal(config.state_dir / JOURNAL_FILE, policy)
+
+    def _open_api(self, config: Config) -> ApiServer | None:
+        if not config.api.enabled:
+            return None
+        if self.journal is None:
+            raise ConfigError("[api] enabled needs [journal] enabled (the API serves the journal)")
+        routes = {MESSAGES_PATH: JournalApi(self.journal.store.path, config.charger.identity, config.charger.fleet_id)}
+        host, port = config.api.host_port
+        return ApiServer(host, port, load_or_create_token(config.api_token_file), routes, config.api.rate_limit_per_s)
+
     # -- inbound MQTT ------------------------------------------------------------------------------
     def _on_mqtt_message(self, message: mqtt.MQTTMessage) -> None:
         router = self.routers.get(message.topic)
         if router is None:
             log.debug("message on unexpected topic %s ignored", message.topic)
             return
+        received_us, t0 = time.time_ns() // 1000, time.perf_counter_ns()
         result = router.route(message.payload)
+        if self.journal is not None:
+            latency_us = (time.perf_counter_ns() - t0) // 1000
+            self.journal.record(_journal_entry(received_us, message, result, latency_us))
         if isinstance(result, Rejected):
             self.rejected[result.kind] = self.rejected.get(result.kind, 0) + 1
             about = f" (id={result.id}, name={result.name})" if result.id or result.name else ""
@@ -102,8 +132,12 @@ class Bridge:
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: every thread's stack to the log
+        if self.journal is not None:
+            self.journal.start()
         self.mqtt.start()
         self.serial.start()
+        if self.api is not None:
+            self.api.start()
         log.info("josev-bridge %s started: broker %s:%d, MCU %s, state %s, get_event_timestamp %s",
                  __version__, self.config.mqtt.host, self.config.mqtt.port, self.config.serial.url,
                  self.config.state_dir, "enabled" if self.timestamps.enabled() else "disabled")
@@ -112,8 +146,12 @@ class Bridge:
             self._housekeeping()
         finally:
             self.notifier.stopping()
+            if self.api is not None:
+                self.api.stop()
             self.serial.stop()
             self.mqtt.stop()
+            if self.journal is not None:
+                self.journal.stop()
             self.device_model.close()
             log.info("josev-bridge stopped")
         return 0
@@ -129,6 +167,7 @@ class Bridge:
                 self._reload.clear()
                 self._do_reload()
             self._log_device_model_changes()
+            self._journal_link_events()
             self._write_status()
             problem = self.health_problem()
             if problem is None:
@@ -159,6 +198,8 @@ class Bridge:
             return "the MQTT network thread has ended"
         if not self.serial.alive():
             return "the serial thread has ended"
+        if self.journal is not None and not self.journal.alive():
+            return "the journal thread has ended"
         stalled = time.monotonic() - self.serial.heartbeat
         if stalled > SERIAL_STALL_LIMIT:
             return f"the serial loop has not turned for {stalled:.1f} s"
@@ -179,6 +220,29 @@ class Bridge:
             log.warning("device model: %s.%s %s changed %s -> %s (source %s, by %s); applied",
                         change.component, change.variable, change.attribute, change.old_value, change.new_value,
                         change.source, change.user)
+            self._journal_event(DEVICE_MODEL_CHANGE, {
+                "component": change.component, "variable": change.variable, "attribute": change.attribute,
+                "oldValue": change.old_value, "newValue": change.new_value, "source": change.source,
+                "user": change.user})
+
+    def _journal_event(self, kind: str, payload: dict) -> None:
+        if self.journal is not None:
+            self.journal.record(JournalEntry(time.time_ns() // 1000, Direction.EVENT, kind, payload=payload))
+
+    def _journal_link_events(self) -> None:
+        """MCU link state, MCU boot and lost records, as seen at this tick (the log has the exact lines)."""
+        seen = {"state": self.serial.state.value, "boot_id": self.ingest.tracker.boot_id,
+                "lost_records": self.ingest.counters.lost_records}
+        if seen == self._link_seen:
+            return
+        before, self._link_seen = self._link_seen, seen
+        payload = {"state": seen["state"],
+                   "mcuBootId": None if seen["boot_id"] is None else f"{seen['boot_id']:08x}",
+                   "firmware": self.ingest.mcu_firmware,
+                   "lostRecords": seen["lost_records"]}
+        if before:
+            payload["changed"] = sorted(k for k in seen if seen[k] != before.get(k))
+        self._journal_event(MCU_LINK, payload)
 
     def _do_reload(self) -> None:
         """SIGHUP: re-read the config; apply what can change live, name what needs a restart."""
@@ -197,6 +261,22 @@ class Bridge:
         self.config = new
         log.info("configuration reloaded from %s", new.source)
         self.notifier.ready()
+
+
+def _journal_entry(received_us: int, message: mqtt.MQTTMessage, result: Handled | Rejected,
+                   latency_us: int) -> JournalEntry:
+    if isinstance(result, Handled):
+        m, outcome = result.message, result.outcome
+        answered = outcome.response is not None
+        return JournalEntry(received_us, Direction.IN, m.name, message.topic, m.id, m.data,
+                            outcome.response if answered else NoAnswer(outcome.no_answer),
+                            latency_us if answered else None)
+    why = NoAnswer.IGNORED if result.kind == "ignored" else NoAnswer.INVALID_MESSAGE
+    payload = result.data
+    if payload is None and result.kind in ("malformed_json", "not_an_envelope", "oversized"):
+        payload = message.payload[:RAW_JOURNALED].decode("utf-8", "replace")
+    return JournalEntry(received_us, Direction.IN, result.name or "unknown", message.topic, result.id, payload,
+                        why, note=result.detail)
 
 
 def run(config_path: str) -> int:

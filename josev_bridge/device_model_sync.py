@@ -14,7 +14,8 @@ from typing import Callable
 from . import schemas
 from .adapters.device_model_store import DeviceModelStore
 from .core.device_model import DeviceModelError, Source
-from .messages import Message, ReplyCache, encode_response
+from .core.journal_entry import NoAnswer
+from .messages import Message, Outcome, ReplyCache, encode_response
 
 log = logging.getLogger("josev_bridge.device_model_sync")
 
@@ -35,16 +36,16 @@ class DeviceModelSync:
         return station_level and "instance" not in variable and \
             (component["name"], variable["name"]) in self._store.definitions
 
-    def handle(self, message: Message) -> None:
+    def handle(self, message: Message) -> Outcome:
         data = message.data
         if not self.owns(data):
             log.debug("set_variable_validate %s for %s.%s: not ours, ignored", message.id,
                       data["component"]["name"], data["variable"]["name"])
-            return
+            return Outcome(no_answer=NoAnswer.IGNORED.value)
         cached = self._replies.get(message.id)
         if cached is not None:  # a QoS 1 redelivery: same answer, no second change in the audit trail
             self._publish(self._topic, cached)
-            return
+            return Outcome(json.loads(cached)["data"])
         component, variable = data["component"]["name"], data["variable"]["name"]
         try:
             change = self._store.set(component, variable, data["attribute_value"], source=Source.CSMS, user="csms",
@@ -60,3 +61,4 @@ class DeviceModelSync:
             raise RuntimeError(f"set_variable_validate response fails its schema: {payload!r}")
         self._replies.put(message.id, payload)
         self._publish(self._topic, payload)
+        return Outcome({"result": result})

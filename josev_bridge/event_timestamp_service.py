@@ -19,7 +19,7 @@ from .core.conditions import TRIGGER_REASONS, Condition, EventType
 from .core.device_model import as_bool
 from .core.event_timestamp import Answer, Query, answer
 from .mcu_ingest import McuIngest
-from .messages import Message, ReplyCache, encode_response
+from .messages import Message, Outcome, ReplyCache, encode_response
 
 log = logging.getLogger("josev_bridge.get_event_timestamp")
 
@@ -112,13 +112,13 @@ class EventTimestampService:
             self._settings_cache = (generation, (as_bool(flag.value if flag else None), supported))
         return self._settings_cache[1]
 
-    def handle(self, message: Message) -> None:
+    def handle(self, message: Message) -> Outcome:
         topic = self._config.mqtt.response_topic
         cached = self._replies.get(message.id)
         if cached is not None:
             log.info("request %s seen again (QoS 1 redelivery); repeating the same answer", message.id)
             self._publish(topic, cached)
-            return
+            return Outcome(json.loads(cached)["data"])
         data = message.data
         query = Query(EventType(data["event_type"]), Condition(data["trigger_reason"]), data.get("evse_id"))
         enabled, supported = self._settings()  # device model read outside the edge lock
@@ -130,7 +130,7 @@ class EventTimestampService:
         if not isinstance(result, Answer):
             self.silent += 1
             log.warning("request %s: %s", message.id, result.detail)
-            return
+            return Outcome(no_answer=result.reason)
         payload = encode_response(message, {"timestamp": result.timestamp})
         self._check_response(result.timestamp, payload)
         self._replies.put(message.id, payload)
@@ -142,3 +142,4 @@ class EventTimestampService:
         else:
             log.debug("request %s: %s/%s -> %s (EVSE %s)", message.id, query.event_type.value,
                       query.condition.value, result.timestamp, result.evse_id)
+        return Outcome({"timestamp": result.timestamp})

@@ -38,9 +38,24 @@ class Rejected:
     detail: str
     id: str | None = None
     name: str | None = None
+    data: object = None  # the parsed `data`, when the payload was JSON
 
 
-Handler = Callable[[Message], None]
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a handler did: the response `data` it published, or why it sent none (a NoAnswer value)."""
+
+    response: dict | None = None
+    no_answer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    message: Message
+    outcome: Outcome
+
+
+Handler = Callable[[Message], Outcome]
 FastCheck = Callable[[dict], bool]
 
 
@@ -67,8 +82,8 @@ class Router:
     def handles(self, name: str, type_: str) -> bool:
         return (name, type_) in self._routes
 
-    def route(self, payload: bytes) -> Message | Rejected:
-        """Parse and validate; call the handler and return the message, or return why not."""
+    def route(self, payload: bytes) -> Handled | Rejected:
+        """Parse and validate; call the handler and return what it did, or return why not."""
         if len(payload) > MAX_PAYLOAD:
             return Rejected("oversized", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
         try:
@@ -81,14 +96,13 @@ class Router:
         msg_id = obj.get("id") if isinstance(obj.get("id"), str) else None
         route = self._routes.get((name, type_))
         if route is None:
-            return Rejected("ignored", f"no handler for name={name!r} type={type_!r}", msg_id, name)
+            return Rejected("ignored", f"no handler for name={name!r} type={type_!r}", msg_id, name, obj.get("data"))
         fast = route.certainly_valid
         if not (fast is not None and fast(obj)) and not route.validator.is_valid(obj):
             return Rejected("schema_violation", schemas.first_error(route.validator, obj) or "invalid",
-                            msg_id, name)
+                            msg_id, name, obj.get("data"))
         message = Message(obj["id"], name, type_, obj["data"])
-        route.handler(message)
-        return message
+        return Handled(message, route.handler(message))
 
 
 class ReplyCache:

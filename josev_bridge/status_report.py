@@ -42,6 +42,11 @@ def build(bridge) -> dict:
         "get_event_timestamp": {"enabled": bridge.timestamps.enabled(), "answered": bridge.timestamps.answered,
                                 "silent": bridge.timestamps.silent},
         "rejected_messages": dict(bridge.rejected),
+        "journal": None if bridge.journal is None else {
+            "path": str(bridge.journal.store.path), "last_id": bridge.journal.last_id,
+            "pending": bridge.journal.pending, "last_error": bridge.journal.last_error,
+            **dataclasses.asdict(bridge.journal.counters)},
+        "api": None if bridge.api is None else {"listen": "%s:%d" % bridge.api.address},
     }
 
 

@@ -1,7 +1,7 @@
 import json
 import uuid
 
-from josev_bridge.messages import MAX_PAYLOAD, Message, Rejected, ReplyCache, Router, encode_response
+from josev_bridge.messages import MAX_PAYLOAD, Handled, Message, Rejected, ReplyCache, Router, encode_response
 
 
 def router():
@@ -19,7 +19,7 @@ def request(**data):
 def test_valid_request_reaches_its_handler_and_extra_data_members_are_tolerated():
     r, seen = router()
     msg = request(future_field=1)
-    assert isinstance(r.route(json.dumps(msg).encode()), Message)
+    assert isinstance(r.route(json.dumps(msg).encode()), Handled)
     assert seen[0].data["trigger_reason"] == "EVConnected"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -46,6 +47,7 @@ class BridgeProcess:
             "serial": {"url": serial_url, "reopen_min_delay": 0.05, "reopen_max_delay": 0.5},
             "paths": {"state_dir": str(self.workdir / "state"), "runtime_dir": str(self.workdir / "run")},
             "charger": {"identity": identity},
+            "api": {"listen": "127.0.0.1:0"},  # any free port; `api_url()` reads the one bound from status.json
             "logging": {"level": log_level},
         }
         for section, values in (extra or {}).items():
@@ -146,6 +148,24 @@ class BridgeProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+    def status(self, timeout: float = 10.0) -> dict:
+        """The daemon's status.json, once it has been written by this process."""
+        path = self.workdir / "run" / "status.json"
+
+        def current() -> dict | None:
+            try:
+                doc = json.loads(path.read_text())
+            except (OSError, ValueError):
+                return None
+            return doc if self.proc is not None and doc.get("pid") == self.proc.pid else None
+        return wait_until(current, timeout, f"status.json of pid {self.proc and self.proc.pid}")
+
+    def api_url(self, path: str = "") -> str:
+        return f"http://{self.status()['api']['listen']}{path}"
+
+    def api_token(self) -> str:
+        return (self.workdir / "state" / "api-token").read_text().strip()
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         """Run `josev-bridge ARGS --config <this bridge's config>`."""

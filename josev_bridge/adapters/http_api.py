@@ -1,0 +1,172 @@
+"""The local HTTP API: the standard library's threading server, bearer-token auth, JSON in Flipturn's style.
+
+Why the standard library: the API serves a technician's laptop over an SSH tunnel and a fleet
+agent on loopback, a few requests a minute; http.server costs no dependency, no memory beyond a
+thread per open connection, and nothing to update on the board. What a framework would add
+(routing, auth, errors) is the 100 lines here.
+
+Every answer is JSON; errors are `{"error": "..."}` with 400 (the message names the parameter),
+401 (no or wrong token), 404 (unknown route or charger), 405, 429 (with Retry-After), 500.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+from urllib.parse import parse_qs, urlsplit
+
+from ..config import ConfigError, read_secret
+from ..core.rate_limit import RateLimiter
+
+log = logging.getLogger("josev_bridge.api")
+
+MAX_QUERY = 8192  # bytes of query string; more is a 400
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    path: str
+    params: dict[str, list[str]]
+    client: str
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    body: dict
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+Route = Callable[[Request], Response]
+
+
+def load_or_create_token(path: Path) -> str:
+    """The bearer token: read from a 0600 file, or created there (random, 0600) at first start."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return read_secret(str(path), "[api] token_file")
+    except OSError as exc:
+        raise ConfigError(f"[api] token_file: cannot create {path}: {exc}") from None
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    log.warning("API token created in %s (mode 0600); send it as 'Authorization: Bearer <token>'", path)
+    return token
+
+
+class ApiServer:
+    """Serves `routes` (path -> handler) on a background thread until `stop()`."""
+
+    def __init__(self, host: str, port: int, token: str, routes: dict[str, Route],
+                 rate_per_s: float = 20.0) -> None:
+        self.routes = routes
+        self._token = token.encode()
+        self._limiter = RateLimiter(rate_per_s, max(1.0, 2 * rate_per_s))
+        self._limiter_lock = threading.Lock()
+        self.server = ThreadingHTTPServer((host, port), _handler_class(self))
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, name="api", daemon=True)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.server.server_address[:2]  # type: ignore[return-value]
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("API listening on http://%s:%d", *self.address)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- per request ------------------------------------------------------------------------------
+    def answer(self, method: str, target: str, authorization: str | None, client: str) -> Response:
+        try:
+            self._admit(client)
+            self._authenticate(authorization)
+            if method != "GET":
+                raise ApiError(405, f"method {method} not allowed; use GET", {"Allow": "GET"})
+            url = urlsplit(target)
+            route = self.routes.get(url.path.rstrip("/") or "/")
+            if route is None:
+                raise ApiError(404, f"no such route: {url.path}")
+            if len(url.query) > MAX_QUERY:
+                raise ApiError(400, f"query string longer than {MAX_QUERY} bytes")
+            return route(Request(url.path, _params(url.query), client))
+        except ApiError as exc:
+            return Response({"error": str(exc)}, exc.status, exc.headers)
+        except Exception:
+            log.exception("API request %s %s failed", method, urlsplit(target).path)
+            return Response({"error": "internal error; see the bridge's log"}, 500)
+
+    def _admit(self, client: str) -> None:
+        with self._limiter_lock:
+            if self._limiter.allow(client, time.monotonic()):
+                return
+            wait = self._limiter.retry_after(client)
+        raise ApiError(429, "too many requests; slow down", {"Retry-After": str(max(1, round(wait + 0.5)))})
+
+    def _authenticate(self, authorization: str | None) -> None:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token):
+            raise ApiError(401, "missing or wrong bearer token (Authorization: Bearer <token from [api] token_file>)",
+                           {"WWW-Authenticate": 'Bearer realm="josev-bridge"'})
+
+
+def _params(query: str) -> dict[str, list[str]]:
+    try:
+        return parse_qs(query, keep_blank_values=True, strict_parsing=False, max_num_fields=200,
+                        errors="strict")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"query string not understood: {exc}") from None
+
+
+def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "josev-bridge"
+        sys_version = ""
+        timeout = 30  # an idle keep-alive connection is closed after this
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(min(length, 65536))  # bodies are not used; drain so keep-alive stays in step
+            response = api.answer(self.command, self.path, self.headers.get("Authorization"), self.client_address[0])
+            body = json.dumps(response.body, ensure_ascii=False, separators=(",", ":")).encode()
+            self.send_response(response.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+        def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+            log.debug("%s %s", self.client_address[0], format % args)
+
+    return Handler

@@ -1,0 +1,233 @@
+"""The message journal in SQLite: one table, keyset queries, retention in small batches.
+
+WAL with synchronous=NORMAL: a commit is a write to the WAL, no fsync, so a kill -9 loses nothing
+committed and a power cut at most the last few commits; the database is always readable. Ids come
+from AUTOINCREMENT, never reused, so an id names one row forever (export de-duplication, cursors).
+Several processes may open the file: the daemon writes, the CLI and the API read.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from ..core.journal_entry import Direction, JournalEntry, NoAnswer
+from ..core.journal_query import JournalQuery, Position
+
+log = logging.getLogger("josev_bridge.journal")
+
+FILE_NAME = "journal.sqlite"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_us INTEGER NOT NULL,
+    direction TEXT NOT NULL,
+    message_type TEXT NOT NULL,
+    topic TEXT,
+    correlation_id TEXT,
+    payload TEXT,
+    response TEXT,
+    latency_us INTEGER,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS journal_created ON journal (created_us);
+CREATE INDEX IF NOT EXISTS journal_type_created ON journal (message_type, created_us);
+CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, row_id INTEGER NOT NULL);
+"""
+_COLUMNS = "id, created_us, direction, message_type, topic, correlation_id, payload, response, latency_us, note"
+_NO_ANSWER = {a.value: a for a in NoAnswer}
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    max_age_us: int
+    max_bytes: int
+    batch_rows: int = 500  # rows deleted per statement: short transactions, never a long stall
+
+    @property
+    def low_water_bytes(self) -> int:
+        """Deleting goes on down to this, so the next inserts have room below the bound."""
+        return self.max_bytes * 8 // 10
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    id: int
+    entry: JournalEntry
+
+
+class JournalStore:
+    """One connection; not shared between threads (the writer and each reader open their own)."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False, timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        if readonly:
+            if not self.path.exists():
+                raise FileNotFoundError(f"{self.path}: no journal yet (has the bridge run?)")
+            self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=timeout,
+                                       isolation_level=None, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # effective on a new file only
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA journal_size_limit=1048576")  # the WAL shrinks back to 1 MiB
+            self._db.execute("PRAGMA wal_autocheckpoint=256")  # pages: keeps the WAL small on flash
+            self._db.executescript(SCHEMA)
+            self.path.chmod(0o640)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- writing ----------------------------------------------------------------------------------
+    def insert(self, entries: Iterable[JournalEntry]) -> int:
+        """Insert in one transaction; returns the last id (0 if nothing). Raises sqlite3.Error."""
+        rows = [(e.created_us, e.direction.value, e.message_type, e.topic, e.correlation_id,
+                 _dump(e.payload), _dump(e.response), e.latency_us, e.note) for e in entries]
+        if not rows:
+            return 0
+        with _transaction(self._db):
+            self._db.executemany("INSERT INTO journal (created_us, direction, message_type, topic, correlation_id,"
+                                 " payload, response, latency_us, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            return self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()[0]
+
+    def delete_oldest(self, rows: int) -> int:
+        """Delete up to `rows` oldest rows (lowest ids): the size bound."""
+        with _transaction(self._db):
+            return self._db.execute("DELETE FROM journal WHERE id IN "
+                                    "(SELECT id FROM journal ORDER BY id LIMIT ?)", (rows,)).rowcount
+
+    def delete_older_than(self, created_us: int, rows: int) -> int:
+        """Delete up to `rows` rows created before `created_us` (through the time index: cheap when none are)."""
+        with _transaction(self._db):
+            return self._db.execute("DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE created_us < ? "
+                                    "ORDER BY created_us LIMIT ?)", (created_us, rows)).rowcount
+
+    def release_free_pages(self, pages: int = 256) -> None:
+        """Give free pages back to the file system (incremental vacuum): the file shrinks too."""
+        self._db.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+
+    def used_bytes(self) -> int:
+        """Bytes of pages in use (free pages are reused before the file grows)."""
+        page_size, pages, free = (self._db.execute(f"PRAGMA {p}").fetchone()[0]
+                                  for p in ("page_size", "page_count", "freelist_count"))
+        return (pages - free) * page_size
+
+    def file_bytes(self) -> int:
+        page_size, pages = (self._db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_size", "page_count"))
+        return pages * page_size
+
+    def enforce_age(self, policy: RetentionPolicy, now_us: int) -> int:
+        """One bounded step of the age bound. Returns the rows deleted."""
+        return self.delete_older_than(now_us - policy.max_age_us, policy.batch_rows)
+
+    def enforce_size(self, policy: RetentionPolicy) -> int:
+        """Above 90 % of the bound, delete the oldest rows in batches down to 80 %. Returns the rows deleted."""
+        deleted = 0
+        if self.used_bytes() > policy.max_bytes * 9 // 10:
+            while self.used_bytes() > policy.low_water_bytes:
+                batch = self.delete_oldest(policy.batch_rows)
+                deleted += batch
+                if not batch:
+                    break
+        if self.file_bytes() > policy.max_bytes:
+            self.release_free_pages()
+        return deleted
+
+    def get_cursor(self, name: str) -> int:
+        row = self._db.execute("SELECT row_id FROM cursors WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else 0
+
+    def set_cursor(self, name: str, row_id: int) -> None:
+        with _transaction(self._db):
+            self._db.execute("INSERT INTO cursors (name, row_id) VALUES (?, ?) "
+                             "ON CONFLICT (name) DO UPDATE SET row_id = excluded.row_id", (name, row_id))
+
+    # -- reading ----------------------------------------------------------------------------------
+    def query(self, q: JournalQuery) -> tuple[list[StoredEntry], bool]:
+        """One page, newest first by (created_us, id); and whether more rows match.
+
+        Each message type is read through its own index in order and the lists merged, so a
+        filtered page costs O(limit) whatever the table size.
+        """
+        streams = [self._page(q, t) for t in (q.message_types or (None,))]
+        merged = heapq.merge(*streams, key=lambda s: (s.entry.created_us, s.id), reverse=True)
+        page = [s for _, s in zip(range(q.limit + 1), merged)]
+        return page[:q.limit], len(page) > q.limit
+
+    def _page(self, q: JournalQuery, message_type: str | None) -> list[StoredEntry]:
+        sql = f"SELECT {_COLUMNS} FROM journal WHERE created_us BETWEEN ? AND ?"
+        args: list = [q.start_us, q.end_us]
+        if message_type is not None:
+            sql += " AND message_type = ?"
+            args.append(message_type)
+        if q.after is not None:
+            sql += " AND (created_us, id) < (?, ?)"
+            args += [q.after.created_us, q.after.id]
+        sql += " ORDER BY created_us DESC, id DESC LIMIT ?"
+        args.append(q.limit + 1)
+        return [_entry(row) for row in self._db.execute(sql, args)]
+
+    def after_id(self, row_id: int, limit: int = 500) -> list[StoredEntry]:
+        """Rows with a greater id, oldest first (export, `--follow`)."""
+        return [_entry(r) for r in self._db.execute(
+            f"SELECT {_COLUMNS} FROM journal WHERE id > ? ORDER BY id LIMIT ?", (row_id, limit))]
+
+    def last_id(self) -> int:
+        return self._db.execute("SELECT COALESCE(MAX(id), 0) FROM journal").fetchone()[0]
+
+    def count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
+
+    def oldest_id(self) -> int:
+        return self._db.execute("SELECT COALESCE(MIN(id), 0) FROM journal").fetchone()[0]
+
+    def iter_all(self) -> Iterator[StoredEntry]:
+        for row in self._db.execute(f"SELECT {_COLUMNS} FROM journal ORDER BY id"):
+            yield _entry(row)
+
+
+def _dump(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, NoAnswer):
+        value = value.value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _entry(row: tuple) -> StoredEntry:
+    ident, created_us, direction, message_type, topic, correlation_id, payload, response, latency_us, note = row
+    answer = None if response is None else json.loads(response)
+    if isinstance(answer, str) and answer in _NO_ANSWER:
+        answer = _NO_ANSWER[answer]
+    return StoredEntry(ident, JournalEntry(created_us, Direction(direction), message_type, topic, correlation_id,
+                                           None if payload is None else json.loads(payload), answer, latency_us, note))
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error (autocommit connections)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self._db.execute("COMMIT")
+        else:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+
+def position_of(stored: StoredEntry) -> Position:
+    return Position(stored.entry.created_us, stored.id)

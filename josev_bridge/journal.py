@@ -1,0 +1,159 @@
+"""The journal writer: callers hand over entries in microseconds; one thread writes them to SQLite.
+
+`record()` never touches the disk, so an answer never waits for it: entries go into a bounded
+in-memory queue that the `journal` thread drains in batches, one transaction per batch. When
+the disk is full or the database is locked, the thread keeps the entries (up to MAX_PENDING), logs
+once, retries, and makes room by retention; only beyond MAX_PENDING are the oldest entries dropped,
+counted and logged. Retention (age and size) runs in the same thread in small steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .adapters.journal_store import JournalStore, RetentionPolicy
+from .core.journal_entry import JournalEntry
+
+log = logging.getLogger("josev_bridge.journal")
+
+BATCH = 256  # entries per transaction (also bounds how far one batch can go past 90 % of the size bound)
+MAX_PENDING = 50_000  # entries held in memory while the database cannot take them
+RETRY_DELAY = 1.0  # seconds between attempts while writing fails
+RETENTION_INTERVAL = 2.0  # seconds between age-retention steps; the size bound is checked after every batch
+
+
+@dataclass
+class JournalCounters:
+    written: int = 0
+    dropped: int = 0  # lost because the database could not take them for too long
+    write_errors: int = 0
+    retained_away: int = 0  # deleted by retention (age or size)
+
+
+class Journal:
+    def __init__(self, path: str | Path, policy: RetentionPolicy,
+                 clock_us: Callable[[], int] = lambda: time.time_ns() // 1000) -> None:
+        self.store = JournalStore(path)
+        self.policy = policy
+        self.counters = JournalCounters()
+        self.last_id = self.store.last_id()
+        self.last_error: str | None = None
+        self._clock_us = clock_us
+        self._queue: deque[JournalEntry] = deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._listeners: list[Callable[[int], None]] = []
+        self._thread = threading.Thread(target=self._run, name="journal", daemon=True)
+        self._last_age_check = 0.0
+
+    # -- any thread -------------------------------------------------------------------------------
+    def record(self, entry: JournalEntry) -> None:
+        """Queue an entry (deque.append is atomic); the writer thread takes it within milliseconds."""
+        if len(self._queue) >= MAX_PENDING:
+            self._queue.popleft()
+            self.counters.dropped += 1
+            if self.counters.dropped == 1 or self.counters.dropped % 1000 == 0:
+                log.error("journal: %d entries dropped so far: the database has not taken entries for too long",
+                          self.counters.dropped)
+        self._queue.append(entry)
+        self._wake.set()
+
+    def add_listener(self, callback: Callable[[int], None]) -> None:
+        """`callback(last_id)` after each commit, in the journal thread (export wakes up on it)."""
+        self._listeners.append(callback)
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Write what is queued (within `timeout`), then close."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.store.close()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- the journal thread -----------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(RETENTION_INTERVAL)
+            self._wake.clear()
+            stopping = self._stop.is_set()
+            while self._queue:
+                if not self._write_batch():
+                    if stopping:
+                        log.error("journal: %d entries not written at stop: %s", len(self._queue), self.last_error)
+                        return
+                    self._stop.wait(RETRY_DELAY)
+                    break
+            if time.monotonic() - self._last_age_check >= RETENTION_INTERVAL:
+                self._last_age_check = time.monotonic()
+                self._retain(self.store.enforce_age, self.policy, self._clock_us())
+            if stopping and not self._queue:
+                return
+
+    def _write_batch(self) -> bool:
+        batch = [self._queue[i] for i in range(min(BATCH, len(self._queue)))]
+        try:
+            last_id = self.store.insert(batch)
+        except Exception as exc:  # sqlite3.Error, OSError: a full disk must not end the thread
+            self._write_failed(exc)
+            return False
+        for _ in batch:
+            self._queue.popleft()
+        if self.last_error is not None:
+            log.warning("journal: writing works again (%s before)", self.last_error)
+            self.last_error = None
+        self.counters.written += len(batch)
+        self.last_id = last_id
+        self._retain(self.store.enforce_size, self.policy)
+        for listener in self._listeners:
+            try:
+                listener(last_id)
+            except Exception:
+                log.exception("journal listener failed")
+        return True
+
+    def _write_failed(self, exc: Exception) -> None:
+        self.counters.write_errors += 1
+        message = f"{type(exc).__name__}: {exc}"
+        if message != self.last_error:
+            log.error("journal: cannot write to %s: %s; keeping %d entries in memory and retrying",
+                      self.store.path, message, len(self._queue))
+        self.last_error = message
+        if "full" in str(exc):
+            self._make_room()
+
+    def _make_room(self) -> None:
+        """A full disk: free pages inside the database (they are reused before the file grows)."""
+        try:
+            freed = self.store.delete_oldest(self.policy.batch_rows)
+        except Exception as exc:
+            log.debug("journal: cannot make room: %s", exc)
+            return
+        self.counters.retained_away += freed
+        if freed:
+            log.warning("journal: the disk is full; deleted the %d oldest entries to make room", freed)
+
+    def _retain(self, step: Callable[..., int], *args) -> None:
+        try:
+            deleted = step(*args)
+        except Exception as exc:
+            log.error("journal: retention step failed: %s", exc)
+            return
+        if deleted:
+            self.counters.retained_away += deleted
+            log.debug("journal: retention deleted %d entries", deleted)
