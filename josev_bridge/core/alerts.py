@@ -30,7 +30,7 @@ The five types are Flipturn's (`GET /api/alerts`):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from enum import Enum
 from typing import Any, Mapping
 
@@ -237,6 +237,7 @@ class _Evse:
     session_start_us: int | None = None  # None: no session open
     energy_flowed: bool = False  # EnergyTransfer rose in this session
     soc_percent: float | None = None  # the latest SoC in this session
+    connector_id: int | None = None  # of the latest EV status
 
 
 class AlertEngine:
@@ -249,6 +250,8 @@ class AlertEngine:
 
     # -- inputs ------------------------------------------------------------------------------------
     def on_fault(self, rec: FaultRecord) -> list[AlertChange]:
+        """A FAULT raised or cleared. Every input first closes the episodes whose hold has passed by
+        its time, so a condition back after the hold is a new alert even without a tick between."""
         changes = self._expire(rec.time_us)
         key = _key(AlertType.CHARGING_SESSION_ERROR, rec.evse_id, rec.error_code)
         if not rec.active:
@@ -262,17 +265,19 @@ class AlertEngine:
         return changes + self._assert(key, alert)
 
     def on_ev_status(self, rec: EvStatusRecord) -> list[AlertChange]:
+        """The EV's SoC, power, capacity and departure; ignored unless the EV is connected."""
         changes = self._expire(rec.time_us)
         evse = self._evse(rec.evse_id)
         if not evse.connected or rec.soc_percent is None:
             return changes
-        evse.soc_percent = rec.soc_percent
+        evse.soc_percent, evse.connector_id = rec.soc_percent, rec.connector_id
         changes += self._low_battery(rec, evse)
         if rec.soc_percent >= self.settings.completed_soc_threshold:
             changes += self._completed(rec.evse_id, rec.connector_id, rec.time_us, rec.soc_percent)
         return changes + self._late(rec, evse)
 
     def on_edge(self, edge: Edge) -> list[AlertChange]:
+        """Condition edges (from EdgeStore.apply) tell the engine about sessions and energy flow."""
         changes = self._expire(edge.time_us)
         evse = self._evse(edge.evse_id)
         if edge.condition in (Condition.EV_CONNECTED, Condition.AUTHORIZED):
@@ -389,7 +394,7 @@ class AlertEngine:
             return []
         if evse.soc_percent < s.completed_soc_threshold - s.completed_stop_band or self._fault_holds(edge.evse_id):
             return []
-        return self._completed(edge.evse_id, None, edge.time_us, evse.soc_percent)
+        return self._completed(edge.evse_id, evse.connector_id, edge.time_us, evse.soc_percent)
 
     def _fault_holds(self, evse_id: int) -> bool:
         return any(ep.cleared_us is None and ep.alert.type is AlertType.CHARGING_SESSION_ERROR
@@ -468,7 +473,7 @@ class AlertEngine:
             "evses": {
                 str(evse_id): {"connected": e.connected, "authorized": e.authorized,
                                "session_start_us": e.session_start_us, "energy_flowed": e.energy_flowed,
-                               "soc_percent": e.soc_percent}
+                               "soc_percent": e.soc_percent, "connector_id": e.connector_id}
                 for evse_id, e in sorted(self._evses.items())
             },
         }
@@ -493,7 +498,8 @@ class AlertEngine:
                     raise ValueError(f"soc_percent: expected a number, got {soc!r}")
                 engine._evses[int(evse_key)] = _Evse(bool(raw["connected"]), bool(raw["authorized"]),
                                                      _opt_int(raw["session_start_us"]),
-                                                     bool(raw["energy_flowed"]), soc)
+                                                     bool(raw["energy_flowed"]), soc,
+                                                     _opt_int(raw.get("connector_id")))
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed alert snapshot: {exc!r}") from None
         return engine

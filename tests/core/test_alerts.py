@@ -300,7 +300,8 @@ def test_energy_stopping_just_below_the_threshold_is_completion():
     e.on_edge(edge(C.ENERGY_TRANSFER, True, T0 + S))
     e.on_ev_status(status(T0 + 2 * S, 97.5))
     [a] = opened(e.on_edge(edge(C.ENERGY_TRANSFER, False, T0 + 3 * S)))
-    assert (a.type, a.start_us, a.details.soc_percent, a.evse_id) == (AlertType.CHARGING_COMPLETED, T0 + 3 * S, 97.5, 1)
+    assert (a.type, a.start_us, a.details.soc_percent, a.evse_id, a.connector_id) == \
+        (AlertType.CHARGING_COMPLETED, T0 + 3 * S, 97.5, 1, 1)
 
 
 def test_energy_stopping_well_below_the_threshold_or_by_a_fault_is_not_completion():
