@@ -1,0 +1,181 @@
+"""The journal in a real SQLite file: paging, retention, a full disk, kill -9 mid-write."""
+
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy, position_of
+from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer
+from josev_bridge.core.journal_query import JournalQuery
+from josev_bridge.harness.waiting import wait_until
+from josev_bridge.journal import Journal
+
+T0 = 1_714_435_200_000_000  # 2024-04-30T00:00:00Z
+BIG = RetentionPolicy(max_age_us=10**15, max_bytes=10**9)
+
+
+def entry(i: int, kind: str = "get_event_timestamp", created_us: int | None = None) -> JournalEntry:
+    return JournalEntry(T0 + i * 1000 if created_us is None else created_us, Direction.IN, kind, "ocpp/cs",
+                        f"id-{i}", {"event_type": "TxEventStart", "trigger_reason": "EVConnected", "n": i},
+                        {"timestamp": "2024-04-30T00:00:00.000Z"}, 1200)
+
+
+def query(**kw) -> JournalQuery:
+    base = dict(charger_id="c", start_us=T0, end_us=T0 + 10**12, message_types=(), limit=50, after=None)
+    return JournalQuery(**{**base, **kw})
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = JournalStore(tmp_path / "journal.sqlite")
+    yield s
+    s.close()
+
+
+def test_round_trip_keeps_every_field(store):
+    e = JournalEntry(T0, Direction.IN, "get_event_timestamp", "ocpp/cs", "abc", {"x": [1, "ü"]},
+                     NoAnswer.NO_EVENT_RECORDED, None, "why")
+    assert store.insert([e]) == 1
+    (stored,), more = store.query(query())
+    assert stored.entry == e and stored.id == 1 and not more
+
+
+def test_pages_newest_first_over_several_types_without_gaps_or_repeats(store):
+    kinds = ["a", "b", "c"]
+    store.insert(entry(i, kinds[i % 3]) for i in range(1000))
+    seen, after = [], None
+    while True:
+        page, more = store.query(query(message_types=("a", "c"), limit=37, after=after))
+        seen += page
+        if not more:
+            break
+        after = position_of(page[-1])
+    expected = [i for i in reversed(range(1000)) if i % 3 != 1]
+    assert [s.entry.correlation_id for s in seen] == [f"id-{i}" for i in expected]
+
+
+def test_paging_stays_stable_while_new_rows_arrive(store):
+    store.insert(entry(i) for i in range(300))
+    first, _ = store.query(query(limit=100))
+    store.insert(entry(i) for i in range(300, 400))  # newer rows: they must not shift later pages
+    second, _ = store.query(query(limit=100, after=position_of(first[-1])))
+    assert [s.id for s in first] == list(range(300, 200, -1))
+    assert [s.id for s in second] == list(range(200, 100, -1))
+
+
+def test_time_range_is_inclusive_at_both_ends(store):
+    store.insert(entry(i) for i in range(10))
+    page, _ = store.query(query(start_us=T0 + 2000, end_us=T0 + 5000))
+    assert [s.id for s in page] == [6, 5, 4, 3]
+
+
+def test_same_created_time_is_ordered_by_id(store):
+    store.insert(entry(i, created_us=T0) for i in range(5))
+    page, more = store.query(query(limit=2))
+    assert [s.id for s in page] == [5, 4] and more
+    page, _ = store.query(query(limit=10, after=position_of(page[-1])))
+    assert [s.id for s in page] == [3, 2, 1]
+
+
+def test_ids_are_never_reused_after_everything_was_deleted(store):
+    store.insert(entry(i) for i in range(5))
+    assert store.delete_oldest(100) == 5
+    assert store.insert([entry(9)]) == 6
+
+
+def test_age_retention_deletes_only_old_rows(store):
+    store.insert(entry(i, created_us=T0 + i * 3_600_000_000) for i in range(48))  # one per hour
+    policy = RetentionPolicy(max_age_us=24 * 3_600_000_000, max_bytes=10**9, batch_rows=10)
+    now = T0 + 48 * 3_600_000_000
+    while store.enforce_age(policy, now):
+        pass
+    assert store.oldest_id() == 25 and store.count() == 24
+
+
+def test_size_bound_holds_under_a_flood(tmp_path):
+    policy = RetentionPolicy(max_age_us=10**15, max_bytes=1 << 20)
+    journal = Journal(tmp_path / "j.sqlite", policy)
+    journal.start()
+    try:
+        total = 30_000  # ~10 MB of entries through a 1 MiB bound
+        for i in range(total):
+            journal.record(entry(i))
+        wait_until(lambda: journal.last_id == total and journal.pending == 0, 60, "the flood to be written")
+        assert journal.store.file_bytes() <= policy.max_bytes
+        assert os.path.getsize(tmp_path / "j.sqlite") <= policy.max_bytes
+        assert journal.counters.retained_away > 0 and journal.counters.dropped == 0
+    finally:
+        journal.stop()
+    reader = JournalStore(tmp_path / "j.sqlite", readonly=True)
+    page, _ = reader.query(query(limit=1))
+    assert page[0].id == total  # the newest survive; the oldest went first
+    assert reader.count() == total - reader.oldest_id() + 1  # deleted from the old end only, no holes
+    reader.close()
+
+
+def test_a_full_disk_is_logged_and_survived_without_losing_new_entries(tmp_path, caplog):
+    journal = Journal(tmp_path / "j.sqlite", BIG)
+    journal.start()
+    try:
+        for i in range(2000):
+            journal.record(entry(i))
+        wait_until(lambda: journal.last_id == 2000, 20, "the first entries")
+        pages = journal.store._db.execute("PRAGMA page_count").fetchone()[0]
+        journal.store._db.execute(f"PRAGMA max_page_count={pages}")  # SQLITE_FULL from now on, as on a full disk
+        with caplog.at_level(logging.WARNING, logger="josev_bridge.journal"):
+            for i in range(2000, 2600):
+                journal.record(entry(i))
+            wait_until(lambda: journal.last_id == 2600 and journal.pending == 0, 30, "writing to resume")
+        assert journal.counters.write_errors >= 1 and journal.counters.dropped == 0 and journal.alive()
+        assert any("database or disk is full" in r.getMessage() for r in caplog.records)
+        assert any("deleted the" in r.getMessage() for r in caplog.records)
+        assert journal.store.after_id(2599)[0].entry.correlation_id == "id-2599"
+    finally:
+        journal.stop()
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from josev_bridge.adapters.journal_store import RetentionPolicy
+    from josev_bridge.core.journal_entry import Direction, JournalEntry
+    from josev_bridge.journal import Journal
+    j = Journal(sys.argv[1], RetentionPolicy(max_age_us=10**15, max_bytes=10**9))
+    j.start()
+    i = 0
+    while True:
+        j.record(JournalEntry(1714435200000000 + i, Direction.IN, "get_event_timestamp", "ocpp/cs", str(i),
+                              {"pad": "x" * 200}, {"timestamp": "2024-04-30T00:00:00.000Z"}, 5))
+        i += 1
+        if i % 500 == 0:
+            while j.pending > 5000:
+                j._wake.wait(0.001)
+""")
+
+
+def test_kill_9_during_heavy_journaling_leaves_a_readable_database_with_every_committed_row(tmp_path):
+    path = tmp_path / "j.sqlite"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)])
+    try:
+        def committed() -> int:
+            try:
+                with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+                    return db.execute("SELECT COALESCE(MAX(id), 0) FROM journal").fetchone()[0]
+            except sqlite3.Error:
+                return 0
+        seen = wait_until(lambda: (n := committed()) >= 20_000 and n, 60, "20,000 committed rows")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    store = JournalStore(path)  # recovery (WAL replay) happens here, as at the daemon's next start
+    assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    last = store.last_id()
+    assert last >= seen  # nothing committed before the kill is lost
+    assert store.count() == last and store.oldest_id() == 1  # no holes: only an uncommitted tail is gone
+    assert store.insert([entry(0)]) == last + 1  # and it takes new rows
+    store.close()
