@@ -74,6 +74,17 @@ def _parser() -> argparse.ArgumentParser:
     dm_hist.add_argument("--json", action="store_true", help="JSON lines for scripts")
     dm_hist.set_defaults(func=_dm_history)
 
+    msgs = with_config(sub.add_parser("messages", help="what the bridge received and answered (the journal)",
+                                      description="Reads the journal database directly: works while the daemon is down."))
+    msgs.add_argument("--type", action="append", default=[], metavar="T",
+                      help="only this message type (repeatable), e.g. get_event_timestamp, device_model_change, mcu_link")
+    msgs.add_argument("--since", default="24h", help="a duration ago (90s, 15m, 2h, 3d) or a date-time (default 24h)")
+    msgs.add_argument("--until", default="now", help="a duration ago or a date-time (default now)")
+    msgs.add_argument("--limit", type=int, default=50, help="the newest N rows of the range (default 50)")
+    msgs.add_argument("--json", action="store_true", help="JSON lines (the API's row shape) for scripts")
+    msgs.add_argument("--follow", "-f", action="store_true", help="then keep printing new rows as they arrive")
+    msgs.set_defaults(func=_messages)
+
     status = with_config(sub.add_parser("status", help="is the bridge running; broker, MCU link, clock, fault counters"))
     status.add_argument("--json", action="store_true", help="the whole status document as JSON")
     status.set_defaults(func=_status)
@@ -231,6 +242,70 @@ def _dm_history(args: argparse.Namespace) -> int:
     _table(["AT", "COMPONENT", "VARIABLE", "OLD", "NEW", "SOURCE", "USER"],
            [[c.at, c.component, c.variable, c.old_value or "-", c.new_value, c.source, c.user] for c in rows])
     return EXIT_OK
+
+
+# -- messages -------------------------------------------------------------------------------------
+FOLLOW_POLL_S = 0.5
+
+
+def _messages(args: argparse.Namespace) -> int:
+    import sqlite3
+    import time
+
+    from .adapters.journal_store import FILE_NAME, JournalStore
+    from .core.journal_query import JournalQuery, parse_when
+
+    config = load(args.config)
+    now = time.time_ns() // 1000
+    try:
+        start, end = parse_when(args.since, now), parse_when(args.until, now)
+    except ValueError as exc:
+        print(f"josev-bridge: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not 1 <= args.limit <= 100_000:
+        print("josev-bridge: --limit: 1..100000", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        store = JournalStore(config.state_dir / FILE_NAME, readonly=True)
+        rows, _ = store.query(JournalQuery(config.charger.identity, start, end, tuple(args.type), args.limit, None))
+    except (OSError, sqlite3.Error) as exc:
+        print(f"josev-bridge: cannot read the journal: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    show = _row_printer(config, args.json)
+    show(list(reversed(rows)), header=True)  # oldest first, as a log reads
+    if not args.follow:
+        return EXIT_OK
+    last = store.last_id() if end >= now else max((r.id for r in rows), default=0)
+    while True:
+        time.sleep(FOLLOW_POLL_S)  # a poll: the daemon may be another user's process, or not running
+        new = store.after_id(last)
+        if new:
+            last = new[-1].id
+            show([r for r in new if not args.type or r.entry.message_type in args.type], header=False)
+
+
+def _row_printer(config: Config, as_json: bool):
+    from .core.journal_entry import to_row
+
+    identity, fleet_id = config.charger.identity, config.charger.fleet_id
+
+    def show(stored: list, header: bool) -> None:
+        rows = [to_row(s.id, s.entry, identity, fleet_id) for s in stored]
+        if as_json:
+            for row in rows:
+                print(json.dumps(row, ensure_ascii=False))
+        else:
+            _table(["TIME (UTC)", "DIR", "TYPE", "ID", "REQUEST", "RESPONSE", "MS"] if header else None,
+                   [[r["createdAt"], r["direction"], r["messageType"], (r["correlationId"] or "-")[:8],
+                     _brief(r["messagePayload"]), _brief(r["messageResponse"]),
+                     "-" if r["latencyMs"] is None else f"{r['latencyMs']:.2f}"] for r in rows])
+        sys.stdout.flush()
+    return show
+
+
+def _brief(value, width: int = 60) -> str:
+    text = "-" if value is None else value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 # -- status ---------------------------------------------------------------------------------------

@@ -132,6 +132,25 @@ def parse_timestamp_us(text: str) -> int:
     return parse_us(naive.replace(tzinfo=timezone.utc).isoformat())
 
 
+_UNITS_US = {"s": 1_000_000, "m": 60_000_000, "h": HOUR_US, "d": DAY_US}
+
+
+def parse_when(text: str, now_us: int) -> int:
+    """A technician's time: a duration ago ("90s", "15m", "2h", "3d") or an ISO 8601 date-time."""
+    value = text.strip().lower()
+    if value == "now":
+        return now_us
+    if len(value) >= 2 and value[-1] in _UNITS_US:
+        try:
+            return now_us - int(float(value[:-1]) * _UNITS_US[value[-1]])
+        except ValueError:
+            pass
+    try:
+        return parse_timestamp_us(text)
+    except ValueError:
+        raise ValueError(f"not a time: {text!r} (use e.g. 2h, 30m, 1d or 2024-04-30T01:00:00Z)") from None
+
+
 def _limit(params: dict[str, list[str]]) -> int:
     text = _single(params, "limit")
     if text is None:

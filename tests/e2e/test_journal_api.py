@@ -202,3 +202,39 @@ def test_a_hammering_client_gets_429_with_retry_after(make_bridge):
     limited = [s for s in statuses if s[0] == 429]
     assert limited and int(limited[0][2]["Retry-After"]) >= 1 and "error" in limited[0][1]
     assert statuses[0][0] == 200
+
+
+def test_cli_messages_table_json_filters_and_works_with_the_daemon_down(broker, bridge):
+    fill(bridge, broker, 3, "alpha")
+    fill(bridge, broker, 2, "beta")
+    bridge.stop()
+    out = bridge.cli("messages", "--type", "alpha", "--json")
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["messageType"] for r in lines] == ["alpha"] * 3
+    assert [r["id"] for r in lines] == sorted(r["id"] for r in lines)  # oldest first, as a log reads
+    table = bridge.cli("messages", "--since", "1h", "--limit", "2")
+    assert table.returncode == 0 and table.stdout.splitlines()[0].split()[:3] == ["TIME", "(UTC)", "DIR"]
+    assert len(table.stdout.splitlines()) == 3 and "beta" in table.stdout
+    assert bridge.cli("messages", "--since", "1h", "--until", "2h").stdout.splitlines()[1:] == []
+    bad = bridge.cli("messages", "--since", "yesterday-ish")
+    assert bad.returncode == 2 and "not a time" in bad.stderr
+
+
+def test_cli_messages_follow_prints_new_rows_live(broker, bridge):
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "josev_bridge", "messages", "--follow", "--json", "--type", "live",
+                             "--config", str(bridge.config)], stdout=subprocess.PIPE, text=True)
+    try:
+        fill(bridge, broker, 2, "other")
+        fill(bridge, broker, 3, "live")
+        got: list[dict] = []
+        reader = threading.Thread(target=lambda: got.extend(json.loads(proc.stdout.readline()) for _ in range(3)),
+                                  daemon=True)
+        reader.start()
+        wait_until(lambda: len(got) == 3, 10, "three followed rows")
+        assert [r["messageType"] for r in got] == ["live"] * 3
+    finally:
+        proc.kill()
+        proc.wait()
