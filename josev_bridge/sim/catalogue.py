@@ -9,8 +9,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .mcu import (FAULT_CODES, MAX_CONNECTOR_ID, MAX_DRIFT_PPM, MAX_FAULT_INFO, MAX_ID_TAG, MAX_LOCAL_LIST,
-                  MAX_OFFSET_S, MAX_POWER_W, MAX_VENDOR_ERROR_CODE)
+from rfc3339_validator import validate_rfc3339
+
+from .mcu import (DEPARTURE_SOURCES, FAULT_CODES, MAX_BATTERY_WH, MAX_CONNECTOR_ID, MAX_DRIFT_PPM, MAX_FAULT_INFO,
+                  MAX_ID_TAG, MAX_LOCAL_LIST, MAX_OFFSET_S, MAX_POWER_W, MAX_VENDOR_ERROR_CODE)
 
 MAX_CORRUPT = 10_000
 MAX_NOISE_BYTES = 65_536
@@ -20,7 +22,7 @@ MAX_SEED = 2**32 - 1
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One `event` field. kind: int | number | string | bool | enum | string_list."""
+    """One `event` field. kind: int | number | string | datetime (RFC 3339) | bool | enum | string_list."""
 
     name: str
     kind: str
@@ -71,6 +73,12 @@ _FAULT = {"type": "object", "required": ["error_code"],
 _ID_TAG_STATUS = {"type": "string", "enum": ["Accepted", "Invalid"],
                   "description": "Invalid: a local authorization list is installed and the tag is not on it "
                                  "(nothing changes; `note` says so)."}
+_EV = {"type": "object", "description": "What the EV reports (null: unknown), and the metered power.",
+       "properties": {"soc_percent": {"type": ["number", "null"]},
+                      "battery_capacity_wh": {"type": ["integer", "null"]},
+                      "departure_time": {"type": ["string", "null"], "description": "TRUE time (UTC)"},
+                      "departure_source": {"type": ["string", "null"], "enum": [*DEPARTURE_SOURCES, None]},
+                      "power_w": {"type": "number"}}}
 _CLOCK = {"type": "object", "description": "The MCU clock after the command.",
           "properties": {"drift_ppm": {"type": "number"},
                          "offset_s": {"type": "number", "description": "offset set at start or by the last "
@@ -120,33 +128,59 @@ COMMAND_SPECS: tuple[CommandSpec, ...] = (
                 "The EV's power draw changed. 0 while energy flows: ENERGY_FLOWING 0, the relay stays closed "
                 "(like ev-stops-energy). > 0 with the power path closed and no fault: the relay closes and "
                 "energy flows (like ev-requests-energy). > 0 otherwise: remembered as the EV's demand, no "
-                "records, a note. `power_w` in the answer is the metered power afterwards.",
+                "records, a note. `power_w` in the answer is the metered power afterwards. If the EV reports "
+                "its battery state (ev-status), a change of the metered power also sends an EV_STATUS record.",
                 "mcu", True, (FieldSpec("power_w", "number", "The EV's power draw in W.", required=True,
                                         minimum=0, maximum=MAX_POWER_W),),
                 answer={"power_w": {"type": "number", "description": "metered power after the update (0 if no "
                                     "energy flows)"}},
                 example={"evse_id": 1, "power_w": 7400}),
+    CommandSpec("ev-status", "EV status",
+                "The plugged EV reports its battery state (as over ISO 15118 or CHAdeMO): one EV_STATUS record "
+                "with these values, the metered power and the time. Each call replaces the whole report: an "
+                "omitted field is unknown. From then until the EV is unplugged, every change of the metered "
+                "power (power-update, ev-requests-energy, ev-stops-energy, stop-session, inject-fault) sends "
+                "one more EV_STATUS; a call that changes nothing sends none (a note says so). The sim is "
+                "deterministic: it does not integrate the SoC over time nor repeat the status every 60 s; set "
+                "the SoC explicitly. Without an EV connected: 200, no record, a note. The departure time "
+                "goes on the wire on the MCU clock.",
+                "mcu", True,
+                (FieldSpec("soc_percent", "number", "State of charge in %, sent in 0.1 % steps.",
+                           minimum=0, maximum=100),
+                 FieldSpec("battery_capacity_wh", "int", "Usable battery capacity in Wh.", minimum=1,
+                           maximum=MAX_BATTERY_WH),
+                 FieldSpec("departure_time", "datetime", "When the EV leaves, RFC 3339 with a time zone "
+                           "(TRUE time)."),
+                 FieldSpec("departure_source", "enum", "Who set the departure time (default ev); only with "
+                           "departure_time.", enum=tuple(DEPARTURE_SOURCES))),
+                answer={"ev": _EV},
+                example={"evse_id": 1, "soc_percent": 45.3, "battery_capacity_wh": 60000,
+                         "departure_time": "2026-02-17T12:20:30Z", "departure_source": "ev"}),
     CommandSpec("parking-bay-occupied", "Parking bay occupied", "The bay detector sees a vehicle.", "mcu", True),
     CommandSpec("parking-bay-vacated", "Parking bay vacated", "The bay detector no longer sees one.", "mcu", True),
     CommandSpec("data-signed", "Data signed", "The fiscal meter delivered signed data (DATA_SIGNED 1).",
                 "mcu", True),
     CommandSpec("inject-fault", "Inject fault",
-                "The EVSE faults with an OCPP error code: energy stops and the relay opens (records and the "
-                "EnergyTransfer stop edge if it was charging); the EV stays connected and authorized. No "
-                "energy flows until every fault is cleared and the EV asks again. The fault is kept in the "
-                "sim's state (GET /ocpp/status, `evses[].faults`); there is no FAULT wire record yet. "
-                "Injecting an active code again replaces its vendor code and info.",
+                "The EVSE faults with an OCPP error code: a FAULT record (raised, with the vendor code and "
+                "the info, cut to what fits a frame), then energy stops and the relay opens (records and the "
+                "EnergyTransfer stop edge if it was charging; an EV_STATUS if the EV reports its status); "
+                "the EV stays connected and authorized. No energy flows until every fault is cleared and "
+                "the EV asks again. The fault is kept in the sim's state (GET /ocpp/status, "
+                "`evses[].faults`). Injecting an active code again replaces its vendor code and info and "
+                "sends the FAULT again.",
                 "mcu", True,
                 (FieldSpec("error_code", "enum", "OCPP 1.6 ChargePointErrorCode (NoError excluded).",
                            required=True, enum=FAULT_CODES),
-                 FieldSpec("vendor_error_code", "string", "Vendor-specific code.", max_length=MAX_VENDOR_ERROR_CODE),
+                 FieldSpec("vendor_error_code", "string", "Vendor-specific code (at most 50 bytes of UTF-8).",
+                           max_length=MAX_VENDOR_ERROR_CODE),
                  FieldSpec("info", "string", "Free text.", max_length=MAX_FAULT_INFO)),
                 answer={"faults": {"type": "array", "items": _FAULT, "description": "active faults of the EVSE"}},
                 example={"evse_id": 1, "error_code": "GroundFailure", "vendor_error_code": "GF-12",
                          "info": "residual current 31 mA"}),
     CommandSpec("clear-fault", "Clear fault",
-                "Clear one active fault (or all of the EVSE's, without error_code). Energy does not resume "
-                "by itself. Clearing a code that is not active answers 200 with a note.",
+                "Clear one active fault (or all of the EVSE's, without error_code): one FAULT record "
+                "(cleared, with its vendor code) per code cleared. Energy does not resume by itself. "
+                "Clearing a code that is not active answers 200 with no record and a note.",
                 "mcu", True,
                 (FieldSpec("error_code", "enum", "The fault to clear (default: all).", enum=FAULT_CODES),),
                 answer={"cleared": {"type": "array", "items": {"type": "string"}},
@@ -181,7 +215,8 @@ COMMAND_SPECS: tuple[CommandSpec, ...] = (
                 example={"offset_s": 2.5, "drift_ppm": 40}),
     # -- link faults -----------------------------------------------------------------------------------
     CommandSpec("link-corrupt-frames", "Corrupt frames",
-                "Damage the next `count` SIGNAL frames on the line (bad CRC). The records stay in the ring: "
+                "Damage the next `count` record frames (SIGNAL, FAULT, EV_STATUS) on the line (bad CRC). "
+                "The records stay in the ring: "
                 "the host recovers them by HOST_HELLO replay.",
                 "link", False, (FieldSpec("count", "int", "Frames to damage.", required=True, minimum=1,
                                           maximum=MAX_CORRUPT),),
@@ -199,7 +234,7 @@ COMMAND_SPECS: tuple[CommandSpec, ...] = (
                 example={"bytes": 64, "seed": 7}),
     CommandSpec("link-silence", "Link silence",
                 "The MCU sends nothing at all for `seconds`: no KEEPALIVE and no CLOCK_REPLY (probes received "
-                "meanwhile are not answered: a late reply would be a wrong sample), and no SIGNAL or HELLO: "
+                "meanwhile are not answered: a late reply would be a wrong sample), and no record or HELLO: "
                 "those are held and sent when the silence ends, in order. Records created meanwhile also "
                 "stay in the ring. The MCU still receives (ACKs, HOST_HELLO are processed).",
                 "link", False, (FieldSpec("seconds", description="Length of the silence.", required=True,
@@ -281,6 +316,11 @@ def check_field(errors: Errors, value: Any, spec: FieldSpec) -> None:
             _check_bounds(errors, loc, value, spec)
     elif spec.kind == "string":
         _check_string(errors, loc, value, spec)
+    elif spec.kind == "datetime":
+        if not isinstance(value, str):
+            errors.add(loc, "Input should be a valid datetime", "datetime_type")
+        elif not validate_rfc3339(value):
+            errors.add(loc, "Input should be a valid datetime: RFC 3339 with a time zone", "datetime_parsing")
     elif spec.kind == "bool":
         if not isinstance(value, bool):
             errors.add(loc, "Input should be a valid boolean", "bool_type")

@@ -18,6 +18,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+from ..core.alert_inputs import EvStatusRecord, FaultRecord
+from ..core.conditions import SignalRecord
 from ..core.timestamps import format_us
 from .catalogue import LINK_COMMANDS, SPECS, Errors, check_object, extra_fields, validate_event
 from .mcu import COMMANDS, SentRecord, SimulatedMcu, run_command
@@ -100,9 +102,25 @@ def record_dict(item: SentRecord) -> dict:
     `true_time_us`/`true_timestamp` the TRUE time of the event (identical without offset and drift)."""
     r = item.record
     true_us = item.true_us
-    return {"seq": item.seq, "evse_id": r.evse_id, "connector_id": r.connector_id, "signal": r.signal.name,
-            "state": r.state, "timestamp": format_us(r.time_us), "time_us": r.time_us,
+    return {"seq": item.seq, "type": _RECORD_TYPES[type(r)], "evse_id": r.evse_id, "connector_id": r.connector_id,
+            **_record_fields(r), "timestamp": format_us(r.time_us), "time_us": r.time_us,
             "true_time_us": true_us, "true_timestamp": format_us(true_us)}
+
+
+_RECORD_TYPES = {SignalRecord: "SIGNAL", FaultRecord: "FAULT", EvStatusRecord: "EV_STATUS"}
+
+
+def _record_fields(r: SignalRecord | FaultRecord | EvStatusRecord) -> dict:
+    """The type-specific fields of a record, as on the wire (EV_STATUS departure on the MCU clock)."""
+    if isinstance(r, SignalRecord):
+        return {"signal": r.signal.name, "state": r.state}
+    if isinstance(r, FaultRecord):
+        return {"active": r.active, "error_code": r.error_code, "vendor_error_code": r.vendor_error_code,
+                "info": r.info}
+    departure = r.departure_time_us
+    return {"soc_percent": r.soc_percent, "power_w": r.power_w, "battery_capacity_wh": r.battery_capacity_wh,
+            "departure_time_us": departure, "departure_timestamp": None if departure is None else format_us(departure),
+            "departure_source": r.departure_source.name.lower()}
 
 
 class SimController:

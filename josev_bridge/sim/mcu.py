@@ -1,4 +1,5 @@
-"""The simulated MCU as a pure state machine: commands in, hardware signal records and OCPP edges out.
+"""The simulated MCU as a pure state machine: commands in, records (SIGNAL, FAULT, EV_STATUS) and
+OCPP edges out.
 
 No I/O and no threads: the caller serialises access. The edges are computed here by the sim's own
 small rules, deliberately not by `core.edge_store`, so that the bridge's edge logic is tested
@@ -7,9 +8,14 @@ against an independent truth.
 Two clocks (docs/sim-control-api.openapi.json, "Clocks"):
 
 - the TRUE clock (UTC µs, injectable): the reference. Edges report it; the bridge is judged by it.
-- the MCU clock: what goes on the wire (SIGNAL `time_us`, KEEPALIVE, CLOCK_REPLY). It is the true
+- the MCU clock: what goes on the wire (records' `time_us`, KEEPALIVE, CLOCK_REPLY). It is the true
   clock with an offset and a drift, `mcu = true_at_start + offset + (true - true_at_start) * (1 + ppm/1e6)`,
   changed at run time by `clock-set` without jumping (unless the offset is set).
+
+Faults and the EV's battery state go on the wire as FAULT and EV_STATUS records through the same
+ring as the signals. EV_STATUS is sent only for an EV that reported its battery state (`ev-status`)
+since it was plugged in, once per change of what it reports (power included); the sim neither
+integrates the SoC over time nor repeats a status every 60 s, so the line stays deterministic.
 """
 
 from __future__ import annotations
@@ -23,8 +29,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from .. import __version__
+from rfc3339_validator import validate_rfc3339
+
+from ..core.alert_inputs import DepartureSource, EvStatusRecord, FaultRecord
 from ..core.conditions import Condition, EventType, Signal, SignalRecord
-from ..core.timestamps import format_us
+from ..core.timestamps import format_us, parse_us
+from ..protocol.records import SequencedRecord, fit_fault_info
 
 Clock = Callable[[], int]
 
@@ -39,8 +49,10 @@ MAX_POWER_W = 1_000_000.0
 MAX_OFFSET_S = 1e10  # a clock off by ~317 years is still an i64 of µs; -now models an RTC never set
 MAX_DRIFT_PPM = 100_000.0  # ±10 %: far beyond any crystal, and the MCU clock still runs forwards
 MAX_LOCAL_LIST = 10_000
-MAX_VENDOR_ERROR_CODE = 50
-MAX_FAULT_INFO = 500
+MAX_VENDOR_ERROR_CODE = 50  # characters, and bytes of UTF-8 on the wire
+MAX_FAULT_INFO = 500  # characters; FAULT records carry what fits the frame (records.fit_fault_info)
+MAX_BATTERY_WH = 2**32 - 1  # u32 on the wire
+DEPARTURE_SOURCES: dict[str, DepartureSource] = {"ev": DepartureSource.EV, "operator": DepartureSource.OPERATOR}
 
 #: OCPP 1.6 ChargePointErrorCode values that are faults (NoError is not). OCPP 2.0.1 reports faults
 #: as free-text components/events; these names are what both versions' test tools use.
@@ -73,6 +85,36 @@ _SIGNAL_ATTR: dict[Signal, str] = {
 def system_clock_us() -> int:
     """Microseconds since the Unix epoch, UTC (the TRUE clock)."""
     return time.time_ns() // 1000
+
+
+def _check_text(name: str, value: object, max_chars: int, max_bytes: int | None = None) -> str | None:
+    """An optional string the wire can carry: UTF-8 encodable (no lone surrogates), within limits."""
+    if value is None:
+        return None
+    limit = f"a string of at most {max_chars} characters" + (f" ({max_bytes} bytes of UTF-8)" if max_bytes else "")
+    if not isinstance(value, str) or len(value) > max_chars:
+        raise ValueError(f"{name} must be {limit}")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} must be valid Unicode (no lone surrogates)") from None
+    if max_bytes is not None and size > max_bytes:
+        raise ValueError(f"{name} must be {limit}")
+    return value
+
+
+def _parse_departure(departure_time: object, departure_source: object) -> tuple[int | None, DepartureSource]:
+    """(TRUE departure in UTC µs or None, its source) from the ev-status fields."""
+    if departure_time is None:
+        if departure_source is not None:
+            raise ValueError("departure_source needs a departure_time")
+        return None, DepartureSource.NONE
+    if not isinstance(departure_time, str) or not validate_rfc3339(departure_time):
+        raise ValueError("departure_time must be an RFC 3339 date-time with a time zone")
+    source = "ev" if departure_source is None else departure_source
+    if source not in DEPARTURE_SOURCES:
+        raise ValueError(f"departure_source must be one of {', '.join(DEPARTURE_SOURCES)}")
+    return parse_us(departure_time), DEPARTURE_SOURCES[source]
 
 
 def _check_number(name: str, value: object, low: float, high: float) -> float:
@@ -159,6 +201,22 @@ class Fault:
         return {"error_code": self.error_code, "vendor_error_code": self.vendor_error_code, "info": self.info}
 
 
+@dataclass(frozen=True, slots=True)
+class EvBattery:
+    """What the EV reported about its battery (ev-status); None where it reported nothing."""
+
+    soc_tenths: int | None = None  # 0.1 % units, as on the wire
+    capacity_wh: int | None = None
+    departure_true_us: int | None = None  # TRUE time (UTC)
+    departure_source: DepartureSource = DepartureSource.NONE
+
+    def as_dict(self) -> dict:
+        return {"soc_percent": None if self.soc_tenths is None else self.soc_tenths / 10,
+                "battery_capacity_wh": self.capacity_wh,
+                "departure_time": None if self.departure_true_us is None else format_us(self.departure_true_us),
+                "departure_source": None if self.departure_true_us is None else self.departure_source.name.lower()}
+
+
 @dataclass(slots=True)
 class EvseState:
     connector_id: int = 1  # the connector last plugged (or addressed); records name it
@@ -171,6 +229,8 @@ class EvseState:
     id_tag: str | None = None
     ev_power_w: float = 0.0  # what the EV draws when energy flows (its demand)
     faults: dict[str, Fault] = field(default_factory=dict)
+    ev: EvBattery | None = None  # None until the plugged EV reports its battery state (ev-status)
+    ev_reported: tuple | None = None  # the last EV_STATUS sent, to send one per change
 
     @property
     def power_path_closed(self) -> bool:
@@ -197,18 +257,19 @@ class EvseState:
             "ev_power_w": self.ev_power_w,
             "faulted": bool(self.faults),
             "faults": [fault.as_dict() for fault in self.faults.values()],
+            "ev": None if self.ev is None else self.ev.as_dict(),
         }
 
 
 @dataclass(frozen=True, slots=True)
 class SentRecord:
-    """A signal record with the sequence number it was sent under in its boot.
+    """A record (SIGNAL, FAULT or EV_STATUS) with the sequence number it was sent under in its boot.
 
     `record.time_us` is the MCU clock (the wire value); `true_time_us` the TRUE time of the event.
     """
 
     seq: int
-    record: SignalRecord
+    record: SequencedRecord
     true_time_us: int | None = None
 
     @property
@@ -237,7 +298,7 @@ class BootRing:
 class CommandResult:
     """What one command did: the records to put on the line (in order) and the edges they caused."""
 
-    records: list[SignalRecord] = field(default_factory=list)
+    records: list[SequencedRecord] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)  # seqs[i] numbers records[i]
     edges: list[dict] = field(default_factory=list)
     note: str | None = None
@@ -322,8 +383,10 @@ class SimulatedMcu:
         for signal in (Signal.ENERGY_FLOWING, Signal.RELAY_CLOSED, Signal.EV_CONNECTED,
                        Signal.AUTHORIZED, Signal.DATA_SIGNED):
             self._set(result, evse_id, signal, False)
-        self.evses[evse_id].id_tag = None
-        self.evses[evse_id].ev_power_w = 0.0
+        evse = self.evses[evse_id]
+        evse.id_tag = None
+        evse.ev_power_w = 0.0
+        evse.ev = evse.ev_reported = None  # the EV is gone: EV_CONNECTED 0 says so, no EV_STATUS
         return result
 
     def unlock_connector(self, evse_id: int = 1, connector_id: int | None = None) -> CommandResult:
@@ -366,6 +429,7 @@ class SimulatedMcu:
             self._set(result, evse_id, signal, False)
         self.evses[evse_id].id_tag = None
         self.evses[evse_id].ev_power_w = 0.0
+        self._report_ev(result, evse_id)
         return result
 
     def start_session(self, evse_id: int = 1, connector_id: int | None = None,
@@ -385,6 +449,7 @@ class SimulatedMcu:
             evse.ev_power_w = DEFAULT_POWER_W
         self._set(result, evse_id, Signal.RELAY_CLOSED, True)
         self._set(result, evse_id, Signal.ENERGY_FLOWING, True)
+        self._report_ev(result, evse_id)
         return result
 
     def ev_stops_energy(self, evse_id: int = 1, connector_id: int | None = None) -> CommandResult:
@@ -393,6 +458,7 @@ class SimulatedMcu:
         result = CommandResult()
         self._set(result, evse_id, Signal.ENERGY_FLOWING, False)
         evse.ev_power_w = 0.0
+        self._report_ev(result, evse_id)
         return result
 
     def power_update(self, power_w: float, evse_id: int = 1, connector_id: int | None = None) -> CommandResult:
@@ -408,7 +474,31 @@ class SimulatedMcu:
         elif self._may_flow(evse, result):
             self._set(result, evse_id, Signal.RELAY_CLOSED, True)
             self._set(result, evse_id, Signal.ENERGY_FLOWING, True)
+        self._report_ev(result, evse_id)
         result.info["power_w"] = evse.power_w
+        return result
+
+    def ev_status(self, soc_percent: float | None = None, battery_capacity_wh: int | None = None,
+                  departure_time: str | None = None, departure_source: str | None = None,
+                  evse_id: int = 1, connector_id: int | None = None) -> CommandResult:
+        """The plugged EV reports its battery state (ISO 15118 / CHAdeMO): one EV_STATUS if it changed.
+
+        Each call replaces the whole report (an omitted field is unknown). Power comes from the
+        simulated meter. Without an EV connected nothing is reported (a note says so)."""
+        soc = None if soc_percent is None else round(_check_number("soc_percent", soc_percent, 0.0, 100.0) * 10)
+        if battery_capacity_wh is not None and (isinstance(battery_capacity_wh, bool) or not isinstance(
+                battery_capacity_wh, int) or not 1 <= battery_capacity_wh <= MAX_BATTERY_WH):
+            raise ValueError(f"battery_capacity_wh must be an integer 1..{MAX_BATTERY_WH}")
+        departure_us, source = _parse_departure(departure_time, departure_source)
+        evse = self._evse(evse_id, connector_id)
+        if not evse.connected:
+            return CommandResult(note=f"no EV connected on EVSE {evse_id}: nothing to report")
+        evse.ev = EvBattery(soc, battery_capacity_wh, departure_us, source)
+        result = CommandResult()
+        self._report_ev(result, evse_id)
+        if not result.records:
+            result.note = "the EV's status is unchanged: no record"
+        result.info["ev"] = {**evse.ev.as_dict(), "power_w": evse.power_w}
         return result
 
     def parking_bay_occupied(self, evse_id: int = 1, connector_id: int | None = None) -> CommandResult:
@@ -422,40 +512,38 @@ class SimulatedMcu:
 
     def inject_fault(self, error_code: str, vendor_error_code: str | None = None, info: str | None = None,
                      evse_id: int = 1, connector_id: int | None = None) -> CommandResult:
-        """The EVSE faults: energy stops and the relay opens (the EV stays connected and authorized);
-        no energy flows until every fault is cleared and the EV asks again. Injecting an active code
-        again replaces its vendor code and info. (No FAULT wire record yet.)"""
+        """The EVSE faults: a FAULT record (raised), then energy stops and the relay opens (the EV stays
+        connected and authorized); no energy flows until every fault is cleared and the EV asks
+        again. Injecting an active code again replaces its vendor code and info (and sends it again)."""
         if error_code not in FAULT_CODES:
             raise ValueError(f"error_code must be one of {', '.join(FAULT_CODES)}")
-        if vendor_error_code is not None and (not isinstance(vendor_error_code, str)
-                                              or len(vendor_error_code) > MAX_VENDOR_ERROR_CODE):
-            raise ValueError(f"vendor_error_code must be a string of at most {MAX_VENDOR_ERROR_CODE} characters")
-        if info is not None and (not isinstance(info, str) or len(info) > MAX_FAULT_INFO):
-            raise ValueError(f"info must be a string of at most {MAX_FAULT_INFO} characters")
+        vendor_error_code = _check_text("vendor_error_code", vendor_error_code, MAX_VENDOR_ERROR_CODE,
+                                        MAX_VENDOR_ERROR_CODE)
+        info = _check_text("info", info, MAX_FAULT_INFO)
         evse = self._evse(evse_id, connector_id)
         result = CommandResult()
-        evse.faults[error_code] = Fault(error_code, vendor_error_code, info)
+        fault = Fault(error_code, vendor_error_code, info)
+        evse.faults[error_code] = fault
+        self._emit_fault(result, evse_id, fault, active=True)
         self._set(result, evse_id, Signal.ENERGY_FLOWING, False)
         self._set(result, evse_id, Signal.RELAY_CLOSED, False)
+        self._report_ev(result, evse_id)
         result.info["faults"] = [fault.as_dict() for fault in evse.faults.values()]
         return result
 
     def clear_fault(self, error_code: str | None = None, evse_id: int = 1,
                     connector_id: int | None = None) -> CommandResult:
-        """Clear one fault (or all, without `error_code`); energy does not resume by itself."""
+        """Clear one fault (or all, without `error_code`): one FAULT record (cleared) per code cleared;
+        energy does not resume by itself."""
         if error_code is not None and error_code not in FAULT_CODES:
             raise ValueError(f"error_code must be one of {', '.join(FAULT_CODES)}")
         evse = self._evse(evse_id, connector_id)
         result = CommandResult()
-        if error_code is None:
-            cleared = list(evse.faults)
-            evse.faults.clear()
-        elif error_code in evse.faults:
-            cleared = [error_code]
-            del evse.faults[error_code]
-        else:
-            cleared = []
+        cleared = list(evse.faults) if error_code is None else [error_code] if error_code in evse.faults else []
+        if error_code is not None and not cleared:
             result.note = f"{error_code} is not active on EVSE {evse_id}"
+        for code in cleared:
+            self._emit_fault(result, evse_id, evse.faults.pop(code), active=False)
         result.info.update(cleared=cleared, faults=[fault.as_dict() for fault in evse.faults.values()])
         return result
 
@@ -598,7 +686,40 @@ class SimulatedMcu:
         true_us, mcu_us = self.mcu_clock.read_both()  # one reading: the hardware saw the change now
         ppc_before = evse.power_path_closed
         setattr(evse, _SIGNAL_ATTR[signal], state)
-        record = SignalRecord(evse_id, evse.connector_id, signal, state, mcu_us)
+        self._push(result, SignalRecord(evse_id, evse.connector_id, signal, state, mcu_us), true_us)
+        reason = _SIGNAL_REASON.get(signal)
+        if reason is not None and (state or reason is not Condition.DATA_SIGNED):
+            result.edges.append(edge_dict(evse_id, reason, state, true_us))
+        if evse.power_path_closed != ppc_before:
+            result.edges.append(edge_dict(evse_id, Condition.POWER_PATH_CLOSED, not ppc_before, true_us))
+
+    def _emit_fault(self, result: CommandResult, evse_id: int, fault: Fault, active: bool) -> None:
+        """A FAULT record: raised with the fault's texts (info cut to fit the frame), cleared with its codes."""
+        true_us, mcu_us = self.mcu_clock.read_both()
+        vendor = fault.vendor_error_code or None
+        info = fit_fault_info(fault.error_code, vendor, fault.info) if active else None
+        self._push(result, FaultRecord(evse_id, self.evses[evse_id].connector_id, active, fault.error_code,
+                                       vendor, info, mcu_us), true_us)
+
+    def _report_ev(self, result: CommandResult, evse_id: int) -> None:
+        """One EV_STATUS if the EV reports its battery state and what it would say has changed."""
+        evse = self.evses[evse_id]
+        if evse.ev is None:
+            return
+        ev = evse.ev
+        report = (ev.soc_tenths, round(evse.power_w), ev.capacity_wh, ev.departure_true_us, ev.departure_source)
+        if report == evse.ev_reported:
+            return
+        evse.ev_reported = report
+        true_us, mcu_us = self.mcu_clock.read_both()
+        departure = None if ev.departure_true_us is None else self.mcu_clock.at(ev.departure_true_us)
+        record = EvStatusRecord(evse_id, evse.connector_id, mcu_us,
+                                None if ev.soc_tenths is None else ev.soc_tenths / 10, round(evse.power_w),
+                                ev.capacity_wh, departure, ev.departure_source)
+        self._push(result, record, true_us)
+
+    def _push(self, result: CommandResult, record: SequencedRecord, true_us: int) -> None:
+        """Number the record, keep it in the ring until acknowledged, and add it to the result."""
         ring = self._ring
         seq = ring.next_seq
         ring.next_seq += 1
@@ -607,11 +728,6 @@ class SimulatedMcu:
         result.records.append(record)
         result.seqs.append(seq)
         result.true_times.append(true_us)
-        reason = _SIGNAL_REASON.get(signal)
-        if reason is not None and (state or reason is not Condition.DATA_SIGNED):
-            result.edges.append(edge_dict(evse_id, reason, state, true_us))
-        if evse.power_path_closed != ppc_before:
-            result.edges.append(edge_dict(evse_id, Condition.POWER_PATH_CLOSED, not ppc_before, true_us))
 
     def _trim_ring(self) -> None:
         """One ring for all boots: past its size the oldest record (oldest boot first) is lost."""
@@ -636,6 +752,7 @@ COMMANDS: dict[str, str] = {
     "ev-requests-energy": "ev_requests_energy",
     "ev-stops-energy": "ev_stops_energy",
     "power-update": "power_update",
+    "ev-status": "ev_status",
     "parking-bay-occupied": "parking_bay_occupied",
     "parking-bay-vacated": "parking_bay_vacated",
     "data-signed": "data_signed",

@@ -27,10 +27,11 @@ modelled on the OCPPLAB gateway: `POST /ocpp/commands/<command>` with
 `{"target": {"charger_id": ...}, "event": {...}}`, Bearer auth, FastAPI-style 422 details.
 
 **Answers.** Every command answers `id`, `event_type`, `target`, `edges` (the OCPP trigger-reason
-edges the command caused: the truth the bridge is tested against) and `records` (the SIGNAL records
-it put on the serial line), plus command-specific fields and, when the command did less than asked,
-a `note`. Refusals that model charger behaviour (unlock during a session, unknown tag with a local
-list, energy without a closed power path or with a fault) are 200 with a note, never an error.
+edges the command caused: the truth the bridge is tested against) and `records` (the records it put
+on the serial line, in seq order: SIGNAL, FAULT and EV_STATUS, told apart by `type`), plus
+command-specific fields and, when the command did less than asked, a `note`. Refusals that model
+charger behaviour (unlock during a session, unknown tag with a local list, energy without a closed
+power path or with a fault) are 200 with a note, never an error.
 
 **Clocks.** The sim has a TRUE clock (UTC) and an MCU clock, the one on the wire:
 `mcu = true_at_start + offset + (true - true_at_start) * (1 + drift_ppm/1e6)` (CLI
@@ -60,6 +61,8 @@ def _field_schema(spec: FieldSpec) -> dict:
                 schema[key] = value
     elif spec.kind == "string":
         schema = {"type": "string", **_lengths(spec)}
+    elif spec.kind == "datetime":
+        schema = {"type": "string", "format": "date-time"}
     elif spec.kind == "bool":
         schema = {"type": "boolean"}
     elif spec.kind == "enum":
@@ -140,6 +143,19 @@ def _command_schemas(spec: CommandSpec) -> dict:
 
 _TIMESTAMP = {"type": "string", "description": "UTC, YYYY-MM-DDTHH:MM:SS.sssZ (Josev's format, truncated to ms)"}
 
+def _record_schema(type_name: str, fields: dict) -> dict:
+    """A record of one type as the answers list it: the common fields and its own."""
+    return {"type": "object",
+            "required": ["seq", "type", "evse_id", "connector_id", *fields, "timestamp", "time_us",
+                         "true_time_us", "true_timestamp"],
+            "properties": {"seq": {"type": "integer", "minimum": 1}, "type": {"const": type_name},
+                           "evse_id": {"type": "integer"}, "connector_id": {"type": "integer"}, **fields,
+                           "time_us": {"type": "integer", "description": f"MCU clock, the {type_name}'s wire value"},
+                           "timestamp": {**_TIMESTAMP, "description": "time_us formatted"},
+                           "true_time_us": {"type": "integer", "description": "TRUE time of the event, µs"},
+                           "true_timestamp": _TIMESTAMP}}
+
+
 _COMMON_SCHEMAS: dict[str, Any] = {
     "Target": {"type": "object", "additionalProperties": False, "required": ["charger_id"],
                "properties": {"charger_id": {"type": "string", "description": "the sim's --charger-id "
@@ -150,17 +166,21 @@ _COMMON_SCHEMAS: dict[str, Any] = {
                             "event_type": {"type": "string", "enum": [e.value for e in EventType]},
                             "timestamp": {**_TIMESTAMP, "description": "TRUE time of the edge, " +
                                           _TIMESTAMP["description"]}}},
-    "Record": {"type": "object",
-               "required": ["seq", "evse_id", "connector_id", "signal", "state", "timestamp", "time_us",
-                            "true_time_us", "true_timestamp"],
-               "properties": {"seq": {"type": "integer", "minimum": 1},
-                              "evse_id": {"type": "integer"}, "connector_id": {"type": "integer"},
-                              "signal": {"type": "string", "enum": [s.name for s in Signal]},
-                              "state": {"type": "boolean"},
-                              "time_us": {"type": "integer", "description": "MCU clock, the SIGNAL's wire value"},
-                              "timestamp": {**_TIMESTAMP, "description": "time_us formatted"},
-                              "true_time_us": {"type": "integer", "description": "TRUE time of the event, µs"},
-                              "true_timestamp": _TIMESTAMP}},
+    "Record": {"description": "One record on the serial line, by `type`.",
+               "oneOf": [_ref("SignalRecord"), _ref("FaultRecord"), _ref("EvStatusRecord")]},
+    "SignalRecord": _record_schema("SIGNAL", {"signal": {"type": "string", "enum": [s.name for s in Signal]},
+                                              "state": {"type": "boolean"}}),
+    "FaultRecord": _record_schema("FAULT", {
+        "active": {"type": "boolean", "description": "true: raised, false: cleared"},
+        "error_code": {"type": "string", "enum": list(FAULT_CODES)},
+        "vendor_error_code": {"type": ["string", "null"]},
+        "info": {"type": ["string", "null"], "description": "as sent: cut to what fits a 512-byte frame"}}),
+    "EvStatusRecord": _record_schema("EV_STATUS", {
+        "soc_percent": {"type": ["number", "null"]}, "power_w": {"type": ["integer", "null"]},
+        "battery_capacity_wh": {"type": ["integer", "null"]},
+        "departure_time_us": {"type": ["integer", "null"], "description": "MCU clock, the wire value"},
+        "departure_timestamp": {"type": ["string", "null"], "description": "departure_time_us formatted"},
+        "departure_source": {"type": "string", "enum": ["none", "ev", "operator"]}}),
     "CommandAnswer": {"type": "object", "required": ["id", "event_type", "target", "edges", "records"],
                       "properties": {"id": {"type": "string"},
                                      "event_type": {"type": "string", "description": "the command name"},
@@ -176,8 +196,9 @@ _COMMON_SCHEMAS: dict[str, Any] = {
                     "description": 'e.g. ["body", "event", "evse_id"]'},
             "msg": {"type": "string"},
             "type": {"type": "string", "description": "missing, extra_forbidden, dict_type, int_type, "
-                     "float_type, finite_number, string_type, string_too_short, string_too_long, bool_type, "
-                     "enum, list_type, too_long, greater_than, greater_than_equal, less_than_equal"}}}}}},
+                     "float_type, finite_number, string_type, string_too_short, string_too_long, datetime_type, "
+                     "datetime_parsing, bool_type, enum, list_type, too_long, greater_than, greater_than_equal, "
+                     "less_than_equal, value_error"}}}}}},
     "Fault": {"type": "object", "properties": {"error_code": {"type": "string", "enum": list(FAULT_CODES)},
                                                "vendor_error_code": {"type": ["string", "null"]},
                                                "info": {"type": ["string", "null"]}}},
@@ -188,7 +209,12 @@ _COMMON_SCHEMAS: dict[str, Any] = {
         "id_tag": {"type": ["string", "null"]},
         "power_w": {"type": "number", "description": "metered: the EV's draw while energy flows, else 0"},
         "ev_power_w": {"type": "number", "description": "the EV's demand (last power-update)"},
-        "faults": {"type": "array", "items": _ref("Fault")}}},
+        "faults": {"type": "array", "items": _ref("Fault")},
+        "ev": {"type": ["object", "null"], "description": "the EV's last ev-status (null: none since plug-in)",
+               "properties": {"soc_percent": {"type": ["number", "null"]},
+                              "battery_capacity_wh": {"type": ["integer", "null"]},
+                              "departure_time": {"type": ["string", "null"]},
+                              "departure_source": {"type": ["string", "null"]}}}}},
     "Status": {"type": "object", "required": ["charger_id", "boot_id", "next_seq", "unacked", "evses"],
                "properties": {
                    "charger_id": {"type": "string"}, "boot_id": {"type": "integer"},

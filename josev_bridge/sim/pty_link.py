@@ -38,7 +38,7 @@ log = logging.getLogger("josev_bridge.sim.pty")
 KEEPALIVE_INTERVAL_S = 1.0
 WRITE_TIMEOUT_S = 0.5  # per frame: longer means nobody is reading the pty
 POLL_S = 0.5  # idle threads re-check the stop flag; close() also wakes them at once
-OUT_OF_BAND_SEQ = 0  # HELLO, KEEPALIVE and CLOCK_REPLY are not numbered records; SIGNALs start at 1
+OUT_OF_BAND_SEQ = 0  # HELLO, KEEPALIVE and CLOCK_REPLY are not numbered records; records start at 1
 MAX_URGENT = 64  # CLOCK_REPLYs waiting: more means the host floods probes faster than we write
 
 
@@ -51,7 +51,7 @@ class LinkCounters:
     acks: int = 0
     foreign_acks: int = 0  # ACKs naming a boot id we hold no records of
     frames_out: int = 0
-    frames_dropped: int = 0  # outbox full or write timed out; SIGNALs among them remain replayable
+    frames_dropped: int = 0  # outbox full or write timed out; records among them remain replayable
     clock_probes: int = 0
     clock_replies: int = 0  # queued on the priority lane
     clock_replies_suppressed: int = 0  # probes received while silent or unplugged: not answered
@@ -275,7 +275,7 @@ class PtyLink:
         self._enqueue(DELIMITER + records.encode(hello, OUT_OF_BAND_SEQ))
 
     def send_records(self, sent: list[SentRecord]) -> None:
-        """Queue SIGNAL frames; call with `lock` held so frames leave in seq order."""
+        """Queue record frames (any type); call with `lock` held so frames leave in seq order."""
         for item in sent:
             frame = records.encode(item.record, item.seq)
             if self._corrupt_next > 0:  # a link fault for tests: the record stays in the ring for replay
@@ -307,7 +307,7 @@ class PtyLink:
 
     # -- link faults ----------------------------------------------------------------------------------
     def corrupt_next(self, count: int) -> None:
-        """Damage the next `count` SIGNAL frames on the line (line noise, as a test fault)."""
+        """Damage the next `count` record frames on the line (line noise, as a test fault)."""
         with self.lock:
             self._corrupt_next += count
 

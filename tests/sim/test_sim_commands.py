@@ -8,7 +8,8 @@ import threading
 
 import pytest
 
-from josev_bridge.core.conditions import Signal
+from josev_bridge.core.alert_inputs import FaultRecord
+from josev_bridge.core.conditions import Signal, SignalRecord
 from josev_bridge.core.timestamps import format_us
 from josev_bridge.sim.catalogue import SPECS
 from josev_bridge.sim.control_api import SimController
@@ -45,8 +46,10 @@ def mcu() -> SimulatedMcu:
     return SimulatedMcu(evse_count=2, clock=TickingClock(), boot_id=42)
 
 
-def sigs(result) -> list[tuple[Signal, bool]]:
-    return [(r.signal, r.state) for r in result.records]
+def sigs(result) -> list[tuple]:
+    """Signals as (signal, state); FAULT as ("FAULT", code, active); EV_STATUS as ("EV_STATUS", power_w)."""
+    return [(r.signal, r.state) if isinstance(r, SignalRecord) else ("FAULT", r.error_code, r.active)
+            if isinstance(r, FaultRecord) else ("EV_STATUS", r.power_w) for r in result.records]
 
 
 def edges(result) -> list[tuple[str, str]]:
@@ -133,7 +136,7 @@ def test_power_update_rejects_bad_values(mcu, power):
 def test_fault_while_charging_stops_energy_and_opens_the_relay(mcu):
     mcu.start_session()
     result = mcu.inject_fault("GroundFailure", vendor_error_code="GF-1", info="31 mA")
-    assert sigs(result) == [(S.ENERGY_FLOWING, False), (S.RELAY_CLOSED, False)]
+    assert sigs(result) == [("FAULT", "GroundFailure", True), (S.ENERGY_FLOWING, False), (S.RELAY_CLOSED, False)]
     assert edges(result) == [("EnergyTransfer", STOP)]  # the power path (connected AND authorized) stays
     assert result.info["faults"] == [{"error_code": "GroundFailure", "vendor_error_code": "GF-1", "info": "31 mA"}]
     evse = mcu.status()["evses"][0]
@@ -143,13 +146,13 @@ def test_fault_while_charging_stops_energy_and_opens_the_relay(mcu):
 def test_no_energy_while_faulted_and_none_resumed_by_clearing(mcu):
     mcu.plug_connector()
     mcu.authorize_id_tag("T")
-    assert mcu.inject_fault("HighTemperature").records == []  # not charging: nothing to stop
+    assert sigs(mcu.inject_fault("HighTemperature")) == [("FAULT", "HighTemperature", True)]  # nothing to stop
     mcu.inject_fault("OverVoltage")
     refused = mcu.ev_requests_energy()
     assert refused.records == [] and "faulted (HighTemperature, OverVoltage)" in refused.note
     assert mcu.power_update(1000).records == []
     cleared = mcu.clear_fault("HighTemperature")
-    assert cleared.info["cleared"] == ["HighTemperature"] and cleared.records == []
+    assert cleared.info["cleared"] == ["HighTemperature"] and sigs(cleared) == [("FAULT", "HighTemperature", False)]
     assert [f["error_code"] for f in cleared.info["faults"]] == ["OverVoltage"]
     assert mcu.clear_fault().info == {"cleared": ["OverVoltage"], "faults": []}
     assert not mcu.evses[1].energy_flowing  # clearing does not restart the EV
@@ -334,7 +337,7 @@ def test_reboot_without_keeping_the_ring(mcu):
     mcu.send_local_authorization_list(["A"])
     info = mcu.reboot(keep_ring=False)
     assert info["previous_boot_id"] == 42 and info["boot_id"] not in (0, 42)
-    assert info == {**info, "kept": 0, "lost": 6}
+    assert info == {**info, "kept": 0, "lost": 7}  # 4 of the session, the FAULT, energy and relay off
     assert mcu.next_seq == 1 and mcu.unacked() == [] and mcu.previous_boots() == []
     status = mcu.status()
     assert all(not e[k] for e in status["evses"] for k in ("connected", "authorized", "relay_closed",

@@ -114,10 +114,12 @@ def _bad_values(field: FieldSpec) -> list[Any]:
             values.append(1.5)
     elif field.kind == "string":
         values += [5] + (["x" * (field.max_length + 1)] if field.max_length else []) + ([""] if field.min_length else [])
+    elif field.kind == "datetime":
+        values += [5]
     elif field.kind == "bool":
         values += ["true", 1]
     elif field.kind == "enum":
-        values += ["Bogus", field.enum[0].lower()]
+        values += ["Bogus", field.enum[0].swapcase()]  # enums are case-sensitive
     elif field.kind == "string_list":
         values += ["A", [5], [""], ["x" * (field.max_length + 1)]]
     return values
