@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from .core.alert_muting import MuteRule, MuteRuleError, parse_rules
+from .core.alert_recipients import Recipient, RecipientError, parse_recipients
+from .core.alerts import AlertSettings, AlertSettingsError
+
 DEFAULT_CONFIG = "/etc/josev-bridge/config.toml"
 
 
@@ -64,6 +68,15 @@ class PathsConfig:
 class ChargerConfig:
     identity: str = "josev-charger"
     fleet_id: int = 1  # the fleet's numeric id of this charger: Flipturn's numeric `chargerId`
+    # What alerts say about the charger (Flipturn's `charger` and `port` objects); unknown stays null.
+    name: str = ""  # default: the identity
+    manufacturer: str = ""
+    model: str = ""
+    serial_number: str = ""
+    charger_type: str = ""  # e.g. "AC", "DCFC"
+    network_service_provider: str = ""
+    evse_count: int = 1
+    max_power_kw: float = 0.0  # per EVSE; 0 = unknown
 
 
 @dataclass(frozen=True)
@@ -87,8 +100,47 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class ExportConfig:
+    """Store-and-forward of journal rows to the fleet's MQTT broker (docs/journal-export.md).
+
+    TLS is on by default and the port is 8883, MQTT's TLS port: the fleet's broker is reached over
+    a network the charger does not control, and the credentials must not cross it in the clear.
+    Without tls_ca the system's CA store verifies the broker (public CAs); `tls = false` with
+    `port = 1883` is for a broker on a trusted link (and for tests).
+    """
+
+    enabled: bool = False
+    host: str = ""
+    port: int = 8883
+    tls: bool = True
+    client_id: str = ""  # default: josev-bridge-export-<charger identity>
+    username: str | None = None
+    password_file: str | None = None
+    tls_ca: str | None = None  # default with tls: the system's CA store
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    protocol: Literal["5", "3.1.1"] = "5"
+    topic_prefix: str = "josev-bridge"  # rows go to <topic_prefix>/<charger identity>/journal
+    keepalive: int = 60
+    connect_timeout: float = 10.0  # seconds for TCP, TLS and CONNACK together
+    reconnect_min_delay: float = 1.0
+    reconnect_max_delay: float = 60.0  # a fleet broker reached over a cellular link: do not hammer it
+    max_inflight: int = 64  # rows published and not yet acknowledged (the in-flight window)
+
+
+@dataclass(frozen=True)
 class EventTimestampConfig:
     reply_with_current_time_when_unknown: bool = False  # opt-in: answering with "now" is not a hardware time
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """`[alerts]`: the engine's thresholds as plain keys, plus `[[alerts.recipients]]` and `[[alerts.mute]]`."""
+
+    enabled: bool = True
+    settings: AlertSettings = field(default_factory=AlertSettings)
+    recipients: tuple[Recipient, ...] = ()  # none configured: default_recipients(identity)
+    mute: tuple[MuteRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,7 +156,9 @@ class Config:
     charger: ChargerConfig = field(default_factory=ChargerConfig)
     get_event_timestamp: EventTimestampConfig = field(default_factory=EventTimestampConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = "<defaults>"
 
@@ -120,10 +174,18 @@ class Config:
     def api_token_file(self) -> Path:
         return Path(self.api.token_file) if self.api.token_file else self.state_dir / "api-token"
 
+    @property
+    def export_client_id(self) -> str:
+        return self.export.client_id or f"josev-bridge-export-{self.charger.identity}"
+
+    @property
+    def export_topic(self) -> str:
+        return f"{self.export.topic_prefix}/{self.charger.identity}/journal"
+
 
 _POSITIVE = {"port", "keepalive", "baudrate", "max_queued_messages", "keepalive_interval",
              "mcu_silence_timeout", "reopen_min_delay", "reopen_max_delay", "reconnect_min_delay",
-             "reconnect_max_delay", "max_age_days", "max_size_mb", "rate_limit_per_s", "fleet_id"}
+             "reconnect_max_delay", "max_age_days", "max_size_mb", "rate_limit_per_s", "fleet_id", "evse_count"}
 _REQUIRED = {("serial", "url"), ("charger", "identity")}
 
 
@@ -150,10 +212,28 @@ def from_dict(raw: dict, source: str = "<dict>") -> Config:
             raise ConfigError(f"{source}: unknown section [{name}] (known: {', '.join(sorted(sections))})")
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: [{name}] must be a table")
+        if name == "alerts":
+            built[name] = _alerts(source, value, raw.get("charger", {}).get("identity", ChargerConfig.identity))
+            continue
         built[name] = _section(source, name, sections[name].default_factory, value)  # type: ignore[misc]
     config = Config(**built, source=source)  # type: ignore[arg-type]
     _check_required(config, source)
     return config
+
+
+def _alerts(source: str, values: dict, identity: str) -> AlertsConfig:
+    """The alert modules parse their own tables (their errors name the key); wrapped with the file name."""
+    values = dict(values)
+    enabled = values.pop("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{source}: [alerts] enabled: expected true or false, got {enabled!r}")
+    recipients, mute = values.pop("recipients", None), values.pop("mute", [])
+    try:
+        return AlertsConfig(enabled, AlertSettings.from_mapping(values),
+                            parse_recipients(recipients, identity) if recipients is not None else (),
+                            parse_rules(mute))
+    except (AlertSettingsError, RecipientError, MuteRuleError) as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def _section(source: str, section: str, cls: type, values: dict) -> object:
@@ -211,6 +291,7 @@ def _check_required(config: Config, source: str) -> None:
     if m.session_expiry < 0:
         raise ConfigError(f"{source}: [mqtt] session_expiry: must be 0 or more, got {m.session_expiry}")
     _check_api(config.api, source)
+    _check_export(config, source)
     if config.journal.max_size_mb < 1:
         raise ConfigError(f"{source}: [journal] max_size_mb: at least 1, got {config.journal.max_size_mb}")
     for topic_key in ("request_topic", "response_topic", "josev_request_topic", "josev_response_topic"):
@@ -226,6 +307,35 @@ def _check_api(api: ApiConfig, source: str) -> None:
         raise ConfigError(f"{source}: [api] listen: expected host:port, got {api.listen!r}") from None
     if not host or not 0 <= port <= 65535:
         raise ConfigError(f"{source}: [api] listen: expected host:port, got {api.listen!r}")
+
+
+def _check_export(config: Config, source: str) -> None:
+    e = config.export
+    if not e.enabled:
+        return
+    if not e.host:
+        raise ConfigError(f"{source}: [export] host: required when [export] enabled = true")
+    if not config.journal.enabled:
+        raise ConfigError(f"{source}: [export] enabled: needs [journal] enabled (the journal is the outbox)")
+    if bool(e.tls_cert) != bool(e.tls_key):
+        raise ConfigError(f"{source}: [export] tls_cert and tls_key: set both or neither")
+    if not e.tls and (e.tls_ca or e.tls_cert):
+        raise ConfigError(f"{source}: [export] tls_ca/tls_cert: set tls = true to use them (tls is false)")
+    if e.password_file and not e.username:
+        raise ConfigError(f"{source}: [export] password_file: needs [export] username")
+    if e.reconnect_min_delay > e.reconnect_max_delay:
+        raise ConfigError(f"{source}: [export] reconnect_min_delay: must not exceed reconnect_max_delay")
+    if e.connect_timeout <= 0:
+        raise ConfigError(f"{source}: [export] connect_timeout: must be greater than 0, got {e.connect_timeout!r}")
+    if not 1 <= e.max_inflight <= 65535:
+        raise ConfigError(f"{source}: [export] max_inflight: must be 1..65535, got {e.max_inflight!r}")
+    prefix = e.topic_prefix
+    if not prefix or any(c in prefix for c in "+#") or prefix.startswith("/") or prefix.endswith("/"):
+        raise ConfigError(f"{source}: [export] topic_prefix: must be a plain topic without wildcards or "
+                          f"leading/trailing '/', got {prefix!r}")
+    if any(c in config.charger.identity for c in "+#/"):
+        raise ConfigError(f"{source}: [charger] identity: must not contain '+', '#' or '/' when [export] is "
+                          f"enabled (it is a topic level), got {config.charger.identity!r}")
 
 
 def read_secret(path: str, what: str) -> str:

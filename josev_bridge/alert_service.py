@@ -1,0 +1,196 @@
+"""Alerts from the hardware: the engine fed by MCU records, edges and link liveness; record, mute, deliver.
+
+The serial thread calls `on_record` / `on_edge` as records are applied (in seq order, UTC times);
+the daemon's housekeeping calls `tick` twice a second with the MCU link's last-heard time. Every
+change is recorded in the alert store first, then delivered to the recipients that want it,
+unless a muting rule covers it (then it is recorded with `muted: true` and delivered nowhere).
+The engine's open episodes are saved after every change, so a restart neither loses nor repeats
+an alert.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from . import schemas
+from .adapters.alert_store import FILE_NAME, AlertStore
+from .adapters.state_file import AtomicJsonFile
+from .config import Config
+from .core.alert_inputs import EvStatusRecord, FaultRecord
+from .core.alert_muting import is_muted
+from .core.alert_recipients import Recipient, RecipientKind, default_recipients
+from .core.alert_view import ChargerInfo, PortInfo, render_alert
+from .core.alerts import (AlertChange, AlertEngine, ChangeKind, SessionErrorDetails, SocDetails, LateDetails,
+                          OfflineDetails)
+from .core.conditions import Edge
+from .core.timestamps import format_us
+
+log = logging.getLogger("josev_bridge.alerts")
+
+ENGINE_FILE = "alerts-engine.json"
+NOTIFY_EVENT = "notify_event"
+
+
+class AlertService:
+    def __init__(self, config: Config, publish: Callable[[str, bytes], bool],
+                 clock_us: Callable[[], int] = lambda: time.time_ns() // 1000) -> None:
+        self._config = config
+        self._publish = publish
+        self._clock_us = clock_us
+        self._lock = threading.Lock()
+        self.store = AlertStore(config.state_dir / FILE_NAME)
+        self._engine_file = AtomicJsonFile(config.state_dir / ENGINE_FILE)
+        self.engine = self._load_engine()
+        self.recipients: tuple[Recipient, ...] = config.alerts.recipients or default_recipients(config.charger.identity)
+        self._notify_validator = schemas.validator("notify_event.update")
+        self.charger, self.ports = charger_info(config)
+        self.delivered = 0
+        self.muted = 0
+        self.delivery_failures = 0
+
+    def _load_engine(self) -> AlertEngine:
+        settings = self._config.alerts.settings
+        data = self._engine_file.load()
+        if data is None:
+            return AlertEngine(settings)
+        try:
+            engine = AlertEngine.from_snapshot(data, settings)
+        except (ValueError, KeyError, TypeError) as exc:
+            self._engine_file.quarantine(f"has unexpected content ({exc})")
+            return AlertEngine(settings)
+        log.info("restored %d open alert episode(s) from %s", len(engine.open_alerts()), self._engine_file.path)
+        return engine
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- inputs (serial thread, housekeeping) -----------------------------------------------------
+    def on_record(self, record: FaultRecord | EvStatusRecord) -> None:
+        with self._lock:
+            changes = (self.engine.on_fault(record) if isinstance(record, FaultRecord)
+                       else self.engine.on_ev_status(record))
+            self._handle(changes)
+
+    def on_edge(self, edge: Edge) -> None:
+        with self._lock:
+            self._handle(self.engine.on_edge(edge))
+
+    def tick(self, last_heard_us: int | None) -> None:
+        with self._lock:
+            self._handle(self.engine.tick(self._clock_us(), last_heard_us))
+
+    # -- record, mute, deliver --------------------------------------------------------------------
+    def _handle(self, changes: list[AlertChange]) -> None:
+        if not changes:
+            return
+        for change in changes:
+            try:
+                self._one(change)
+            except Exception:  # one bad alert must not stop the others, nor the thread that fed it
+                log.exception("alert %s %s could not be recorded or delivered", change.kind.value, change.alert.key)
+        try:
+            self._engine_file.save(self.engine.snapshot())
+        except OSError as exc:
+            log.error("cannot save open alert episodes to %s: %s", self._engine_file.path, exc)
+
+    def _one(self, change: AlertChange) -> None:
+        alert = change.alert
+        if self.store.id_of(alert) is None:  # a new episode (or one a crash kept from the store)
+            muted = is_muted(alert, self._config.alerts.mute, self._clock_us())
+            wanted = tuple(r for r in self.recipients if r.wants(alert))
+            alert_id = self.store.record(alert, muted, tuple(r.id for r in wanted))
+        else:  # an update or the end: muted flag and recipients stay as recorded when it opened
+            alert_id = self.store.record(alert, False, ())
+            stored = self.store.get(alert_id)
+            assert stored is not None
+            muted = stored.muted
+            wanted = tuple(r for r in self.recipients if r.id in stored.recipients)
+        if change.kind is ChangeKind.UPDATED:
+            return  # the API shows the current ETA; updates are not pushed
+        if muted:
+            self.muted += 1
+            log.info("alert %d %s %s (muted: recorded, not delivered)", alert_id, alert.type.value, change.kind.value)
+            return
+        view = render_alert(alert, alert_id=alert_id, muted=False, charger=self.charger, ports=self.ports)
+        for recipient in wanted:
+            self._deliver(recipient, change, alert_id, view)
+
+    def _deliver(self, recipient: Recipient, change: AlertChange, alert_id: int, view: dict) -> None:
+        try:
+            if recipient.kind is RecipientKind.MQTT:
+                ok = self._publish(recipient.topic or "", json.dumps({"event": change.kind.value, "alert": view},
+                                                                      separators=(",", ":")).encode())
+            elif recipient.kind is RecipientKind.NOTIFY_EVENT:
+                ok = self._publish(self._config.mqtt.josev_response_topic, self._notify_event(change, alert_id))
+            else:
+                ok = True
+                level = logging.WARNING if change.kind is ChangeKind.OPENED else logging.INFO
+                log.log(level, "ALERT %d %s %s: %s", alert_id, alert_summary(change.alert), change.kind.value,
+                        "since " + view["startTimestamp"] if change.kind is ChangeKind.OPENED
+                        else "ended " + str(view["endTimestamp"]))
+        except Exception:
+            log.exception("alert %d: delivery to recipient %d (%s) failed", alert_id, recipient.id, recipient.kind.value)
+            ok = False
+        if ok:
+            self.delivered += 1
+        else:
+            self.delivery_failures += 1
+
+    def _notify_event(self, change: AlertChange, alert_id: int) -> bytes:
+        """Josev's notify_event update: the CSMS sees the hardware fault (and its end) through Josev."""
+        alert = change.alert
+        closed = change.kind is ChangeKind.CLOSED
+        data: dict = {"event_id": alert_id,
+                      "timestamp": format_us(alert.end_us if closed and alert.end_us else alert.start_us),
+                      "tech_code": tech_code(alert)[:50],
+                      "tech_info": (("cleared: " if closed else "") + alert_summary(alert))[:500]}
+        if alert.evse_id is not None:
+            data["evse_id"] = alert.evse_id
+        message = {"id": str(uuid.uuid4()), "name": NOTIFY_EVENT, "type": "update", "data": data}
+        if not self._notify_validator.is_valid(message):
+            raise RuntimeError(f"notify_event fails its schema: {message!r}")
+        return json.dumps(message, separators=(",", ":")).encode()
+
+
+def tech_code(alert) -> str:
+    """The fault's OCPP error code for session errors; the alert type otherwise."""
+    if isinstance(alert.details, SessionErrorDetails) and alert.details.ocpp_error_code:
+        return alert.details.ocpp_error_code
+    return alert.type.value
+
+
+def alert_summary(alert) -> str:
+    where = f"EVSE {alert.evse_id}" if alert.evse_id is not None else "charger"
+    d = alert.details
+    if isinstance(d, SessionErrorDetails):
+        extra = ", ".join(x for x in (d.ocpp_error_code, d.ocpp_vendor_error_code, d.ocpp_info, d.error_context) if x)
+    elif isinstance(d, SocDetails):
+        extra = f"SoC {d.soc_percent}% (threshold {d.soc_threshold}%)"
+    elif isinstance(d, OfflineDetails):
+        extra = f"MCU link silent for {d.threshold_minutes:g}+ min"
+    elif isinstance(d, LateDetails):
+        extra = f"ETA {format_us(d.current_eta_us) if d.current_eta_us else '?'} after departure " \
+                f"{format_us(d.current_departure_us) if d.current_departure_us else '?'}"
+    else:  # pragma: no cover - every type is above
+        extra = ""
+    return f"{alert.type.value} on {where}" + (f" ({extra})" if extra else "")
+
+
+def charger_info(config: Config) -> tuple[ChargerInfo, dict[int, PortInfo]]:
+    c = config.charger
+    info = ChargerInfo(ocpp_id=c.identity, id=c.fleet_id, name=c.name or None, manufacturer=c.manufacturer or None,
+                       model=c.model or None, network_service_provider=c.network_service_provider,
+                       charger_type=c.charger_type, serial_number=c.serial_number or None,
+                       number_of_ports=c.evse_count)
+    ports = {n: PortInfo(n, maximum_power_kw=c.max_power_kw or None) for n in range(1, c.evse_count + 1)}
+    return info, ports
+
+
+def engine_path(state_dir: Path) -> Path:
+    return state_dir / ENGINE_FILE
