@@ -26,6 +26,12 @@ static void put_u64(uint8_t *p, uint64_t v)
     put_u32(p + 4, (uint32_t)(v >> 32));
 }
 
+static void put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
 static uint32_t get_u32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -157,33 +163,38 @@ size_t jl_cobs_decode(const uint8_t *in, size_t len, uint8_t *out, size_t out_ca
 
 /* ---- frames -------------------------------------------------------------------------------- */
 
-/* The body in up to three parts, so HELLO can send its head, the firmware string and its tail
- * without copying them together first. */
-static size_t encode_parts(uint8_t type, uint32_t seq, const uint8_t *a, size_t a_len,
-                           const uint8_t *b, size_t b_len, const uint8_t *c, size_t c_len,
+/* A body in parts, so HELLO and FAULT send their fixed fields and the caller's strings without
+ * copying them together into one buffer first. */
+typedef struct {
+    const uint8_t *p;
+    size_t len;
+} part;
+
+static size_t encode_parts(uint8_t type, uint32_t seq, const part *parts, size_t count,
                            uint8_t *out, size_t out_cap)
 {
     uint8_t head[6], tail[4];
     uint32_t crc;
     cobs_writer w;
-    size_t n;
+    size_t i, n, body = 0;
 
-    if (a_len > JL_MAX_BODY || b_len > JL_MAX_BODY - a_len || c_len > JL_MAX_BODY - a_len - b_len)
-        return 0;
+    for (i = 0; i < count; i++) {
+        if (parts[i].len > JL_MAX_BODY - body)
+            return 0;
+        body += parts[i].len;
+    }
     head[0] = JL_PROTOCOL_VERSION;
     head[1] = type;
     put_u32(head + 2, seq);
     crc = jl_crc32_update(0, head, sizeof head);
-    crc = jl_crc32_update(crc, a, a_len);
-    crc = jl_crc32_update(crc, b, b_len);
-    crc = jl_crc32_update(crc, c, c_len);
+    for (i = 0; i < count; i++)
+        crc = jl_crc32_update(crc, parts[i].p, parts[i].len);
     put_u32(tail, crc);
 
     cw_init(&w, out, out_cap);
     cw_write(&w, head, sizeof head);
-    cw_write(&w, a, a_len);
-    cw_write(&w, b, b_len);
-    cw_write(&w, c, c_len);
+    for (i = 0; i < count; i++)
+        cw_write(&w, parts[i].p, parts[i].len);
     cw_write(&w, tail, sizeof tail);
     n = cw_finish(&w);
     if (n == 0 || n >= out_cap) /* no room for the delimiter */
@@ -195,13 +206,17 @@ static size_t encode_parts(uint8_t type, uint32_t seq, const uint8_t *a, size_t 
 size_t jl_encode_frame(uint8_t type, uint32_t seq, const uint8_t *body, size_t body_len,
                        uint8_t *out, size_t out_cap)
 {
-    return encode_parts(type, seq, body, body_len, NULL, 0, NULL, 0, out, out_cap);
+    part one;
+    one.p = body;
+    one.len = body_len;
+    return encode_parts(type, seq, &one, 1, out, out_cap);
 }
 
 size_t jl_encode_hello(uint32_t boot_id, const char *firmware, uint32_t oldest_seq, uint32_t next_seq,
                        uint8_t *out, size_t out_cap)
 {
     uint8_t head[6], ring[8];
+    part parts[3];
     size_t fw_len = 0;
     /* Bounded: the length field is a u8, and an unterminated string must not run away. */
     while (firmware != NULL && fw_len < 255 && firmware[fw_len] != '\0')
@@ -211,9 +226,14 @@ size_t jl_encode_hello(uint32_t boot_id, const char *firmware, uint32_t oldest_s
     head[5] = (uint8_t)fw_len;
     put_u32(ring, oldest_seq);
     put_u32(ring + 4, next_seq);
+    parts[0].p = head;
+    parts[0].len = sizeof head;
+    parts[1].p = (const uint8_t *)firmware;
+    parts[1].len = fw_len;
+    parts[2].p = ring;
+    parts[2].len = sizeof ring;
     /* HELLO is not a record: seq 0 (doc section 2). */
-    return encode_parts(JL_TYPE_HELLO, 0, head, sizeof head, (const uint8_t *)firmware, fw_len,
-                        ring, sizeof ring, out, out_cap);
+    return encode_parts(JL_TYPE_HELLO, 0, parts, 3, out, out_cap);
 }
 
 size_t jl_encode_signal(const jl_record *rec, uint8_t *out, size_t out_cap)
@@ -225,6 +245,142 @@ size_t jl_encode_signal(const jl_record *rec, uint8_t *out, size_t out_cap)
     body[3] = rec->state ? 1 : 0; /* the host rejects any other value */
     put_u64(body + 4, (uint64_t)rec->time_us);
     return jl_encode_frame(JL_TYPE_SIGNAL, rec->seq, body, sizeof body, out, out_cap);
+}
+
+/* ---- FAULT and EV_STATUS ------------------------------------------------------------------- */
+
+/* strlen, but reading at most max + 1 bytes: a result over max means "too long". */
+static size_t bounded_len(const char *s, size_t max)
+{
+    size_t n = 0;
+    while (s != NULL && n <= max && s[n] != '\0')
+        n++;
+    return n;
+}
+
+/* Well-formed UTF-8 as the host's strict decoder wants it: no overlong forms, no surrogates
+ * (U+D800..DFFF), nothing above U+10FFFF. */
+static bool utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0, k, j;
+    while (i < n) {
+        uint8_t c = s[i], lo = 0x80, hi = 0xBF;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c < 0xC2 || c > 0xF4)
+            return false; /* a continuation byte, an overlong 2-byte lead, or beyond U+10FFFF */
+        k = c < 0xE0 ? 1u : c < 0xF0 ? 2u : 3u;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* surrogates */
+        else if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xF4)
+            hi = 0x8F; /* beyond U+10FFFF */
+        if (k > n - i - 1 || s[i + 1] < lo || s[i + 1] > hi)
+            return false;
+        for (j = 2; j <= k; j++)
+            if ((s[i + j] & 0xC0) != 0x80)
+                return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+/* The lengths of a FAULT's three strings as sent (info cut at a character boundary to fit the
+ * frame), or false if the host would refuse the record. */
+static bool fault_lengths(const jl_record *rec, size_t len[3])
+{
+    const char *text[3];
+    size_t i, room;
+    text[0] = rec->u.fault.error_code;
+    text[1] = rec->u.fault.vendor_error_code;
+    text[2] = rec->u.fault.info;
+    len[0] = bounded_len(text[0], JL_ERROR_CODE_MAX);
+    len[1] = bounded_len(text[1], JL_VENDOR_ERROR_CODE_MAX);
+    if (len[0] == 0 || len[0] > JL_ERROR_CODE_MAX || len[1] > JL_VENDOR_ERROR_CODE_MAX)
+        return false;
+    room = JL_FAULT_TEXT_MAX - len[0] - len[1]; /* >= 387: always below JL_FAULT_INFO_MAX */
+    len[2] = bounded_len(text[2], room);
+    if (len[2] > room) { /* cut; a character straddling the cut goes entirely */
+        len[2] = room;
+        while (len[2] > 0 && ((uint8_t)text[2][len[2]] & 0xC0) == 0x80)
+            len[2]--;
+    }
+    for (i = 0; i < 3; i++)
+        if (!utf8_valid((const uint8_t *)text[i], len[i]))
+            return false;
+    return true;
+}
+
+size_t jl_encode_fault(const jl_record *rec, uint8_t *out, size_t out_cap)
+{
+    uint8_t head[12], vc_len, info_len[2];
+    size_t len[3];
+    part parts[6];
+
+    if (!fault_lengths(rec, len))
+        return 0;
+    head[0] = rec->evse_id;
+    head[1] = rec->connector_id;
+    head[2] = rec->state ? 1 : 0;
+    put_u64(head + 3, (uint64_t)rec->time_us);
+    head[11] = (uint8_t)len[0];
+    vc_len = (uint8_t)len[1];
+    put_u16(info_len, (uint16_t)len[2]);
+    parts[0].p = head; /* evse, connector, active, time_us and error_code's length */
+    parts[0].len = sizeof head;
+    parts[1].p = (const uint8_t *)rec->u.fault.error_code;
+    parts[1].len = len[0];
+    parts[2].p = &vc_len;
+    parts[2].len = 1;
+    parts[3].p = (const uint8_t *)rec->u.fault.vendor_error_code;
+    parts[3].len = len[1];
+    parts[4].p = info_len;
+    parts[4].len = sizeof info_len;
+    parts[5].p = (const uint8_t *)rec->u.fault.info;
+    parts[5].len = len[2];
+    return encode_parts(JL_TYPE_FAULT, rec->seq, parts, 6, out, out_cap);
+}
+
+static bool ev_status_valid(const jl_record *rec)
+{
+    return (rec->soc <= JL_SOC_MAX || rec->soc == JL_SOC_UNKNOWN)
+           && rec->departure_source <= JL_DEPARTURE_OPERATOR
+           && (rec->u.ev.departure_time_us == 0) == (rec->departure_source == JL_DEPARTURE_NONE);
+}
+
+size_t jl_encode_ev_status(const jl_record *rec, uint8_t *out, size_t out_cap)
+{
+    uint8_t body[JL_EV_STATUS_BODY];
+    if (!ev_status_valid(rec))
+        return 0;
+    body[0] = rec->evse_id;
+    body[1] = rec->connector_id;
+    put_u64(body + 2, (uint64_t)rec->time_us);
+    put_u16(body + 10, rec->soc);
+    put_u32(body + 12, (uint32_t)rec->u.ev.power_w);
+    put_u32(body + 16, rec->u.ev.battery_capacity_wh);
+    put_u64(body + 20, (uint64_t)rec->u.ev.departure_time_us);
+    body[28] = rec->departure_source;
+    return jl_encode_frame(JL_TYPE_EV_STATUS, rec->seq, body, sizeof body, out, out_cap);
+}
+
+size_t jl_encode_record(const jl_record *rec, uint8_t *out, size_t out_cap)
+{
+    switch (rec->type) {
+    case JL_TYPE_SIGNAL:
+        return jl_encode_signal(rec, out, out_cap);
+    case JL_TYPE_FAULT:
+        return jl_encode_fault(rec, out, out_cap);
+    case JL_TYPE_EV_STATUS:
+        return jl_encode_ev_status(rec, out, out_cap);
+    default:
+        return 0;
+    }
 }
 
 size_t jl_encode_keepalive(int64_t time_us, uint8_t *out, size_t out_cap)
@@ -379,7 +535,7 @@ void jl_ring_init(jl_ring *r, jl_record *storage, uint16_t capacity, uint32_t bo
     r->overflowed = 0;
 }
 
-uint32_t jl_ring_push(jl_ring *r, jl_record *rec)
+static uint32_t ring_push(jl_ring *r, jl_record *rec)
 {
     rec->seq = r->next_seq++;
     if (r->cap == 0) {
@@ -394,6 +550,31 @@ uint32_t jl_ring_push(jl_ring *r, jl_record *rec)
         r->count++;
     }
     return rec->seq;
+}
+
+uint32_t jl_ring_push(jl_ring *r, jl_record *rec)
+{
+    rec->type = JL_TYPE_SIGNAL;
+    return ring_push(r, rec);
+}
+
+uint32_t jl_ring_push_fault(jl_ring *r, jl_record *rec)
+{
+    size_t len[3];
+    /* Refused here, not when sending: a record the host rejects would never be acknowledged, and
+     * every record after it would wait behind the gap. */
+    if (!fault_lengths(rec, len))
+        return 0;
+    rec->type = JL_TYPE_FAULT;
+    return ring_push(r, rec);
+}
+
+uint32_t jl_ring_push_ev_status(jl_ring *r, jl_record *rec)
+{
+    if (!ev_status_valid(rec))
+        return 0;
+    rec->type = JL_TYPE_EV_STATUS;
+    return ring_push(r, rec);
 }
 
 bool jl_ring_ack(jl_ring *r, uint32_t boot_id, uint32_t seq)

@@ -31,6 +31,8 @@ extern "C" {
 #define JL_LINE_MAX(body_len) (JL_COBS_MAX_ENCODED(JL_FRAME_OVERHEAD + (body_len)) + 1u)
 
 #define JL_SIGNAL_BODY 12u
+#define JL_EV_STATUS_BODY 29u
+#define JL_FAULT_BODY(text_len) (15u + (text_len)) /* head, three length prefixes, the strings' bytes */
 #define JL_KEEPALIVE_BODY 8u
 #define JL_HELLO_BODY(fw_len) (14u + (fw_len)) /* head, firmware, oldest_seq, next_seq */
 #define JL_CLOCK_REPLY_BODY 12u
@@ -38,6 +40,9 @@ extern "C" {
 #define JL_HOST_HELLO_BODY 1u
 #define JL_CLOCK_PROBE_BODY 4u
 #define JL_SIGNAL_LINE_MAX JL_LINE_MAX(JL_SIGNAL_BODY)              /* 24 */
+#define JL_EV_STATUS_LINE_MAX JL_LINE_MAX(JL_EV_STATUS_BODY)        /* 41 */
+#define JL_FAULT_LINE_MAX JL_LINE_MAX(JL_MAX_BODY)                  /* 516: info is cut to fit a frame */
+#define JL_RECORD_LINE_MAX JL_FAULT_LINE_MAX                        /* any record of the ring */
 #define JL_KEEPALIVE_LINE_MAX JL_LINE_MAX(JL_KEEPALIVE_BODY)        /* 20 */
 #define JL_CLOCK_REPLY_LINE_MAX JL_LINE_MAX(JL_CLOCK_REPLY_BODY)    /* 24 */
 #define JL_HELLO_LINE_MAX(fw_len) JL_LINE_MAX(JL_HELLO_BODY(fw_len)) /* fw_len <= 255 */
@@ -55,7 +60,9 @@ enum jl_type {
     JL_TYPE_ACK = 0x04,         /* host -> MCU */
     JL_TYPE_HOST_HELLO = 0x05,  /* host -> MCU */
     JL_TYPE_CLOCK_PROBE = 0x06, /* host -> MCU: answer at once with CLOCK_REPLY */
-    JL_TYPE_CLOCK_REPLY = 0x07  /* MCU -> host */
+    JL_TYPE_CLOCK_REPLY = 0x07, /* MCU -> host */
+    JL_TYPE_FAULT = 0x08,       /* MCU -> host, a record like SIGNAL */
+    JL_TYPE_EV_STATUS = 0x09    /* MCU -> host, a record like SIGNAL */
 };
 
 enum jl_signal {
@@ -65,6 +72,23 @@ enum jl_signal {
     JL_SIG_RELAY_CLOSED = 4,
     JL_SIG_ENERGY_FLOWING = 5,
     JL_SIG_DATA_SIGNED = 6
+};
+
+/* FAULT string limits, in bytes of UTF-8 (doc section 3, "Faults"). */
+#define JL_ERROR_CODE_MAX 50u
+#define JL_VENDOR_ERROR_CODE_MAX 50u
+#define JL_FAULT_INFO_MAX 500u
+/* What the three strings may hold together in one frame: info is cut (at a character) to fit. */
+#define JL_FAULT_TEXT_MAX (JL_MAX_BODY - JL_FAULT_BODY(0))  /* 487 */
+
+/* EV_STATUS "unknown" values and departure sources (doc section 3, "EV status"). */
+#define JL_SOC_UNKNOWN 0xFFFFu
+#define JL_SOC_MAX 1000u                          /* 100.0 % in 0.1 % units */
+#define JL_POWER_UNKNOWN (-2147483647 - 1)        /* INT32_MIN */
+enum jl_departure_source {
+    JL_DEPARTURE_NONE = 0,     /* no departure time: departure_time_us is 0 */
+    JL_DEPARTURE_EV = 1,       /* the EV sent it */
+    JL_DEPARTURE_OPERATOR = 2  /* set at the charger */
 };
 
 /* ---- CRC-32/ISO-HDLC (zlib's crc32) ------------------------------------------------------- */
@@ -94,16 +118,34 @@ size_t jl_cobs_decode(const uint8_t *in, size_t len, uint8_t *out, size_t out_ca
 size_t jl_encode_frame(uint8_t type, uint32_t seq, const uint8_t *body, size_t body_len,
                        uint8_t *out, size_t out_cap);
 
-/* One hardware event record (a SIGNAL). time_us is the time the hardware saw the change, in us by
- * the MCU's clock: a free-running counter since boot or an RTC on UTC, whichever you have (the
- * host maps it to UTC with CLOCK_PROBE, doc section 5). 0 means unknown. */
+/* One record of the ring: a SIGNAL, a FAULT or an EV_STATUS, told apart by `type` (set by the
+ * jl_ring_push* functions). time_us is when the hardware saw the change, in us by the MCU's clock:
+ * a free-running counter since boot or an RTC on UTC, whichever you have (the host maps it to UTC
+ * with CLOCK_PROBE, doc section 5). 0 means unknown. Fields another type does not use are ignored.
+ * 40 bytes on 32-bit targets, 48 on 64-bit ones. */
 typedef struct {
-    int64_t time_us;    /* first: keeps the struct at 16 bytes on 32- and 64-bit targets */
-    uint32_t seq;       /* assigned by jl_ring_push */
-    uint8_t evse_id;
+    int64_t time_us;    /* all types */
+    union {
+        struct {        /* FAULT: NUL-terminated UTF-8, NOT copied: they must stay valid while the
+                           record is in the ring (string literals or tables in flash are ideal) */
+            const char *error_code;         /* 1..50 bytes: OCPP ChargePointErrorCode */
+            const char *vendor_error_code;  /* NULL or "" = none; at most 50 bytes */
+            const char *info;               /* NULL or "" = none; cut at a character to fit the frame */
+        } fault;
+        struct {        /* EV_STATUS */
+            int64_t departure_time_us;      /* MCU clock, like time_us; 0 = none */
+            int32_t power_w;                /* JL_POWER_UNKNOWN = unknown */
+            uint32_t battery_capacity_wh;   /* 0 = unknown */
+        } ev;
+    } u;
+    uint32_t seq;       /* assigned by jl_ring_push* */
+    uint16_t soc;       /* EV_STATUS: 0.1 % units, 0..1000, or JL_SOC_UNKNOWN */
+    uint8_t type;       /* JL_TYPE_SIGNAL, JL_TYPE_FAULT or JL_TYPE_EV_STATUS */
+    uint8_t evse_id;    /* all types */
     uint8_t connector_id;
-    uint8_t signal;     /* enum jl_signal */
-    uint8_t state;      /* 0 or 1; any non-zero value is sent as 1 */
+    uint8_t signal;     /* SIGNAL: enum jl_signal */
+    uint8_t state;      /* SIGNAL: 0 or 1; FAULT: 1 raised, 0 cleared; any non-zero value is sent as 1 */
+    uint8_t departure_source; /* EV_STATUS: enum jl_departure_source, NONE exactly when no departure */
 } jl_record;
 
 /* HELLO: protocol version, boot_id, the firmware string (ASCII, NUL-terminated, truncated to 255
@@ -115,6 +157,14 @@ size_t jl_encode_hello(uint32_t boot_id, const char *firmware, uint32_t oldest_s
                        uint8_t *out, size_t out_cap);
 /* SIGNAL with the record's own seq (a replay resends the original seq and time). */
 size_t jl_encode_signal(const jl_record *rec, uint8_t *out, size_t out_cap);
+/* FAULT with the record's own seq; 0 also if the record is not a valid FAULT (see jl_ring_push_fault).
+ * info is cut at a UTF-8 character boundary to what fits one frame. */
+size_t jl_encode_fault(const jl_record *rec, uint8_t *out, size_t out_cap);
+/* EV_STATUS with the record's own seq; 0 also if the record is not valid (see jl_ring_push_ev_status). */
+size_t jl_encode_ev_status(const jl_record *rec, uint8_t *out, size_t out_cap);
+/* Any record of the ring, by its type: what a transmit routine calls. JL_RECORD_LINE_MAX bytes of
+ * out are enough for every valid record. */
+size_t jl_encode_record(const jl_record *rec, uint8_t *out, size_t out_cap);
 /* KEEPALIVE with the MCU's clock (0 = unknown), seq 0. */
 size_t jl_encode_keepalive(int64_t time_us, uint8_t *out, size_t out_cap);
 /* CLOCK_REPLY, seq 0: the id of the CLOCK_PROBE it answers and the MCU clock (the one SIGNAL times
@@ -158,7 +208,7 @@ bool jl_parse_host_hello(const jl_frame *f, uint8_t *protocol_version);
 bool jl_parse_keepalive(const jl_frame *f, int64_t *time_us);
 bool jl_parse_clock_probe(const jl_frame *f, uint32_t *probe_id);
 
-/* ---- Ring of unacknowledged SIGNAL records (doc section 4) ---------------------------------- */
+/* ---- Ring of unacknowledged records (doc section 4) ------------------------------------------ */
 
 typedef struct {
     jl_record *slots;
@@ -172,9 +222,19 @@ typedef struct {
 
 /* storage holds capacity records. boot_id: random and non-zero, chosen once per boot. */
 void jl_ring_init(jl_ring *r, jl_record *storage, uint16_t capacity, uint32_t boot_id);
-/* Assigns rec->seq (1, 2, ...) and keeps a copy; when the ring is full the oldest record is
- * overwritten and counted in overflowed. Returns the seq. Send the record afterwards. */
+/* A SIGNAL: sets rec->type, assigns rec->seq (1, 2, ...) and keeps a copy; when the ring is full
+ * the oldest record is overwritten and counted in overflowed. Returns the seq. Send the record
+ * afterwards (tx_pump in mcu/README.md). */
 uint32_t jl_ring_push(jl_ring *r, jl_record *rec);
+/* A FAULT (rec: evse_id, connector_id, state, time_us, u.fault), numbered like a SIGNAL. Returns 0
+ * and pushes nothing if the host would refuse it: error_code NULL, empty or over 50 bytes,
+ * vendor_error_code over 50 bytes, or a string that is not valid UTF-8 (checked up to where info is
+ * cut). The strings are not copied. */
+uint32_t jl_ring_push_fault(jl_ring *r, jl_record *rec);
+/* An EV_STATUS (rec: evse_id, connector_id, time_us, soc, u.ev, departure_source). Returns 0 and
+ * pushes nothing if soc is over 1000 (and not JL_SOC_UNKNOWN), departure_source is not an enum
+ * jl_departure_source, or departure_source is NONE while departure_time_us is not 0 (or the reverse). */
+uint32_t jl_ring_push_ev_status(jl_ring *r, jl_record *rec);
 /* The host stored every record of boot_id up to seq: frees them. Returns false (and changes
  * nothing) for another boot's ACK. */
 bool jl_ring_ack(jl_ring *r, uint32_t boot_id, uint32_t seq);

@@ -9,6 +9,9 @@
  *   cap <n>                                       output capacity the encoders get (default 4096)
  *   frame <type> <seq> <hexbody>                  jl_encode_frame
  *   signal <seq> <evse> <conn> <sig> <state> <time_us>
+ *   fault <seq> <evse> <conn> <active> <time_us> <error_code> <vendor_error_code> <info>
+ *                                                 jl_encode_fault; the strings as hex ("-": empty)
+ *   ev_status <seq> <evse> <conn> <time_us> <soc> <power_w> <capacity_wh> <departure_us> <source>
  *   hello <boot_id> <oldest_seq> <next_seq> <firmware, rest of the line>
  *   keepalive <time_us>
  *   clock_reply <probe_id> <mcu_time_us>
@@ -21,9 +24,15 @@
  *   ring <cap> <boot_id>                          a fresh ring (and the boot id HELLO reports),
  *                                                 send cursor at 0
  *   push <evse> <conn> <sig> <state> <time_us>    jl_ring_push: prints the seq
+ *   pushfault <evse> <conn> <active> <time_us> <error_code> <vendor_error_code> <info>
+ *                                                 jl_ring_push_fault (strings as hex, kept until the
+ *                                                 next "ring"): the seq, or 0 if refused
+ *   pushev <evse> <conn> <time_us> <soc> <power_w> <capacity_wh> <departure_us> <source>
+ *                                                 jl_ring_push_ev_status: the seq, or 0 if refused
  *   ack <boot_id> <seq>                           jl_ring_ack: 1 or 0
  *   next <after>                                  jl_ring_next: seq or "none"
- *   replay                                        every held record, encoded, in ring order
+ *   replay                                        every held record, encoded (jl_encode_record),
+ *                                                 in ring order
  *   pump                                          tx_pump(): records after the send cursor
  *   rstat                                         ring counts, send cursor, host frames and clock
  *   fw <firmware>                                 the firmware string HELLO reports in rx
@@ -57,6 +66,9 @@ static uint8_t *dec_buf;
 static jl_decoder dec;
 static jl_record *ring_storage;
 static jl_ring ring;
+/* FAULT strings pushed into the ring: the library keeps pointers, so they live until the next "ring" */
+static char **fault_texts;
+static size_t fault_text_count;
 static char firmware[256] = "jl_cli 1.0";
 static int64_t host_time_us;
 static uint32_t fake_ms;       /* a clock that ticks once per host frame, enough to see it move */
@@ -68,7 +80,7 @@ static int64_t mcu_clock_us;   /* the MCU clock; rx advances it by RX_BYTE_US pe
 /* The "UART": what a reply would put on the line, in two lanes. The priority lane (HELLO and
  * CLOCK_REPLY) is what a real TX interrupt sends first at the next frame boundary; nothing leaves
  * during one rx command, so all of it comes out ahead of the normal queue (records). */
-static uint8_t tx[(RING_MAX + 2) * JL_SIGNAL_LINE_MAX + JL_HELLO_LINE_MAX(255)];
+static uint8_t tx[(RING_MAX + 2) * JL_SIGNAL_LINE_MAX + 16 * JL_RECORD_LINE_MAX + JL_HELLO_LINE_MAX(255)];
 static size_t tx_len;
 static uint8_t tx_urgent[4 * JL_HELLO_LINE_MAX(255) + 64 * JL_CLOCK_REPLY_LINE_MAX];
 static size_t tx_urgent_len;
@@ -177,10 +189,12 @@ static void send_hello(void)
 
 static void tx_pump(void)   /* call after a push, after a HOST_HELLO, and when the UART has room */
 {
-    uint8_t line[JL_SIGNAL_LINE_MAX];   /* 24 bytes */
+    static uint8_t line[JL_RECORD_LINE_MAX];   /* 516 bytes (a FAULT may fill a frame): not on the stack */
     const jl_record *p;
-    while ((p = jl_ring_next(&ring, tx_after)) != NULL && uart_tx_room() >= sizeof line) {
-        uart_write(line, jl_encode_signal(p, line, sizeof line));
+    size_t n;
+    while ((p = jl_ring_next(&ring, tx_after)) != NULL
+           && (n = jl_encode_record(p, line, sizeof line)) <= uart_tx_room()) {
+        uart_write(line, n);   /* records in the ring always encode: the push functions checked them */
         tx_after = p->seq;
     }
 }
@@ -266,9 +280,83 @@ static void cmd_decode(const uint8_t *p, size_t n, int act)
     }
 }
 
+/* A hex argument as a NUL-terminated string: into buf (cap bytes), or a new heap copy if keep.
+ * NULL on bad hex; "-" is the empty string. */
+static char *hex_string(const char *hex, char *buf, size_t cap, int keep)
+{
+    long n = parse_hex(hex);
+    char *s = buf;
+    if (n < 0 || (!keep && (size_t)n >= cap))
+        return NULL;
+    if (keep) {
+        char **grown = realloc(fault_texts, (fault_text_count + 1) * sizeof *fault_texts);
+        if (grown == NULL || (s = malloc((size_t)n + 1)) == NULL)
+            return NULL;
+        fault_texts = grown;
+        fault_texts[fault_text_count++] = s;
+    }
+    memcpy(s, bytes, (size_t)n);
+    s[n] = '\0';
+    return s;
+}
+
+static void forget_fault_texts(void)
+{
+    while (fault_text_count > 0)
+        free(fault_texts[--fault_text_count]);
+}
+
+/* The FAULT fields of a fault/pushfault command: argv[first..first+6]; 0 on a bad argument. */
+static int fault_args(char **argv, int argc, int first, jl_record *rec, int keep)
+{
+    static char text[3][LINE_MAX_CHARS / 2];
+    unsigned long long evse, conn, active;
+    long long t;
+    char *s[3];
+    int i;
+    if (!(parse_u64(ARG(first), 0xFFull, &evse) && parse_u64(ARG(first + 1), 0xFFull, &conn)
+          && parse_u64(ARG(first + 2), 0xFFull, &active) && I64(first + 3, t)))
+        return 0;
+    for (i = 0; i < 3; i++)
+        if ((s[i] = hex_string(ARG(first + 4 + i), text[i], sizeof text[i], keep)) == NULL)
+            return 0;
+    memset(rec, 0, sizeof *rec);
+    rec->evse_id = (uint8_t)evse;
+    rec->connector_id = (uint8_t)conn;
+    rec->state = (uint8_t)active;
+    rec->time_us = t;
+    rec->u.fault.error_code = s[0];
+    rec->u.fault.vendor_error_code = s[1];
+    rec->u.fault.info = s[2];
+    return 1;
+}
+
+/* The EV_STATUS fields of an ev_status/pushev command: argv[first..first+7]; 0 on a bad argument. */
+static int ev_args(char **argv, int argc, int first, jl_record *rec)
+{
+    unsigned long long evse, conn, soc, capacity, source;
+    long long t, power, departure;
+    if (!(parse_u64(ARG(first), 0xFFull, &evse) && parse_u64(ARG(first + 1), 0xFFull, &conn)
+          && I64(first + 2, t) && parse_u64(ARG(first + 3), 0xFFFFull, &soc)
+          && parse_num(ARG(first + 4), -0x7FFFFFFFll - 1, 0x7FFFFFFFll, &power)
+          && parse_u64(ARG(first + 5), 0xFFFFFFFFull, &capacity) && I64(first + 6, departure)
+          && parse_u64(ARG(first + 7), 0xFFull, &source)))
+        return 0;
+    memset(rec, 0, sizeof *rec);
+    rec->evse_id = (uint8_t)evse;
+    rec->connector_id = (uint8_t)conn;
+    rec->time_us = t;
+    rec->soc = (uint16_t)soc;
+    rec->u.ev.power_w = (int32_t)power;
+    rec->u.ev.battery_capacity_wh = (uint32_t)capacity;
+    rec->u.ev.departure_time_us = departure;
+    rec->departure_source = (uint8_t)source;
+    return 1;
+}
+
 static void run(char *cmd, char *rest)
 {
-    char *argv[8];
+    char *argv[12];
     int argc = 0;
     long n;
     unsigned long long a, b, c, d, e;
@@ -297,7 +385,7 @@ static void run(char *cmd, char *rest)
         printf("OK");
         return;
     }
-    for (argv[argc] = rest ? strtok(rest, " ") : NULL; argv[argc] != NULL && argc < 7;)
+    for (argv[argc] = rest ? strtok(rest, " ") : NULL; argv[argc] != NULL && argc < 11;)
         argv[++argc] = strtok(NULL, " ");
 
     if (strcmp(cmd, "crc") == 0 && (n = parse_hex(ARG(0))) >= 0) {
@@ -331,6 +419,16 @@ static void run(char *cmd, char *rest)
         rec.state = (uint8_t)e;
         rec.time_us = t;
         print_encoded(jl_encode_signal(&rec, outbuf, out_cap));
+    } else if (strcmp(cmd, "fault") == 0 && U32(0, a) && fault_args(argv, argc, 1, &rec, 0)) {
+        rec.seq = (uint32_t)a;
+        print_encoded(jl_encode_fault(&rec, outbuf, out_cap));
+    } else if (strcmp(cmd, "ev_status") == 0 && U32(0, a) && ev_args(argv, argc, 1, &rec)) {
+        rec.seq = (uint32_t)a;
+        print_encoded(jl_encode_ev_status(&rec, outbuf, out_cap));
+    } else if (strcmp(cmd, "pushfault") == 0 && fault_args(argv, argc, 0, &rec, 1)) {
+        printf("%lu", (unsigned long)jl_ring_push_fault(&ring, &rec));
+    } else if (strcmp(cmd, "pushev") == 0 && ev_args(argv, argc, 0, &rec)) {
+        printf("%lu", (unsigned long)jl_ring_push_ev_status(&ring, &rec));
     } else if (strcmp(cmd, "keepalive") == 0 && I64(0, t)) {
         print_encoded(jl_encode_keepalive(t, outbuf, out_cap));
     } else if (strcmp(cmd, "clock_reply") == 0 && U32(0, a) && I64(1, t)) {
@@ -351,6 +449,7 @@ static void run(char *cmd, char *rest)
                (unsigned long)dec.oversize, (unsigned long)dec.runt, (unsigned long)dec.bad_version);
     } else if (strcmp(cmd, "ring") == 0 && parse_u64(ARG(0), RING_MAX, &a) && U32(1, b)) {
         free(ring_storage);
+        forget_fault_texts();
         ring_storage = malloc((size_t)a * sizeof *ring_storage);
         jl_ring_init(&ring, ring_storage, (uint16_t)a, (uint32_t)b);
         tx_after = 0;
@@ -372,17 +471,20 @@ static void run(char *cmd, char *rest)
             printf("%lu", (unsigned long)p->seq);
     } else if (strcmp(cmd, "replay") == 0) { /* the whole ring, leaving the cursor alone */
         const jl_record *p;
-        uint8_t frame[JL_SIGNAL_LINE_MAX];
+        uint8_t frame[JL_RECORD_LINE_MAX];
         for (p = jl_ring_next(&ring, 0); p != NULL; p = jl_ring_next(&ring, p->seq))
-            print_hex(frame, jl_encode_signal(p, frame, sizeof frame));
+            print_hex(frame, jl_encode_record(p, frame, sizeof frame));
     } else if (strcmp(cmd, "pump") == 0) {
         tx_len = 0;
         tx_pump();
         print_hex(tx, tx_len);
     } else if (strcmp(cmd, "sizes") == 0) {
-        printf("signal_line=%u keepalive_line=%u clock_reply_line=%u hello_line_0=%u hello_line_255=%u "
+        printf("signal_line=%u ev_status_line=%u fault_line=%u record_line=%u fault_text=%u "
+               "keepalive_line=%u clock_reply_line=%u hello_line_0=%u hello_line_255=%u "
                "host_frame=%u max_frame=%u max_body=%u cobs_max_512=%u record=%u",
-               (unsigned)JL_SIGNAL_LINE_MAX, (unsigned)JL_KEEPALIVE_LINE_MAX, (unsigned)JL_CLOCK_REPLY_LINE_MAX,
+               (unsigned)JL_SIGNAL_LINE_MAX, (unsigned)JL_EV_STATUS_LINE_MAX, (unsigned)JL_FAULT_LINE_MAX,
+               (unsigned)JL_RECORD_LINE_MAX, (unsigned)JL_FAULT_TEXT_MAX,
+               (unsigned)JL_KEEPALIVE_LINE_MAX, (unsigned)JL_CLOCK_REPLY_LINE_MAX,
                (unsigned)JL_HELLO_LINE_MAX(0), (unsigned)JL_HELLO_LINE_MAX(255),
                (unsigned)JL_HOST_FRAME_MAX, (unsigned)JL_MAX_FRAME, (unsigned)JL_MAX_BODY,
                (unsigned)JL_COBS_MAX_ENCODED(512), (unsigned)sizeof(jl_record));

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 import subprocess
 import warnings
 import zlib
@@ -21,13 +22,14 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from josev_bridge.core.alert_inputs import DepartureSource, EvStatusRecord, FaultRecord
 from josev_bridge.core.conditions import Signal, SignalRecord
 from josev_bridge.core.link_sequence import SequenceTracker
 from josev_bridge.protocol import records
-from josev_bridge.protocol.framing import (MAX_FRAME, CobsError, FrameDecoder, FrameTooLarge, cobs_decode, cobs_encode,
-                                          encode_frame)
-from josev_bridge.protocol.records import (Ack, ClockProbe, ClockReply, FrameType, Hello, HostHello, KeepAlive,
-                                          RecordError, Unknown)
+from josev_bridge.protocol.framing import (MAX_FRAME, CobsError, Frame, FrameDecoder, FrameTooLarge, cobs_decode,
+                                          cobs_encode, encode_frame)
+from josev_bridge.protocol.records import (FAULT_TEXT_MAX, Ack, ClockProbe, ClockReply, FrameType, Hello, HostHello,
+                                          KeepAlive, RecordError, Unknown, fit_fault_info)
 
 ROOT = Path(__file__).resolve().parents[2]
 MCU = ROOT / "mcu"
@@ -279,6 +281,9 @@ def test_size_macros(cli):
     sizes = cli.stat("sizes")
     worst = lambda body_len: len(cobs_encode(b"\x01" * (10 + body_len))) + 1  # no zero byte: most overhead
     assert sizes["signal_line"] == worst(12)
+    assert sizes["ev_status_line"] == worst(29)
+    assert sizes["fault_line"] == sizes["record_line"] == worst(MAX_FRAME - 10)  # a FAULT may fill a frame
+    assert sizes["fault_text"] == FAULT_TEXT_MAX == MAX_FRAME - 10 - 11 - 4
     assert sizes["keepalive_line"] == worst(8)
     assert sizes["clock_reply_line"] == worst(12) == len(records.encode(ClockReply(U32_MAX, -1), 0))
     assert sizes["hello_line_0"] == worst(6 + 0 + 8)  # the ring fields follow the firmware string
@@ -324,9 +329,29 @@ def _signal_cmd(seq: int, rec: SignalRecord, state: int | None = None) -> str:
             f"{int(rec.state) if state is None else state} {rec.time_us}")
 
 
+def _hex(text: str | None) -> str:
+    return (text or "").encode().hex() or "-"
+
+
+def _fault_args(rec: FaultRecord) -> str:
+    return (f"{rec.evse_id} {rec.connector_id} {int(rec.active)} {rec.time_us} {_hex(rec.error_code)} "
+            f"{_hex(rec.vendor_error_code)} {_hex(rec.info)}")
+
+
+def _ev_args(rec: EvStatusRecord) -> str:
+    soc = 0xFFFF if rec.soc_percent is None else round(rec.soc_percent * 10)
+    power = -(2**31) if rec.power_w is None else rec.power_w
+    return (f"{rec.evse_id} {rec.connector_id} {rec.time_us} {soc} {power} {rec.battery_capacity_wh or 0} "
+            f"{rec.departure_time_us or 0} {int(rec.departure_source)}")
+
+
 def _c_encode(cli: CDriver, record, seq: int) -> bytes:
     if isinstance(record, SignalRecord):
         return cli.line(_signal_cmd(seq, record))
+    if isinstance(record, FaultRecord):
+        return cli.line(f"fault {seq} {_fault_args(record)}")
+    if isinstance(record, EvStatusRecord):
+        return cli.line(f"ev_status {seq} {_ev_args(record)}")
     if isinstance(record, Hello):  # the C reference always reports its ring
         assert record.oldest_seq is not None and record.next_seq is not None, record
         return cli.line(f"hello {record.boot_id} {record.oldest_seq} {record.next_seq} {record.firmware}")
@@ -360,6 +385,14 @@ MCU_RECORDS = [
     (KeepAlive(I64_MIN), 0),
     (KeepAlive(I64_MAX), 0),
     (KeepAlive(1771323630123456), 0),
+    (FaultRecord(1, 1, True, "GroundFailure", "GF-12", "31 mA", 1771323630123456), 2),
+    (FaultRecord(0, 0, False, "X", None, None, 0), 1),
+    (FaultRecord(255, 255, True, "E" * 50, "V" * 50, "i" * (FAULT_TEXT_MAX - 100), I64_MIN), U32_MAX),  # 512 bytes
+    (FaultRecord(2, 1, True, "OverVoltage", "ü€😀", "Überspannung 265 V – L1", -1), 0x01000000),
+    (EvStatusRecord(1, 1, 1771323630123456, 45.3, 7400, 60000, 1771330830000000, DepartureSource.EV), 3),
+    (EvStatusRecord(0, 0, 0, None, None, None, None), 1),
+    (EvStatusRecord(255, 255, I64_MAX, 100.0, 2**31 - 1, U32_MAX, I64_MIN, DepartureSource.OPERATOR), U32_MAX),
+    (EvStatusRecord(1, 2, -5, 0.0, -(2**31) + 1, 1, -1, DepartureSource.EV), 7),
 ]
 
 
@@ -834,3 +867,173 @@ def test_clock_probe_with_a_bad_body_gets_no_reply(cli):
     assert cli.ok(f"rx {line.hex()}") == ""
     at_us = 1000 + BYTE_US * (len(line) + len(_host_line(ClockProbe(5))))  # its 0x00 is the last byte
     assert _rx(cli, ClockProbe(5)) == [(0, ClockReply(5, at_us))]
+
+
+# ---- FAULT and EV_STATUS records ------------------------------------------------------------------
+
+def _doc_alert_vector(label: str) -> tuple[bytes, bytes]:
+    raw = _doc_hex(rf"\n{label} before COBS: ([0-9a-f |]+)\n")
+    line = _doc_hex(rf"\n{label} on the line: ([0-9a-f ]+)\n")
+    return raw, line
+
+
+@pytest.mark.parametrize("label,command", [
+    ("FAULT", "fault 2 1 1 1 1771323630123456 47726f756e644661696c757265 47462d3132 3331206d41"),
+    ("EV_STATUS", "ev_status 3 1 1 1771323630223456 453 7400 60000 1771330830000000 1"),
+])
+def test_doc_alert_vectors_come_out_of_the_c_encoder(cli, label, command):
+    raw, line = _doc_alert_vector(label)
+    assert cli.line(command) == line
+    assert cli.line(f"uncobs {line[:-1].hex()}") == raw
+    assert line.hex() in (MCU / "README.md").read_text(encoding="utf-8")  # the README's driver example
+
+
+def _valid_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _host_view_of_c_fault(ec: bytes, vc: bytes, info: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """What the C side should send for these strings (info cut to fit), or None if it must refuse:
+    the rules of docs/serial-protocol.md, written independently of the C code."""
+    if not 1 <= len(ec) <= 50 or len(vc) > 50:
+        return None
+    room = FAULT_TEXT_MAX - len(ec) - len(vc)
+    if len(info) > room:
+        cut = room
+        while cut > 0 and info[cut] & 0xC0 == 0x80:  # never split a character
+            cut -= 1
+        info = info[:cut]
+    if not all(_valid_utf8(s) for s in (ec, vc, info)):
+        return None
+    return ec, vc, info
+
+
+unicode_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=60)
+
+
+@FUZZ
+@given(error_code=unicode_text.filter(lambda t: 1 <= len(t.encode()) <= 50),
+       vendor=unicode_text.filter(lambda t: len(t.encode()) <= 50),
+       info=st.one_of(unicode_text, st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                                            min_size=150, max_size=500)),
+       active=st.booleans(), time_us=st.integers(I64_MIN, I64_MAX), seq=st.integers(1, U32_MAX))
+def test_fuzz_c_faults_are_the_hosts_with_info_cut_to_fit(asan_cli, error_code, vendor, info, active, time_us, seq):
+    record = FaultRecord(7, 3, active, error_code, vendor or None, fit_fault_info(error_code, vendor, info), time_us)
+    line = asan_cli.line(f"fault {seq} 7 3 {int(active)} {time_us} {_hex(error_code)} {_hex(vendor)} {_hex(info)}")
+    assert line == records.encode(record, seq)
+    (frame,) = FrameDecoder().feed(line)
+    assert records.decode(frame) == record and len(line) <= 516  # JL_FAULT_LINE_MAX
+
+
+no_nul = st.binary(max_size=60).map(lambda b: b.replace(b"\x00", b"\x01"))
+
+
+@FUZZ
+@given(ec=no_nul, vc=no_nul, info=st.one_of(no_nul, st.binary(min_size=380, max_size=600).map(
+    lambda b: b.replace(b"\x00", b"\xa9"))))
+def test_fuzz_c_refuses_exactly_the_faults_the_host_would_refuse(asan_cli, ec, vc, info):
+    expected = _host_view_of_c_fault(ec, vc, info)
+    args = f"1 1 1 5 {ec.hex() or '-'} {vc.hex() or '-'} {info.hex() or '-'}"
+    asan_cli.ok("ring 4 1")
+    seq = asan_cli.ok(f"pushfault {args}")
+    if expected is None:
+        assert seq == "0" and asan_cli(f"fault 1 {args}") == "ERR encode"
+        assert asan_cli.stat("rstat")["next"] == 1  # nothing entered the ring
+        return
+    assert seq == "1"
+    (frame,) = FrameDecoder().feed(asan_cli.line(f"fault 1 {args}"))
+    sent = records.decode(frame)  # never a RecordError: C sends only what the host accepts
+    assert (sent.error_code, sent.vendor_error_code or "", sent.info or "") == tuple(s.decode() for s in expected)
+    assert _replayed(asan_cli) == [(1, sent)]
+
+
+@pytest.mark.parametrize("ec,vc,info", [
+    ("-", "-", "-"),                                   # error_code empty
+    ("45" * 51, "-", "-"),                             # 51 bytes
+    ("45", "56" * 51, "-"),                            # vendor 51 bytes
+    ("c328", "-", "-"),                                # not UTF-8
+    ("45", "eda080", "-"),                             # a surrogate
+    ("45", "-", "f4908080"),                           # beyond U+10FFFF
+    ("45", "-", "c0af"),                               # overlong
+    ("45", "-", "e282"),                               # a character cut short (not by the frame limit)
+])
+def test_c_refuses_bad_faults_at_push(cli, ec, vc, info):
+    cli.ok("ring 4 1")
+    assert cli.ok(f"pushfault 1 1 1 5 {ec} {vc} {info}") == "0"
+    assert cli.stat("rstat")["next"] == 1 and cli.ok("replay") == ""
+
+
+ev_records = st.builds(
+    lambda evse, connector, time_us, soc, power, capacity, departure, source: EvStatusRecord(
+        evse, connector, time_us, soc, power, capacity, departure,
+        DepartureSource.NONE if departure is None else source),
+    st.integers(0, 255), st.integers(0, 255), st.integers(I64_MIN, I64_MAX),
+    st.one_of(st.none(), st.integers(0, 1000).map(lambda tenths: tenths / 10)),
+    st.one_of(st.none(), st.integers(-(2**31) + 1, 2**31 - 1)), st.one_of(st.none(), st.integers(1, U32_MAX)),
+    st.one_of(st.none(), st.integers(I64_MIN, I64_MAX).filter(bool)),
+    st.sampled_from([DepartureSource.EV, DepartureSource.OPERATOR]))
+
+
+@FUZZ
+@given(record=ev_records, seq=st.integers(1, U32_MAX))
+def test_fuzz_c_ev_status_decodes_identically_on_the_host(asan_cli, record, seq):
+    line = asan_cli.line(f"ev_status {seq} {_ev_args(record)}")
+    assert line == records.encode(record, seq) and len(line) <= 41  # JL_EV_STATUS_LINE_MAX
+    (frame,) = FrameDecoder().feed(line)
+    assert records.decode(frame) == record and frame.seq == seq
+
+
+@pytest.mark.parametrize("soc,departure,source", [(1001, 0, 0), (0xFFFE, 0, 0), (5, 0, 3), (5, 0, 1), (5, 9, 0)])
+def test_c_refuses_bad_ev_status(cli, soc, departure, source):
+    cli.ok("ring 4 1")
+    assert cli.ok(f"pushev 1 1 5 {soc} 0 0 {departure} {source}") == "0"
+    assert cli(f"ev_status 1 1 1 5 {soc} 0 0 {departure} {source}") == "ERR encode"
+    assert cli.stat("rstat")["next"] == 1
+    with pytest.raises(RecordError):  # and the host would have refused it too
+        records.decode(Frame(FrameType.EV_STATUS, 1, struct.pack("<BBqHiIqB", 1, 1, 5, soc, 0, 0, departure, source)))
+
+
+def _push_any(cli: CDriver, rec) -> int:
+    if isinstance(rec, SignalRecord):
+        return _push(cli, rec)
+    if isinstance(rec, FaultRecord):
+        return int(cli.ok(f"pushfault {_fault_args(rec)}"))
+    return int(cli.ok(f"pushev {_ev_args(rec)}"))
+
+
+def _mixed(i: int):
+    """A record of each type in turn, all valid, FAULTs sometimes with long (cut) info."""
+    if i % 3 == 0:
+        return _rec(i)
+    if i % 3 == 1:
+        info = fit_fault_info("GroundFailure", f"V{i}", "ä" * (i * 37 % 300))
+        return FaultRecord(1 + i % 2, 1, bool(i % 2), "GroundFailure", f"V{i}", info, 1771323630123456 + i)
+    return EvStatusRecord(1, 2, 1771323630123456 + i, i % 1001 / 10, i * 100, 60000, None)
+
+
+@FUZZ
+@given(capacity=st.integers(1, 6), ops=st.lists(st.one_of(st.just("push"), st.integers(-2, 8)), max_size=30))
+def test_ring_of_mixed_records_matches_the_simulators_model(asan_cli, capacity, ops):
+    """Signals, faults and EV status share one numbering, one ring and one replay, as in the sim."""
+    asan_cli.ok(f"ring {capacity} 99")
+    model: deque = deque(maxlen=capacity)
+    next_seq = 1
+    for i, op in enumerate(ops):
+        if op == "push":
+            rec = _mixed(i)
+            assert _push_any(asan_cli, rec) == next_seq
+            model.append((next_seq, rec))
+            next_seq += 1
+        else:
+            seq = max(0, next_seq - 1 + op)
+            asan_cli.ok(f"ack 99 {seq}")
+            while model and model[0][0] <= seq:
+                model.popleft()
+    assert _replayed(asan_cli) == list(model)
+    hello, *replay = _frames(asan_cli.line(f"rx {records.encode(HostHello(1), 1).hex()}"))
+    assert hello == (0, Hello(1, 99, "jl_cli 1.0", model[0][0] if model else next_seq, next_seq))
+    assert replay == list(model)  # tx_pump sends every type through jl_encode_record
