@@ -70,6 +70,11 @@ class AlertService:
     def close(self) -> None:
         self.store.close()
 
+    def open_keys(self) -> list[str]:
+        """The open episodes (for status), read under the lock the serial thread also takes."""
+        with self._lock:
+            return [a.key for a in self.engine.open_alerts()]
+
     # -- inputs (serial thread, housekeeping) -----------------------------------------------------
     def on_record(self, record: FaultRecord | EvStatusRecord) -> None:
         with self._lock:

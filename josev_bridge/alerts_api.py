@@ -8,7 +8,7 @@ from pathlib import Path
 from .adapters.alert_store import AlertStore
 from .adapters.http_api import ApiError, Request, Response
 from .config import Config
-from .core.alert_query import PAGE_SIZE, encode_alert_cursor, parse_alert_query
+from .core.alert_query import encode_alert_cursor, parse_alert_query
 from .core.alert_view import render_alert
 from .core.journal_query import QueryError
 
@@ -33,7 +33,7 @@ class AlertsApi:
             raise ApiError(400, str(exc)) from None
         with self._lock:
             page, more = self._store.query(start_after_us=q.start_after_us, recipient_ids=q.recipient_ids,
-                                           include_muted=q.include_muted, before_id=q.before_id, limit=PAGE_SIZE)
+                                           include_muted=q.include_muted, before_id=q.before_id, limit=q.limit)
         data = [render_alert(s.alert, alert_id=s.id, muted=s.muted, charger=self._charger, ports=self._ports)
                 for s in page]
         cursor = encode_alert_cursor(page[-1].id) if more and page else None

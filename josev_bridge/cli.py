@@ -85,6 +85,16 @@ def _parser() -> argparse.ArgumentParser:
     msgs.add_argument("--follow", "-f", action="store_true", help="then keep printing new rows as they arrive")
     msgs.set_defaults(func=_messages)
 
+    alerts = with_config(sub.add_parser("alerts", help="alerts raised from the hardware (faults, offline, SoC, late)",
+                                        description="Reads the alert store directly: works while the daemon is down."))
+    alerts.add_argument("--since", default="7d", help="alerts that started after: a duration ago (2h, 3d) or a date-time "
+                                                      "(default 7d)")
+    alerts.add_argument("--include-muted", action="store_true", help="also alerts a muting rule kept from delivery")
+    alerts.add_argument("--limit", type=int, default=50, help="the newest N (default 50)")
+    alerts.add_argument("--json", action="store_true", help="JSON lines in the API's shape (Flipturn's GET /api/alerts)")
+    alerts.add_argument("--follow", "-f", action="store_true", help="then keep printing new alerts as they are raised")
+    alerts.set_defaults(func=_alerts)
+
     status = with_config(sub.add_parser("status", help="is the bridge running; broker, MCU link, clock, fault counters"))
     status.add_argument("--json", action="store_true", help="the whole status document as JSON")
     status.set_defaults(func=_status)
@@ -306,6 +316,53 @@ def _row_printer(config: Config, as_json: bool):
 def _brief(value, width: int = 60) -> str:
     text = "-" if value is None else value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
     return text if len(text) <= width else text[:width - 1] + "…"
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+def _alerts(args: argparse.Namespace) -> int:
+    import sqlite3
+    import time
+
+    from .adapters.alert_store import FILE_NAME, AlertStore
+    from .alert_service import alert_summary, charger_info
+    from .core.alert_view import render_alert
+    from .core.journal_query import parse_when
+    from .core.timestamps import format_us
+
+    config = load(args.config)
+    try:
+        since = parse_when(args.since, time.time_ns() // 1000)
+    except ValueError as exc:
+        print(f"josev-bridge: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    charger, ports = charger_info(config)
+    try:
+        store = AlertStore(config.state_dir / FILE_NAME, readonly=True)
+        page, _ = store.query(start_after_us=since, include_muted=args.include_muted, limit=max(1, args.limit))
+    except (OSError, sqlite3.Error) as exc:
+        print(f"josev-bridge: cannot read the alerts: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+
+    def show(stored: list, header: bool) -> None:
+        if args.json:
+            for s in stored:
+                print(json.dumps(render_alert(s.alert, alert_id=s.id, muted=s.muted, charger=charger, ports=ports)))
+        else:
+            _table(["ID", "START (UTC)", "END (UTC)", "MUTED", "ALERT"] if header else None,
+                   [[s.id, format_us(s.alert.start_us), format_us(s.alert.end_us) if s.alert.end_us else "open",
+                     "muted" if s.muted else "-", alert_summary(s.alert)] for s in stored])
+        sys.stdout.flush()
+
+    show(list(reversed(page)), header=True)
+    if not args.follow:
+        return EXIT_OK
+    last = store.last_id()
+    while True:
+        time.sleep(FOLLOW_POLL_S)  # a poll: the daemon may be another user's process, or not running
+        new = store.after_id(last)
+        if new:
+            last = new[-1].id
+            show([s for s in new if args.include_muted or not s.muted], header=False)
 
 
 # -- status ---------------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ from .adapters.journal_store import FILE_NAME as JOURNAL_FILE, RetentionPolicy
 from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_LINK, Direction, JournalEntry, NoAnswer
 from .journal import Journal
 from .journal_api import PATH as MESSAGES_PATH, JournalApi
+from .alert_service import AlertService
+from .alerts_api import PATH as ALERTS_PATH, AlertsApi
 
 log = logging.getLogger("josev_bridge.daemon")
 
@@ -74,6 +76,11 @@ class Bridge:
         self.routers[m.josev_request_topic].register(SET_VARIABLE_VALIDATE, "request", "set_variable_validate.request",
                                                      self.dm_sync.handle)
         self.serial = SerialLink(config.serial, self.ingest)
+        self.alerts = AlertService(config, self.mqtt.publish) if config.alerts.enabled else None
+        if self.alerts is not None:
+            self.ingest.add_alert_listener(self.alerts.on_record)
+            self.ingest.add_edge_listener(self.alerts.on_edge)
+        self._started_utc_us = time.time_ns() // 1000
         self.journal = self._open_journal(config)
         self.api = self._open_api(config)
         self._link_seen: dict = {}
@@ -103,6 +110,8 @@ class Bridge:
         if self.journal is None:
             raise ConfigError("[api] enabled needs [journal] enabled (the API serves the journal)")
         routes = {MESSAGES_PATH: JournalApi(self.journal.store.path, config.charger.identity, config.charger.fleet_id)}
+        if self.alerts is not None:
+            routes[ALERTS_PATH] = AlertsApi(self.alerts.store.path, config)
         host, port = config.api.host_port
         return ApiServer(host, port, load_or_create_token(config.api_token_file), routes, config.api.rate_limit_per_s)
 
@@ -153,6 +162,8 @@ class Bridge:
             if self.journal is not None:
                 self.journal.stop()
             self.device_model.close()
+            if self.alerts is not None:
+                self.alerts.close()
             log.info("josev-bridge stopped")
         return 0
 
@@ -168,6 +179,7 @@ class Bridge:
                 self._do_reload()
             self._log_device_model_changes()
             self._journal_link_events()
+            self._tick_alerts()
             self._write_status()
             problem = self.health_problem()
             if problem is None:
@@ -224,6 +236,16 @@ class Bridge:
                 "component": change.component, "variable": change.variable, "attribute": change.attribute,
                 "oldValue": change.old_value, "newValue": change.new_value, "source": change.source,
                 "user": change.user})
+
+    def _tick_alerts(self) -> None:
+        """The engine's clock: holds expire, and the MCU link's silence becomes offlineCharger.
+
+        Last heard is the last frame's arrival, or the bridge's start when the MCU was never heard:
+        an MCU dead since boot is an outage too.
+        """
+        if self.alerts is None:
+            return
+        self.alerts.tick(self.serial.last_frame_utc_us or self._started_utc_us)
 
     def _journal_event(self, kind: str, payload: dict) -> None:
         if self.journal is not None:

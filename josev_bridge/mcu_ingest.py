@@ -25,7 +25,7 @@ from .adapters.serial_link import LinkState
 from .adapters.state_file import AtomicJsonFile
 from .core.alert_inputs import EvStatusRecord, FaultRecord
 from .core.clock_map import ClockMap, ClockSample, to_utc_us
-from .core.conditions import SignalRecord
+from .core.conditions import Edge, SignalRecord
 from .core.edge_store import EdgeStore
 from .core.link_sequence import Outcome, SequenceTracker, Verdict
 from .core.timestamps import format_us
@@ -85,6 +85,7 @@ class McuIngest:
         self._applied_seq = self.tracker.last_seq
         self._waiting: list[tuple[int, SequencedRecord]] = []  # in order, for their boot's clock
         self._alert_listeners: list[AlertListener] = []
+        self._edge_listeners: list[Callable[[Edge], None]] = []
         self._dirty = False
         self._persist_failing = False
 
@@ -114,6 +115,11 @@ class McuIngest:
         none may block for long (the link waits). An exception is logged, never fatal to ingest.
         """
         self._alert_listeners.append(callback)
+
+    def add_edge_listener(self, callback: Callable[[Edge], None]) -> None:
+        """Call `callback(edge)` for every condition edge, in order, on the serial thread (the alert
+        engine follows charging sessions this way). Same rules as `add_alert_listener`."""
+        self._edge_listeners.append(callback)
 
     @property
     def clock(self) -> ClockMap | None:
@@ -212,6 +218,13 @@ class McuIngest:
             for edge in edges:
                 log.info("EVSE %d %s %s at %s", edge.evse_id, edge.condition.value, edge.event_type.value,
                          format_us(edge.time_us))
+        for listener in self._edge_listeners:
+            for edge in edges:
+                try:
+                    listener(edge)
+                except Exception:
+                    self.counters.alert_listener_errors += 1
+                    log.exception("edge listener %r failed on MCU record seq %d; ingest goes on", listener, seq)
 
     def _apply_alert(self, seq: int, record: AlertRecord, clock: ClockMap) -> None:
         """Count it, map its times to UTC and hand it to the listeners (after releasing the lock)."""

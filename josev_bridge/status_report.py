@@ -47,6 +47,9 @@ def build(bridge) -> dict:
             "pending": bridge.journal.pending, "last_error": bridge.journal.last_error,
             **dataclasses.asdict(bridge.journal.counters)},
         "api": None if bridge.api is None else {"listen": "%s:%d" % bridge.api.address},
+        "alerts": None if bridge.alerts is None else {
+            "open": bridge.alerts.open_keys(), "delivered": bridge.alerts.delivered,
+            "muted": bridge.alerts.muted, "delivery_failures": bridge.alerts.delivery_failures},
     }
 
 

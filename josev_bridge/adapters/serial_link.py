@@ -87,6 +87,7 @@ class SerialLink:
         self._fast_probing_until = 0.0
         self._rx_us = 0  # host monotonic us when the current read returned
         self._flush_at: float | None = None  # when the records delivered since the last flush are saved
+        self.last_frame_utc_us: int | None = None  # when the last frame from the MCU arrived (host clock, UTC)
 
     @property
     def decode_counters(self):
@@ -140,6 +141,7 @@ class SerialLink:
             frames = self._decoder.feed(data)
             if frames:
                 self._last_rx = now
+                self.last_frame_utc_us = time.time_ns() // 1000
                 self._set_state(LinkState.OPEN, "MCU heard")
                 for frame in frames:
                     self._deliver(frame)

@@ -6,11 +6,11 @@ import base64
 import binascii
 from dataclasses import dataclass
 
-from .journal_query import QueryError, parse_timestamp_us
+from .journal_query import QueryError, parse_limit, parse_timestamp_us
 
-PAGE_SIZE = 50
+#: The seed's parameters, plus `limit` (1..500, default 50) as in the messages API.
 PARAMETERS = frozenset({"startTimestampAfter", "alertRecipientIds", "alertRecipientIds[]", "includeMuted",
-                        "nextPageCursor"})
+                        "nextPageCursor", "limit"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,7 @@ class AlertQuery:
     recipient_ids: tuple[int, ...]
     include_muted: bool
     before_id: int | None  # keyset cursor: the last id of the previous page
+    limit: int = 50
 
 
 def parse_alert_query(params: dict[str, list[str]]) -> AlertQuery:
@@ -26,7 +27,7 @@ def parse_alert_query(params: dict[str, list[str]]) -> AlertQuery:
         if name not in PARAMETERS:
             raise QueryError(name, f"unknown parameter (known: {', '.join(sorted(PARAMETERS))})")
     return AlertQuery(_after(params), _recipients(params), _bool(params, "includeMuted", False),
-                      decode_alert_cursor(_single(params, "nextPageCursor")))
+                      decode_alert_cursor(_single(params, "nextPageCursor")), parse_limit(params))
 
 
 def encode_alert_cursor(alert_id: int) -> str:

@@ -67,7 +67,7 @@ def parse_query(params: dict[str, list[str]], now_us: int) -> JournalQuery:
     if end_us - start_us >= MAX_RANGE_US:
         raise QueryError("startTimestamp", "the date range must be less than 8 days long; "
                                            "split it into several requests")
-    return JournalQuery(charger_id, start_us, end_us, message_types(params), _limit(params),
+    return JournalQuery(charger_id, start_us, end_us, message_types(params), parse_limit(params),
                         decode_cursor(_single(params, "nextPageCursor")))
 
 
@@ -151,7 +151,8 @@ def parse_when(text: str, now_us: int) -> int:
         raise ValueError(f"not a time: {text!r} (use e.g. 2h, 30m, 1d or 2024-04-30T01:00:00Z)") from None
 
 
-def _limit(params: dict[str, list[str]]) -> int:
+def parse_limit(params: dict[str, list[str]]) -> int:
+    """`limit`: 1..500, default 50 (shared with the alerts API)."""
     text = _single(params, "limit")
     if text is None:
         return DEFAULT_LIMIT

@@ -23,15 +23,27 @@ def toml_value(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _is_table_list(value: object) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
 def write_config(path: Path, sections: dict[str, dict]) -> Path:
+    """TOML for a config: scalar keys, lists of scalars, and lists of tables (`[[section.key]]`)."""
     lines = []
     for section, values in sections.items():
         lines.append(f"[{section}]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
+        lines += [f"{k} = {toml_value(v)}" for k, v in values.items() if not _is_table_list(v)]
         lines.append("")
+        for key, tables in ((k, v) for k, v in values.items() if _is_table_list(v)):
+            for table in tables:
+                lines.append(f"[[{section}.{key}]]")
+                lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
+                lines.append("")
     path.write_text("\n".join(lines))
     return path
 
@@ -47,7 +59,8 @@ class BridgeProcess:
             "serial": {"url": serial_url, "reopen_min_delay": 0.05, "reopen_max_delay": 0.5},
             "paths": {"state_dir": str(self.workdir / "state"), "runtime_dir": str(self.workdir / "run")},
             "charger": {"identity": identity},
-            "api": {"listen": "127.0.0.1:0"},  # any free port; `api_url()` reads the one bound from status.json
+            # any free port (`api_url()` reads the one bound from status.json); tests poll the API freely
+            "api": {"listen": "127.0.0.1:0", "rate_limit_per_s": 1000.0},
             "logging": {"level": log_level},
         }
         for section, values in (extra or {}).items():
