@@ -8,7 +8,7 @@ import math
 import pytest
 
 from josev_bridge.core.alert_inputs import DepartureSource, EvStatusRecord, FaultRecord
-from josev_bridge.core.conditions import Signal, SignalRecord
+from josev_bridge.core.conditions import SignalRecord
 from josev_bridge.core.timestamps import format_us, parse_us
 from josev_bridge.protocol import records
 from josev_bridge.protocol.framing import FrameDecoder
