@@ -1,0 +1,412 @@
+"""Store-and-forward export of journal rows to the fleet's MQTT broker (docs/journal-export.md).
+
+The outbox is the journal table itself: rows with an id above the *watermark* (cursor "export" in
+the journal's own SQLite file) are pending. One `export` thread publishes them in id order at
+QoS 1 with at most `max_inflight` unacknowledged, and moves the watermark only over the contiguous
+prefix of PUBACKed rows; it persists the watermark at most every PERSIST_INTERVAL seconds or
+PERSIST_ROWS rows, at the end of every connection and at stop. A crash therefore re-sends at most
+what was acknowledged since the last save (at least once); a row is never skipped, except one that
+retention deleted before it was acknowledged: that one is lost to export, counted and logged.
+
+**One paho client per connection.** paho 2.x keeps unacknowledged QoS 1 messages in its
+`_out_messages` across a reconnect and re-sends them (DUP set, in mid order) on the new connection,
+whatever the clean-session flag (`Client._messages_reconnect_reset_out` and `_handle_connack`),
+and `loop_forever` reconnects by itself unless `reconnect_on_failure` is false. Mixing that with
+our own restart from the watermark would interleave paho's re-sends with ours. So each connection
+is a fresh client built with `reconnect_on_failure=False` and clean start / clean session: when
+the connection ends its network thread ends, the client and everything it had in flight are
+dropped, and the next connection starts again at watermark + 1, in id order, after a backoff.
+
+Why order of first arrival holds: within one connection rows are published in increasing id order
+on one TCP stream and the broker takes them in that order, so what it got is a prefix of what was
+sent; the next connection starts at or below the first row not acknowledged. Duplicates are
+possible (a PUBACK lost with the connection), gaps are not.
+
+Threads: paho's network thread (one per connection) only appends to a deque and sets an event in
+its callbacks (never blocks, never raises); the `export` thread does everything else, including
+all SQLite access through its own read/write connection (the journal thread has another; WAL lets
+both work). It wakes when the journal commits (`notify`, a Journal listener), on every callback,
+and at least every POLL_INTERVAL seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ..config import ExportConfig, read_secret
+from ..core.journal_entry import to_row
+from .journal_store import JournalStore
+
+log = logging.getLogger("josev_bridge.export")
+
+CURSOR = "export"  # name of the watermark in the journal's `cursors` table
+POLL_INTERVAL = 1.0  # seconds: look for new rows even without a journal notification
+PERSIST_INTERVAL = 0.5  # seconds between watermark saves while rows are being acknowledged
+PERSIST_ROWS = 1000  # ... or after this many rows, whichever comes first
+STOP_DRAIN = 1.0  # seconds at stop for the rows in flight to be acknowledged (fewer re-sends next time)
+
+
+class AckWindow:
+    """Rows published on one connection, in publish (= id) order, and which of them are PUBACKed.
+
+    The watermark may only move over the contiguous acknowledged prefix. MQTT (§4.6) asks brokers to
+    PUBACK in the order they received the PUBLISHes, but a broker that does not (or a refused row
+    between two accepted ones) must not carry the watermark past a row that was not acknowledged.
+    """
+
+    def __init__(self) -> None:
+        self._order: deque[tuple[int, int]] = deque()  # (row id, mid), not yet under the watermark
+        self._in_flight: dict[int, int] = {}  # mid -> row id, published and not acknowledged
+        self._acked: set[int] = set()  # mids acknowledged, waiting for the prefix to reach them
+
+    def __len__(self) -> int:
+        """Rows in flight (published, not acknowledged)."""
+        return len(self._in_flight)
+
+    def sent(self, row_id: int, mid: int) -> None:
+        self._in_flight[mid] = row_id
+        self._order.append((row_id, mid))
+
+    def ack(self, mid: int) -> bool:
+        """Mark `mid` acknowledged; False if it is not one of ours (ignored)."""
+        if self._in_flight.pop(mid, None) is None:
+            return False
+        self._acked.add(mid)
+        return True
+
+    def forget(self, mid: int) -> bool:
+        """A refused PUBACK: no longer in flight, never acknowledged (the prefix stops before it)."""
+        return self._in_flight.pop(mid, None) is not None
+
+    def advance(self) -> int | None:
+        """The last row id of the contiguous acknowledged prefix, removed from the window; None if none."""
+        last = None
+        while self._order and self._order[0][1] in self._acked:
+            last, mid = self._order.popleft()
+            self._acked.discard(mid)
+        return last
+
+
+@dataclass
+class ExportCounters:
+    published: int = 0  # PUBLISH packets handed to paho (re-sends after a reconnect included)
+    acked: int = 0  # PUBACKs with a success reason code
+    refused: int = 0  # PUBACKs with a failure reason code (MQTT 5): the row stays pending
+    lost_to_retention: int = 0  # rows deleted by retention before they were acknowledged
+    connections: int = 0  # successful CONNACKs
+    connect_failures: int = 0
+    store_errors: int = 0  # SQLite errors while reading rows or saving the watermark
+
+
+class JournalExporter:
+    """The `export` thread and its counters. `notify` is the Journal listener (any thread)."""
+
+    def __init__(self, cfg: ExportConfig, journal_path: str | Path, *, identity: str, fleet_id: int,
+                 client_id: str, topic: str) -> None:
+        self._cfg = cfg
+        self._identity = identity
+        self._fleet_id = fleet_id
+        self._client_id = client_id
+        self.topic = topic
+        # Read secrets and load certificates now, so a mistake stops the start with its name.
+        self._password = read_secret(cfg.password_file, "[export] password_file") if cfg.password_file else None
+        self._tls = _tls_context(cfg) if cfg.tls else None
+        if cfg.username and not cfg.tls and cfg.host not in ("127.0.0.1", "::1", "localhost"):
+            log.warning("export: [export] tls is false: the password for %s crosses the network in the clear",
+                        cfg.host)
+        self.store = JournalStore(journal_path)  # used by the export thread only, once started
+        self.watermark = self.store.get_cursor(CURSOR)
+        self.counters = ExportCounters()
+        self.connected = False
+        self.last_error: str | None = None
+        self._saved_watermark = self.watermark
+        self._saved_at = 0.0
+        self._publish_properties: Properties | None = None
+        self._highest_sent = self.watermark  # gaps above this are rows retention took before export
+        self._known_last_id = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._events: deque[tuple] = deque()  # from paho's thread: ("connack", rc) / ("ack", mid, rc) / ("down", rc)
+        self._thread = threading.Thread(target=self._run, name="export", daemon=True)
+
+    # -- any thread -------------------------------------------------------------------------------
+    def notify(self, last_id: int) -> None:
+        """Journal listener: rows up to `last_id` are committed. Cheap: the journal thread calls it."""
+        self._known_last_id = last_id
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Disconnect, save the watermark, close the store."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("export: the thread did not stop within %g s", timeout)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def status(self, last_id: int) -> dict:
+        """The `export` section of status.json; `last_id` is the journal's newest row."""
+        return {"broker": f"{self._cfg.host}:{self._cfg.port}", "topic": self.topic, "connected": self.connected,
+                "watermark": self.watermark, "backlog": max(0, last_id - self.watermark),
+                "last_error": self.last_error,
+                **{k: v for k, v in vars(self.counters).items()}}
+
+    # -- the export thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        delay = self._cfg.reconnect_min_delay
+        try:
+            while not self._stop.is_set():
+                try:
+                    healthy = self._connection()
+                except Exception as exc:  # a bug or an unexpected error must not end the thread
+                    log.exception("export: connection ended by an unexpected error")
+                    self._error(f"{type(exc).__name__}: {exc}")
+                    healthy = False
+                self.connected = False
+                self._save_watermark(force=True)
+                if self._stop.is_set():
+                    break
+                delay = self._cfg.reconnect_min_delay if healthy else min(delay * 2, self._cfg.reconnect_max_delay)
+                log.debug("export: reconnecting in %.1f s", delay)
+                self._stop.wait(delay)
+        finally:
+            self._save_watermark(force=True)
+            self.store.close()
+
+    def _connection(self) -> bool:
+        """One connection from CONNECT to its end. True when it was accepted and nothing was refused."""
+        cfg = self._cfg
+        self._events.clear()
+        client, properties = self._client()
+        try:
+            if properties is not None:  # MQTT 5: clean start; 3.1.1 has clean_session=True in the client
+                client.connect(cfg.host, cfg.port, cfg.keepalive, clean_start=True, properties=properties)
+            else:
+                client.connect(cfg.host, cfg.port, cfg.keepalive)
+        except (OSError, ssl.SSLError) as exc:  # refused, unreachable, DNS, TLS handshake, timeout
+            self.counters.connect_failures += 1
+            self._error(f"cannot connect to {cfg.host}:{cfg.port}: {exc}")
+            return False
+        client.loop_start()
+        try:
+            return self._exchange(client)
+        finally:
+            self.connected = False
+            try:
+                client.disconnect()
+            except Exception:  # already gone
+                pass
+            client.loop_stop()  # the network thread ends: no reconnect (reconnect_on_failure=False)
+
+    def _exchange(self, client: mqtt.Client) -> bool:
+        """Publish and collect PUBACKs until the connection ends (or stop). Same result as _connection."""
+        cfg = self._cfg
+        deadline = time.monotonic() + cfg.connect_timeout  # for the CONNACK; then for the drain at stop
+        window = AckWindow()
+        next_after = self.watermark  # publish rows with id > next_after
+        last_poll = 0.0
+        draining = False
+        while True:
+            ended, healthy = self._take_events(window)
+            last = window.advance()
+            if last is not None:
+                self.watermark = last
+            self._save_watermark()
+            if ended:
+                return healthy
+            now = time.monotonic()
+            if self._stop.is_set():
+                if not self.connected or not window:
+                    return True
+                if not draining:  # give what is in flight a moment to be acknowledged: fewer re-sends
+                    draining, deadline = True, now + STOP_DRAIN
+                if now >= deadline:
+                    return True
+            elif not self.connected:
+                if now >= deadline:
+                    self.counters.connect_failures += 1
+                    self._error(f"no CONNACK from {cfg.host}:{cfg.port} within {cfg.connect_timeout:g} s")
+                    return False
+            else:
+                if now - last_poll >= POLL_INTERVAL:
+                    last_poll = now
+                    self._known_last_id = max(self._known_last_id, self._read(self.store.last_id, 0))
+                room = cfg.max_inflight - len(window)
+                if room > 0 and self._known_last_id > next_after:
+                    for stored in self._read(lambda: self.store.after_id(next_after, room), []):
+                        self._count_gap(next_after, stored.id)
+                        info = client.publish(self.topic, self._payload(stored), qos=1,
+                                              properties=self._publish_properties)
+                        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                            self._error(f"publish failed: {mqtt.error_string(info.rc)}")
+                            return False
+                        window.sent(stored.id, info.mid)
+                        next_after = stored.id
+                        self._highest_sent = max(self._highest_sent, stored.id)
+                        self.counters.published += 1
+            if self._events:
+                continue
+            self._wake.wait(self._wait_time(deadline))
+            self._wake.clear()
+
+    def _take_events(self, window: AckWindow) -> tuple[bool, bool]:
+        """Apply what paho's thread reported. Returns (the connection ended, it was healthy)."""
+        cfg = self._cfg
+        while self._events:
+            event = self._events.popleft()
+            if event[0] == "ack":
+                _, mid, reason = event
+                if reason.is_failure:  # the broker did not take it: it stays pending, retried after a backoff
+                    if window.forget(mid):
+                        self.counters.refused += 1
+                        self._error(f"the broker refused a row on {self.topic}: {reason}")
+                        return True, False
+                elif window.ack(mid):
+                    self.counters.acked += 1
+            elif event[0] == "connack":
+                if event[1].is_failure:
+                    self.counters.connect_failures += 1
+                    self._error(f"{cfg.host}:{cfg.port} refused the connection: {event[1]}")
+                    return True, False
+                self.connected = True
+                self.counters.connections += 1
+                self.last_error = None
+                log.info("export: connected to %s:%d; exporting rows after id %d to %s",
+                         cfg.host, cfg.port, self.watermark, self.topic)
+            elif event[0] == "down":
+                if not self.connected:
+                    self.counters.connect_failures += 1
+                    self._error(f"{cfg.host}:{cfg.port} closed the connection before accepting it: {event[1]}")
+                    return True, False
+                if not self._stop.is_set():
+                    log.warning("export: disconnected from %s:%d: %s; %d rows in flight will be re-sent",
+                                cfg.host, cfg.port, event[1], len(window))
+                return True, True
+        return False, True
+
+    def _wait_time(self, deadline: float) -> float:
+        if not self.connected or self._stop.is_set():
+            return max(0.0, min(POLL_INTERVAL, deadline - time.monotonic()))
+        if self.watermark != self._saved_watermark:
+            return PERSIST_INTERVAL
+        return POLL_INTERVAL
+
+    def _client(self) -> tuple[mqtt.Client, Properties | None]:
+        """A fresh client for one connection: no automatic reconnect, no session, nothing inherited."""
+        cfg = self._cfg
+        v5 = cfg.protocol == "5"
+        client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=self._client_id,
+                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True,
+                             reconnect_on_failure=False)
+        if cfg.username:
+            client.username_pw_set(cfg.username, self._password)
+        if self._tls is not None:
+            client.tls_set_context(self._tls)
+        client.connect_timeout = cfg.connect_timeout
+        client.on_socket_open = _set_nodelay
+        client.max_inflight_messages_set(cfg.max_inflight)
+        client.max_queued_messages_set(0)  # unbounded in paho; the window above bounds it
+        client.on_connect = self._on_connect
+        client.on_publish = self._on_publish
+        client.on_disconnect = self._on_disconnect
+        properties = None
+        self._publish_properties = None
+        if v5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = 0  # nothing to keep: the watermark is the session
+            self._publish_properties = Properties(PacketTypes.PUBLISH)
+            self._publish_properties.PayloadFormatIndicator = 1  # UTF-8
+            self._publish_properties.ContentType = "application/json"
+        return client, properties
+
+    def _payload(self, stored) -> bytes:
+        row = to_row(stored.id, stored.entry, self._identity, self._fleet_id)
+        return json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def _count_gap(self, after: int, row_id: int) -> None:
+        """Ids between `after` and `row_id` that were never sent: retention deleted them first."""
+        lost = row_id - max(after, self._highest_sent) - 1
+        if lost > 0:
+            self.counters.lost_to_retention += lost
+            log.warning("export: %d journal rows (ids %d..%d) were deleted by retention before they could be "
+                        "exported; %d lost to export so far", lost, row_id - lost, row_id - 1,
+                        self.counters.lost_to_retention)
+
+    def _read(self, query, default):
+        try:
+            return query()
+        except Exception as exc:  # sqlite3.Error: busy, I/O; try again at the next turn
+            self.counters.store_errors += 1
+            self._error(f"cannot read the journal: {type(exc).__name__}: {exc}")
+            return default
+
+    def _save_watermark(self, force: bool = False) -> None:
+        if self.watermark == self._saved_watermark:
+            return
+        if not force and self.watermark - self._saved_watermark < PERSIST_ROWS and \
+                time.monotonic() - self._saved_at < PERSIST_INTERVAL:
+            return
+        try:
+            self.store.set_cursor(CURSOR, self.watermark)
+        except Exception as exc:  # kept in memory; saved at the next turn
+            self.counters.store_errors += 1
+            self._error(f"cannot save the export watermark: {type(exc).__name__}: {exc}")
+            return
+        self._saved_watermark = self.watermark
+        self._saved_at = time.monotonic()
+
+    def _error(self, message: str) -> None:
+        if message != self.last_error:
+            log.warning("export: %s", message)
+        else:
+            log.debug("export: %s", message)
+        self.last_error = message
+
+    # -- paho callbacks (paho's network thread: never block, never raise) --------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._events.append(("connack", reason_code))
+        self._wake.set()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        self._events.append(("ack", mid, reason_code))
+        self._wake.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._events.append(("down", reason_code))
+        self._wake.set()
+
+
+def _tls_context(cfg: ExportConfig) -> ssl.SSLContext:
+    """Verify the broker (its CA, or the system's store) and its host name; client certificate if set."""
+    try:
+        context = ssl.create_default_context(cafile=cfg.tls_ca)
+        if cfg.tls_cert:
+            context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"[export] TLS files: {exc}") from None
+    return context
+
+
+def _set_nodelay(client: mqtt.Client, userdata: object, sock: socket.socket) -> None:
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError) as exc:
+        log.debug("export: TCP_NODELAY not set: %s", exc)
