@@ -37,6 +37,7 @@ from .journal import Journal
 from .journal_api import PATH as MESSAGES_PATH, JournalApi
 from .alert_service import AlertService
 from .alerts_api import PATH as ALERTS_PATH, AlertsApi
+from .adapters.journal_export import JournalExporter
 
 log = logging.getLogger("josev_bridge.daemon")
 
@@ -83,6 +84,7 @@ class Bridge:
         self._started_utc_us = time.time_ns() // 1000
         self.journal = self._open_journal(config)
         self.api = self._open_api(config)
+        self.export = self._open_export(config)
         self._link_seen: dict = {}
         self.notifier = SystemdNotifier()
         self.rejected: dict[str, int] = {}
@@ -103,6 +105,16 @@ class Bridge:
         j = config.journal
         policy = RetentionPolicy(max_age_us=int(j.max_age_days * 86_400e6), max_bytes=int(j.max_size_mb * 2**20))
         return Journal(config.state_dir / JOURNAL_FILE, policy)
+
+    def _open_export(self, config: Config) -> JournalExporter | None:
+        """Store-and-forward of journal rows to the fleet's broker (docs/journal-export.md)."""
+        if not config.export.enabled or self.journal is None:  # config.py refuses export without the journal
+            return None
+        exporter = JournalExporter(config.export, self.journal.store.path, identity=config.charger.identity,
+                                   fleet_id=config.charger.fleet_id, client_id=config.export_client_id,
+                                   topic=config.export_topic)
+        self.journal.add_listener(exporter.notify)
+        return exporter
 
     def _open_api(self, config: Config) -> ApiServer | None:
         if not config.api.enabled:
@@ -143,6 +155,8 @@ class Bridge:
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: every thread's stack to the log
         if self.journal is not None:
             self.journal.start()
+        if self.export is not None:
+            self.export.start()
         self.mqtt.start()
         self.serial.start()
         if self.api is not None:
@@ -159,6 +173,8 @@ class Bridge:
                 self.api.stop()
             self.serial.stop()
             self.mqtt.stop()
+            if self.export is not None:
+                self.export.stop()
             if self.journal is not None:
                 self.journal.stop()
             self.device_model.close()
@@ -212,6 +228,8 @@ class Bridge:
             return "the serial thread has ended"
         if self.journal is not None and not self.journal.alive():
             return "the journal thread has ended"
+        if self.export is not None and not self.export.alive():
+            return "the export thread has ended"
         stalled = time.monotonic() - self.serial.heartbeat
         if stalled > SERIAL_STALL_LIMIT:
             return f"the serial loop has not turned for {stalled:.1f} s"
@@ -277,7 +295,7 @@ class Bridge:
             return
         logging.getLogger().setLevel(new.logging.level)
         self.timestamps.reconfigure(new)
-        for section in ("mqtt", "serial", "paths", "charger"):
+        for section in ("mqtt", "serial", "paths", "charger", "export"):
             if getattr(new, section) != getattr(self.config, section):
                 log.warning("reload: [%s] changed; it takes effect at the next restart", section)
         self.config = new

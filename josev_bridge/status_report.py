@@ -50,6 +50,7 @@ def build(bridge) -> dict:
         "alerts": None if bridge.alerts is None else {
             "open": bridge.alerts.open_keys(), "delivered": bridge.alerts.delivered,
             "muted": bridge.alerts.muted, "delivery_failures": bridge.alerts.delivery_failures},
+        "export": None if getattr(bridge, "export", None) is None else bridge.export.status(bridge.journal.last_id),
     }
 
 
