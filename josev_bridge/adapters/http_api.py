@@ -164,7 +164,28 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(body)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+        do_GET = do_HEAD = _serve
+
+        def __getattr__(self, name: str):
+            # http.server looks up do_<METHOD> and answers a method it finds none for with an HTML 501;
+            # every method (TRACE, PROPFIND, ...) goes through answer() instead: 401 or a JSON 405.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """http.server's own errors (bad request line, header too long or too many): JSON, not HTML."""
+            text = message or self.responses.get(code, ("error",))[0]
+            self.log_error("code %d, message %s", code, text)
+            body = json.dumps({"error": text}, ensure_ascii=False).encode()
+            self.send_response(code, text)
+            self.send_header("Connection", "close")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.close_connection = True
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
             log.debug("%s %s", self.client_address[0], format % args)
