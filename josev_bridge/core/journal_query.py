@@ -21,6 +21,7 @@ MAX_RANGE_US = 8 * DAY_US  # "the date range must be less than 8 days long"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_TYPES = 32
+SQLITE_INT_LIMIT = 2**63  # SQLite integers are signed 64-bit; a cursor outside cannot be bound to a query
 
 PARAMETERS = frozenset({"chargerId", "startTimestamp", "endTimestamp", "messageType", "messageType[]",
                         "limit", "nextPageCursor"})
@@ -97,8 +98,8 @@ def decode_cursor(cursor: str | None) -> Position | None:
         position = Position(int(created), int(ident))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise QueryError("nextPageCursor", "not a cursor this server issued") from None
-    if position.id < 0:
-        raise QueryError("nextPageCursor", "not a cursor this server issued")
+    if not (0 <= position.id < SQLITE_INT_LIMIT and -SQLITE_INT_LIMIT <= position.created_us < SQLITE_INT_LIMIT):
+        raise QueryError("nextPageCursor", "not a cursor this server issued")  # SQLite could not even bind it
     return position
 
 
@@ -158,7 +159,10 @@ def parse_limit(params: dict[str, list[str]]) -> int:
         return DEFAULT_LIMIT
     if not text.isascii() or not text.isdigit():
         raise QueryError("limit", f"must be an integer 1..{MAX_LIMIT}, got {text!r}")
-    limit = int(text)
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_LIMIT)):  # never int() it: past 4300 digits int() raises ValueError
+        raise QueryError("limit", f"must be an integer 1..{MAX_LIMIT}, got a {len(digits)}-digit number")
+    limit = int(digits)
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError("limit", f"must be an integer 1..{MAX_LIMIT}, got {limit}")
     return limit
