@@ -136,7 +136,8 @@ class JournalExporter:
         self._saved_at = 0.0
         self._publish_properties: Properties | None = None
         self._highest_sent = self.watermark  # gaps above this are rows retention took before export
-        self._known_last_id = 0
+        self._notified_last_id = 0  # written by the journal thread only (notify)
+        self._polled_last_id = 0  # written by the export thread only
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._events: deque[tuple] = deque()  # from paho's thread: ("connack", rc) / ("ack", mid, rc) / ("down", rc)
@@ -145,7 +146,7 @@ class JournalExporter:
     # -- any thread -------------------------------------------------------------------------------
     def notify(self, last_id: int) -> None:
         """Journal listener: rows up to `last_id` are committed. Cheap: the journal thread calls it."""
-        self._known_last_id = last_id
+        self._notified_last_id = last_id
         self._wake.set()
 
     def start(self) -> None:
@@ -156,8 +157,9 @@ class JournalExporter:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.error("export: the thread did not stop within %g s", timeout)
+        if self._thread.is_alive():  # e.g. blocked in a TCP or TLS connect; the saved watermark stands
+            log.warning("export: still connecting after %g s at stop; left behind (rows not acknowledged "
+                        "are sent again at the next start)", timeout)
 
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -184,15 +186,17 @@ class JournalExporter:
                 self._save_watermark(force=True)
                 if self._stop.is_set():
                     break
-                delay = self._cfg.reconnect_min_delay if healthy else min(delay * 2, self._cfg.reconnect_max_delay)
-                log.debug("export: reconnecting in %.1f s", delay)
+                if healthy:
+                    delay = self._cfg.reconnect_min_delay
+                log.debug("export: reconnecting in %.3g s", delay)
                 self._stop.wait(delay)
+                delay = min(delay * 2, self._cfg.reconnect_max_delay)
         finally:
             self._save_watermark(force=True)
             self.store.close()
 
     def _connection(self) -> bool:
-        """One connection from CONNECT to its end. True when it was accepted and nothing was refused."""
+        """One connection from CONNECT to its end. True when it did its job (the backoff starts over)."""
         cfg = self._cfg
         self._events.clear()
         client, properties = self._client()
@@ -224,15 +228,22 @@ class JournalExporter:
         next_after = self.watermark  # publish rows with id > next_after
         last_poll = 0.0
         draining = False
+        connected_at = None
+        acked_before = self.counters.acked
         while True:
             ended, healthy = self._take_events(window)
             last = window.advance()
             if last is not None:
                 self.watermark = last
             self._save_watermark()
-            if ended:
-                return healthy
             now = time.monotonic()
+            if self.connected and connected_at is None:
+                connected_at = now
+            if ended:
+                # Back to the shortest delay only after a connection that did its job: rows acknowledged,
+                # or up for a while. A broker that accepts and drops at once gets the growing backoff.
+                return healthy and connected_at is not None and (
+                    self.counters.acked > acked_before or now - connected_at >= cfg.reconnect_max_delay)
             if self._stop.is_set():
                 if not self.connected or not window:
                     return True
@@ -248,9 +259,9 @@ class JournalExporter:
             else:
                 if now - last_poll >= POLL_INTERVAL:
                     last_poll = now
-                    self._known_last_id = max(self._known_last_id, self._read(self.store.last_id, 0))
+                    self._polled_last_id = self._read(self.store.last_id, self._polled_last_id)
                 room = cfg.max_inflight - len(window)
-                if room > 0 and self._known_last_id > next_after:
+                if room > 0 and max(self._notified_last_id, self._polled_last_id) > next_after:
                     for stored in self._read(lambda: self.store.after_id(next_after, room), []):
                         self._count_gap(next_after, stored.id)
                         info = client.publish(self.topic, self._payload(stored), qos=1,

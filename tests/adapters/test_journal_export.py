@@ -250,15 +250,19 @@ def test_rows_deleted_by_retention_before_export_are_counted_and_logged(upstream
     assert "30 journal rows (ids 1..30) were deleted by retention" in caplog.text
 
 
-def test_unreachable_broker_backs_off_and_delivers_once_it_appears(tmp_path, journal, stoppers):
+def test_unreachable_broker_backs_off_and_delivers_once_it_appears(tmp_path, journal, stoppers, caplog):
+    caplog.set_level(logging.DEBUG, logger="josev_bridge.export")
     port = free_port()
     exporter = make_exporter(export_config(port), journal.store.path)
     journal.add_listener(exporter.notify)
     exporter.start()
     stoppers.append(exporter)
     record(journal, 1, 20)
-    wait_until(lambda: exporter.counters.connect_failures >= 2, 10, "failed connection attempts")
+    wait_until(lambda: exporter.counters.connect_failures >= 5, 10, "failed connection attempts")
     assert exporter.watermark == 0 and not exporter.connected
+    delays = [float(r.getMessage().split()[-2]) for r in caplog.records if "reconnecting in" in r.getMessage()]
+    assert delays[:5] == [0.05, 0.1, 0.2, 0.3, 0.3]  # doubling from reconnect_min_delay, capped at the max
+    assert sum("cannot connect" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING) == 1
     assert "cannot connect" in exporter.status(journal.last_id)["last_error"]
     assert exporter.status(journal.last_id)["backlog"] == 20
     broker = Mosquitto(tmp_path / "late", port=port).start()
