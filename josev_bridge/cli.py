@@ -384,7 +384,8 @@ def _status(args: argparse.Namespace) -> int:
     faults = {k: v for k, v in counters.items() if v and k in (
         "crc_errors", "cobs_errors", "oversize", "runt", "bad_version", "discarded_bytes", "io_errors",
         "open_failures", "record_errors", "unknown_types", "duplicates", "held", "lost_records",
-        "untimed_records", "clock_outliers", "clock_restarts", "persist_failures", "replay_requests")}
+        "untimed_records", "clock_outliers", "clock_restarts", "persist_failures", "replay_requests",
+        "skipped_records", "alert_listener_errors")}
     rows = [
         ["bridge", f"pid {status['pid']}, status written {status['written_at']}"],
         ["broker", f"{mqtt_['broker']} {'connected' if mqtt_['connected'] else 'DISCONNECTED'}"],

@@ -29,7 +29,7 @@ from .core.conditions import Edge, SignalRecord
 from .core.edge_store import EdgeStore
 from .core.link_sequence import Outcome, SequenceTracker, Verdict
 from .core.timestamps import format_us
-from .protocol.records import SEQUENCED, Ack, Hello, KeepAlive, Record, SequencedRecord
+from .protocol.records import SEQUENCED, Ack, Hello, KeepAlive, Record, SequencedRecord, Skipped
 
 log = logging.getLogger("josev_bridge.ingest")
 
@@ -65,6 +65,7 @@ class IngestCounters:
     persist_failures: int = 0
     faults: int = 0  # FAULT records applied (untimed ones included; those are not passed on)
     ev_status: int = 0  # EV_STATUS records applied (likewise)
+    skipped_records: int = 0  # numbered frames of an unknown type or with a bad body: counted, not applied
     alert_listener_errors: int = 0  # a listener raised: logged, ingest went on
 
 
@@ -127,8 +128,8 @@ class McuIngest:
         return self.clocks.get(self.tracker.boot_id) if self.tracker.boot_id is not None else None
 
     # -- RecordSink -------------------------------------------------------------------------------
-    def on_record(self, seq: int, record: Record) -> None:
-        if isinstance(record, SEQUENCED):
+    def on_record(self, seq: int, record: Record | Skipped) -> None:
+        if isinstance(record, SEQUENCED) or isinstance(record, Skipped):
             with self.lock:
                 outcome = self.tracker.accept(seq, record)
             self._settle(outcome)
@@ -196,6 +197,12 @@ class McuIngest:
         clock = self.clock
         if self._waiting or clock is None or not clock.ready:
             self._waiting.append((seq, record))  # order is kept: nothing overtakes a waiting record
+            return
+        if isinstance(record, Skipped):
+            with self.lock:
+                self._dirty = True
+                self._applied_seq = seq
+                self.counters.skipped_records += 1
             return
         if not isinstance(record, SignalRecord):
             self._apply_alert(seq, record, clock)

@@ -57,3 +57,17 @@ def test_duplicates_gaps_and_untimed_records_are_counted(tmp_path):
     c = ingest.counters
     assert (c.records, c.duplicates, c.held, c.lost_records, c.untimed_records) == (3, 1, 1, 0, 1)
     assert not ingest.replay_wanted() and ingest.flush() == Ack(7, 3)
+
+
+def test_an_unusable_numbered_record_keeps_its_place_and_is_counted(tmp_path):
+    from josev_bridge.protocol.records import Skipped
+
+    ingest = McuIngest(AtomicJsonFile(tmp_path / "edges.json"), realtime_offset_us=lambda: 0)
+    ingest.on_record(0, Hello(1, 7, "fw"))
+    ingest.on_clock_sample(ClockSample(5, 5, 100))
+    ingest.on_record(1, SignalRecord(1, 1, Signal.AUTHORIZED, True, 5))
+    ingest.on_record(2, Skipped(0x42, "unknown record type"))  # newer firmware, or a bad body
+    ingest.on_record(3, SignalRecord(1, 1, Signal.EV_CONNECTED, True, 9))
+    assert not ingest.replay_wanted() and ingest.flush() == Ack(7, 3)  # nothing held behind it
+    assert ingest.counters.skipped_records == 1 and ingest.counters.held == 0
+    assert ingest.store.state(1, Condition.EV_CONNECTED).rise_us == 9

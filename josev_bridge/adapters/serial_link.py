@@ -198,10 +198,17 @@ class SerialLink:
             self.counters.record_errors += 1
             log.error("MCU frame seq=%d type=0x%02x has a valid checksum but a bad body: %s",
                       frame.seq, frame.type, exc)
+            if frame.seq:  # a numbered record: it keeps its place, so the ones after it are not held
+                self._sink.on_record(frame.seq, records.Skipped(frame.type, f"bad body: {exc}"))
             return
         if isinstance(record, records.Unknown):
             self.counters.unknown_types += 1
-            log.debug("skipping MCU frame of unknown type 0x%02x", record.type)
+            if frame.seq:
+                log.warning("MCU record seq=%d of unknown type 0x%02x skipped (newer firmware?)", frame.seq,
+                            record.type)
+                self._sink.on_record(frame.seq, records.Skipped(record.type, "unknown record type"))
+            else:
+                log.debug("skipping MCU frame of unknown type 0x%02x", record.type)
             return
         if isinstance(record, ClockReply):
             sent = self._probes.pop(record.probe_id, None)

@@ -61,6 +61,18 @@ class KeepAlive:
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """A numbered frame (seq != 0) the host cannot use: an unknown record type, or a bad body.
+
+    It still takes its place in the numbering, so the records after it are not held behind a gap
+    that can never fill; it is counted and logged, never silently dropped.
+    """
+
+    type: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Ack:
     boot_id: int
     seq: int
