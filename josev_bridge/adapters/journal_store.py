@@ -162,17 +162,7 @@ class JournalStore:
         return page[:q.limit], len(page) > q.limit
 
     def _page(self, q: JournalQuery, message_type: str | None) -> list[StoredEntry]:
-        sql = f"SELECT {_COLUMNS} FROM journal WHERE created_us BETWEEN ? AND ?"
-        args: list = [q.start_us, q.end_us]
-        if message_type is not None:
-            sql += " AND message_type = ?"
-            args.append(message_type)
-        if q.after is not None:
-            sql += " AND (created_us, id) < (?, ?)"
-            args += [q.after.created_us, q.after.id]
-        sql += " ORDER BY created_us DESC, id DESC LIMIT ?"
-        args.append(q.limit + 1)
-        return [_entry(row) for row in self._db.execute(sql, args)]
+        return [_entry(row) for row in self._db.execute(*page_statement(q, message_type))]
 
     def after_id(self, row_id: int, limit: int = 500) -> list[StoredEntry]:
         """Rows with a greater id, oldest first (export, `--follow`)."""
@@ -191,6 +181,30 @@ class JournalStore:
     def iter_all(self) -> Iterator[StoredEntry]:
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM journal ORDER BY id"):
             yield _entry(row)
+
+
+def page_statement(q: JournalQuery, message_type: str | None) -> tuple[str, list]:
+    """The SQL for one message type's part of a page (all types: None), and its arguments.
+
+    After a cursor, the range's upper end is the cursor's time itself (the row value only breaks
+    ties within that microsecond). SQLite walks the index down from the upper end of the range
+    and cannot tell which of two upper bounds on created_us is the tighter one: given both
+    `BETWEEN start AND end` and `(created_us, id) < cursor`, it started at `end` and stepped over
+    every row newer than the cursor, so a page deep in a wide range cost O(rows skipped), ~70 ms at
+    1,000,000 rows, instead of O(limit).
+    """
+    upper = q.end_us if q.after is None else min(q.end_us, q.after.created_us)
+    sql = f"SELECT {_COLUMNS} FROM journal WHERE created_us BETWEEN ? AND ?"
+    args: list = [q.start_us, upper]
+    if message_type is not None:
+        sql += " AND message_type = ?"
+        args.append(message_type)
+    if q.after is not None:
+        sql += " AND (created_us, id) < (?, ?)"
+        args += [q.after.created_us, q.after.id]
+    sql += " ORDER BY created_us DESC, id DESC LIMIT ?"
+    args.append(q.limit + 1)
+    return sql, args
 
 
 def _dump(value) -> str | None:
