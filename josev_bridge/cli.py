@@ -401,8 +401,32 @@ def _status(args: argparse.Namespace) -> int:
                                 f"answered {status['get_event_timestamp']['answered']}, "
                                 f"silent {status['get_event_timestamp']['silent']}"],
     ]
+    rows += _status_extras(status)
     _table(None, rows)
     return EXIT_OK if problem is None else EXIT_FAIL
+
+
+def _status_extras(status: dict) -> list[list[str]]:
+    """Journal, API, alerts and export lines (absent sections: a daemon of an older version, or turned off)."""
+    rows = []
+    journal = status.get("journal")
+    if journal:
+        trouble = f", ERROR {journal['last_error']}" if journal.get("last_error") else ""
+        rows.append(["journal", f"{journal['written']} rows written (last id {journal['last_id']}), "
+                                f"{journal['pending']} pending, {journal['dropped']} dropped{trouble}"])
+    if status.get("api"):
+        rows.append(["API", f"http://{status['api']['listen']}"])
+    alerts = status.get("alerts")
+    if alerts:
+        rows.append(["alerts", f"{len(alerts['open'])} open ({', '.join(alerts['open']) or '-'}), "
+                               f"{alerts['delivered']} delivered, {alerts['muted']} muted, "
+                               f"{alerts['delivery_failures']} delivery failures"])
+    export = status.get("export")
+    if export:
+        rows.append(["export", f"{export['broker']} {'connected' if export['connected'] else 'DISCONNECTED'}, "
+                               f"backlog {export['backlog']} rows" +
+                               (f", last error {export['last_error']}" if export.get("last_error") else "")])
+    return rows
 
 
 # -- request --------------------------------------------------------------------------------------

@@ -74,6 +74,9 @@ def test_status_shows_link_clock_and_counters_and_notices_a_dead_bridge(sim, bri
     assert link["counters"]["lost_records"] == 0 and doc["status"]["mqtt"]["connected"]
     human = bridge.cli("status")
     assert human.returncode == 0 and "MCU clock" in human.stdout and "faults" in human.stdout
+    lines = {line.split()[0]: line for line in human.stdout.splitlines() if line.strip()}
+    assert "rows written" in lines["journal"] and "http://127.0.0.1:" in lines["API"]
+    assert "0 open" in lines["alerts"] and "export" not in lines  # export is off by default
     bridge.kill()
     dead = bridge.cli("status")
     assert dead.returncode == 1 and "is not running" in dead.stderr
