@@ -25,8 +25,8 @@ from .config import Config
 from .core.alert_inputs import EvStatusRecord, FaultRecord
 from .core.alert_muting import is_muted
 from .core.alert_recipients import Recipient, RecipientKind, default_recipients
-from .core.alert_view import ChargerInfo, PortInfo, render_alert
-from .core.alerts import (AlertChange, AlertEngine, ChangeKind, SessionErrorDetails, SocDetails, LateDetails,
+from .core.alert_view import ChargerInfo, ChargingSessionInfo, PortInfo, render_alert
+from .core.alerts import (Alert, AlertChange, AlertEngine, ChangeKind, SessionErrorDetails, SocDetails, LateDetails,
                           OfflineDetails)
 from .core.conditions import Edge
 from .core.timestamps import format_us
@@ -122,7 +122,7 @@ class AlertService:
             self.muted += 1
             log.info("alert %d %s %s (muted: recorded, not delivered)", alert_id, alert.type.value, change.kind.value)
             return
-        view = render_alert(alert, alert_id=alert_id, muted=False, charger=self.charger, ports=self.ports)
+        view = alert_view(alert, alert_id, False, self.charger, self.ports)
         for recipient in wanted:
             self._deliver(recipient, change, alert_id, view)
 
@@ -185,6 +185,15 @@ def alert_summary(alert) -> str:
     else:  # pragma: no cover - every type is above
         extra = ""
     return f"{alert.type.value} on {where}" + (f" ({extra})" if extra else "")
+
+
+def alert_view(alert: Alert, alert_id: int, muted: bool, charger: ChargerInfo, ports: dict[int, PortInfo]) -> dict:
+    """The API shape, with what the bridge knows: the charger and port from the config, and the
+    charging session the alert came in (its id is its start in ms since the epoch: the bridge has
+    no session numbers, and the start time names a session on this charger uniquely)."""
+    session = None if alert.session_start_us is None else \
+        ChargingSessionInfo(id=alert.session_start_us // 1000, start_us=alert.session_start_us)
+    return render_alert(alert, alert_id=alert_id, muted=muted, charger=charger, ports=ports, session=session)
 
 
 def charger_info(config: Config) -> tuple[ChargerInfo, dict[int, PortInfo]]:

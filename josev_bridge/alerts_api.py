@@ -7,9 +7,9 @@ from pathlib import Path
 
 from .adapters.alert_store import AlertStore
 from .adapters.http_api import ApiError, Request, Response
+from .alert_service import alert_view, charger_info
 from .config import Config
 from .core.alert_query import encode_alert_cursor, parse_alert_query
-from .core.alert_view import render_alert
 from .core.journal_query import QueryError
 
 PATH = "/api/alerts"
@@ -17,8 +17,6 @@ PATH = "/api/alerts"
 
 class AlertsApi:
     def __init__(self, db_path: Path, config: Config) -> None:
-        from .alert_service import charger_info
-
         self._store = AlertStore(db_path, readonly=True)
         self._lock = threading.Lock()
         self._charger, self._ports = charger_info(config)
@@ -34,7 +32,7 @@ class AlertsApi:
         with self._lock:
             page, more = self._store.query(start_after_us=q.start_after_us, recipient_ids=q.recipient_ids,
                                            include_muted=q.include_muted, before_id=q.before_id, limit=q.limit)
-        data = [render_alert(s.alert, alert_id=s.id, muted=s.muted, charger=self._charger, ports=self._ports)
+        data = [alert_view(s.alert, s.id, s.muted, self._charger, self._ports)
                 for s in page]
         cursor = encode_alert_cursor(page[-1].id) if more and page else None
         return Response({"data": data, "pagination": {"hasNextPage": more, "nextPageCursor": cursor}})

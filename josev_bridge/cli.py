@@ -324,8 +324,7 @@ def _alerts(args: argparse.Namespace) -> int:
     import time
 
     from .adapters.alert_store import FILE_NAME, AlertStore
-    from .alert_service import alert_summary, charger_info
-    from .core.alert_view import render_alert
+    from .alert_service import alert_summary, alert_view, charger_info
     from .core.journal_query import parse_when
     from .core.timestamps import format_us
 
@@ -346,7 +345,7 @@ def _alerts(args: argparse.Namespace) -> int:
     def show(stored: list, header: bool) -> None:
         if args.json:
             for s in stored:
-                print(json.dumps(render_alert(s.alert, alert_id=s.id, muted=s.muted, charger=charger, ports=ports)))
+                print(json.dumps(alert_view(s.alert, s.id, s.muted, charger, ports)))
         else:
             _table(["ID", "START (UTC)", "END (UTC)", "MUTED", "ALERT"] if header else None,
                    [[s.id, format_us(s.alert.start_us), format_us(s.alert.end_us) if s.alert.end_us else "open",

@@ -105,7 +105,7 @@ def check_shape(alert: dict, alert_type: str) -> None:
 
 def test_charging_session_error_field_by_field_with_notify_event_mqtt_and_journal(sim, alert_bridge, listener):
     bridge = alert_bridge.start()
-    cmd(sim, "plug-connector", evse_id=1)
+    plug = cmd(sim, "plug-connector", evse_id=1)
     cmd(sim, "authorize-id-tag", evse_id=1, id_tag="T1")  # a session, but no energy yet
     fault = cmd(sim, "inject-fault", evse_id=1, error_code="GroundFailure", vendor_error_code="E042",
                 info="leakage 31 mA")
@@ -122,6 +122,9 @@ def test_charging_session_error_field_by_field_with_notify_event_mqtt_and_journa
                                 "ocppId": IDENTITY}
     assert alert["port"] == {"id": 1, "name": "EVSE 1", "portNumber": 1, "maximumPowerKw": 22}
     assert alert["site"] is None and alert["vehicle"] is None and alert["organization"] is None
+    session = alert["chargingSession"]  # the session the fault came in: opened by the plug-in edge
+    assert near(session["startTime"], true_us(plug, "SIGNAL")) and session["endTime"] is None
+    assert session["id"] == parse_us(session["startTime"]) // 1000
 
     notify = wait_until(lambda: [m for m in listener.on("cs/josev") if m["name"] == "notify_event"], 10,
                         "notify_event on cs/josev")
