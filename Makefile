@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo bench system-deps venv clean
+.PHONY: test demo bench bench-journal system-deps venv clean
 
 test: $(STAMP)
 	$(BIN)/pytest -q
@@ -16,6 +16,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/roundtrip.py
+
+bench-journal: $(STAMP)
+	$(BIN)/python bench/journal.py
 
 venv: $(STAMP)
 
