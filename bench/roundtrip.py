@@ -24,6 +24,7 @@ last <= max(5 % of the first sample, 2 MiB)). Exit status 0 when every bar passe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import math
@@ -56,6 +57,7 @@ from josev_bridge.config import MqttConfig  # noqa: E402
 from josev_bridge.core.timestamps import parse_us  # noqa: E402
 from josev_bridge.harness.bridge_process import BridgeProcess  # noqa: E402
 from josev_bridge.harness.broker import SHIPPED_CONF, Mosquitto, mosquitto_binary  # noqa: E402
+from josev_bridge.harness.waiting import wait_until  # noqa: E402
 from josev_bridge.sim.launcher import start_sim  # noqa: E402
 
 EVENT_TYPE, TRIGGER_REASON = "TxEventStart", "EVConnected"
@@ -388,6 +390,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--window", type=int, default=200, help="outstanding requests when pipelining (default 200)")
     p.add_argument("--memory-requests", type=int, help="requests to the bridge in the memory phase (default 100000)")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
+    p.add_argument("--export", action="store_true",
+                   help="also stream the journal to a second mosquitto (the fleet's broker) while measuring "
+                        "(the journal itself is always on, as in production)")
     args = p.parse_args(argv)
     full = {"latency_requests": 2000, "latency_warmup": 200, "throughput_requests": 20000, "memory_requests": 100000}
     quick = {"latency_requests": 400, "latency_warmup": 50, "throughput_requests": 2000, "memory_requests": 10000}
@@ -416,9 +421,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="josev-bridge-bench-") as tmp:
         work = Path(tmp)
-        with Mosquitto(work / "broker") as broker, start_sim(work / "sim") as sim:
+        with Mosquitto(work / "broker") as broker, start_sim(work / "sim") as sim, \
+                contextlib.ExitStack() as stack:
+            extra = {}
+            if args.export:
+                fleet = stack.enter_context(Mosquitto(work / "fleet"))
+                extra["export"] = {"enabled": True, "host": "127.0.0.1", "port": fleet.port, "tls": False}
+                print(f"{'export:':<14}journal rows streamed to a second mosquitto on port {fleet.port}")
             bridge = BridgeProcess(work / "bridge", broker_port=broker.port, serial_url=str(sim.pty_link),
-                                   identity="bench-charger", log_level="WARNING")
+                                   identity="bench-charger", log_level="WARNING", extra=extra)
             echo_proc = None
             bc = None
             try:
@@ -440,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_phases(args, bc, targets, results, broker.proc.pid)
                 bc.drain(1.0)
                 print(f"bridge status (sd_notify): {notify.last_status}")
+                print_journal_and_export(bridge)
                 ok = report(args, targets, results, bridge.log_text()[log_offset:], bridge) == 0
             finally:
                 if bc is not None:
@@ -460,6 +472,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0 if ok else 1
+
+
+def print_journal_and_export(bridge: BridgeProcess) -> None:
+    """What the journal (and the export) made of the run: every request is a row; the export catches up."""
+    status = bridge.status()
+    journal, export = status.get("journal") or {}, status.get("export")
+    print(f"journal: {journal.get('written')} rows written, {journal.get('pending')} pending, "
+          f"{journal.get('dropped')} dropped, last error {journal.get('last_error')}")
+    if export:
+        try:
+            status = wait_until(lambda: (s := bridge.status(timeout=5)).get("export", {}).get("backlog") == 0 and s,
+                                60, "the export to catch up")
+        except TimeoutError:
+            pass
+        print(f"export: backlog {status['export']['backlog']} rows after the run (watermark "
+              f"{status['export']['watermark']}), connected {status['export']['connected']}")
 
 
 def run_phases(args: argparse.Namespace, bc: BenchClient, targets: list[Target], results: dict,

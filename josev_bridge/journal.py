@@ -23,6 +23,8 @@ from .core.journal_entry import JournalEntry
 log = logging.getLogger("josev_bridge.journal")
 
 BATCH = 256  # entries per transaction (also bounds how far one batch can go past 90 % of the size bound)
+COMMIT_INTERVAL = 0.2  # seconds: the writer takes what is queued this often (a kill -9 loses at most this)
+WAKE_AT = BATCH  # ... or as soon as this many entries wait
 MAX_PENDING = 50_000  # entries held in memory while the database cannot take them
 RETRY_DELAY = 1.0  # seconds between attempts while writing fails
 RETENTION_INTERVAL = 2.0  # seconds between age-retention steps; the size bound is checked after every batch
@@ -62,7 +64,9 @@ class Journal:
                 log.error("journal: %d entries dropped so far: the database has not taken entries for too long",
                           self.counters.dropped)
         self._queue.append(entry)
-        self._wake.set()
+        if len(self._queue) >= WAKE_AT:  # no wake-up per entry: the writer would contend for the GIL
+            self._wake.set()  # with the thread answering requests; it comes round every COMMIT_INTERVAL
+
 
     def add_listener(self, callback: Callable[[int], None]) -> None:
         """`callback(last_id)` after each commit, in the journal thread (export wakes up on it)."""
@@ -89,7 +93,7 @@ class Journal:
     # -- the journal thread -----------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            self._wake.wait(RETENTION_INTERVAL)
+            self._wake.wait(COMMIT_INTERVAL)
             self._wake.clear()
             stopping = self._stop.is_set()
             while self._queue:
