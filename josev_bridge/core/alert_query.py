@@ -40,7 +40,7 @@ def decode_alert_cursor(cursor: str | None) -> int | None:
         return None
     try:
         value = base64.b64decode(cursor + "=" * (-len(cursor) % 4), validate=True).decode("ascii")
-        if value.isdigit():
+        if value.isdigit() and len(value) <= 18:  # an SQLite integer; longer is not ours
             return int(value)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         pass
@@ -69,7 +69,7 @@ def _after(params: dict[str, list[str]]) -> int | None:
 def _recipients(params: dict[str, list[str]]) -> tuple[int, ...]:
     values = [*params.get("alertRecipientIds", []), *params.get("alertRecipientIds[]", [])]
     for value in values:
-        if not value.isascii() or not value.isdigit():
+        if not value.isascii() or not value.isdigit() or len(value) > 18:
             raise QueryError("alertRecipientIds", f"recipient ids are integers, got {value!r}")
     return tuple(dict.fromkeys(int(v) for v in values))
 
