@@ -390,6 +390,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--window", type=int, default=200, help="outstanding requests when pipelining (default 200)")
     p.add_argument("--memory-requests", type=int, help="requests to the bridge in the memory phase (default 100000)")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
+    p.add_argument("--no-journal", action="store_true",
+                   help="turn the journal (and the API) off: what journaling costs, by difference")
     p.add_argument("--export", action="store_true",
                    help="also stream the journal to a second mosquitto (the fleet's broker) while measuring "
                         "(the journal itself is always on, as in production)")
@@ -423,7 +425,9 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         with Mosquitto(work / "broker") as broker, start_sim(work / "sim") as sim, \
                 contextlib.ExitStack() as stack:
-            extra = {}
+            extra: dict = {}
+            if args.no_journal:
+                extra.update(journal={"enabled": False}, api={"enabled": False})
             if args.export:
                 fleet = stack.enter_context(Mosquitto(work / "fleet"))
                 extra["export"] = {"enabled": True, "host": "127.0.0.1", "port": fleet.port, "tls": False}

@@ -56,7 +56,36 @@ CURSOR = "export"  # name of the watermark in the journal's `cursors` table
 POLL_INTERVAL = 1.0  # seconds: look for new rows even without a journal notification
 PERSIST_INTERVAL = 0.5  # seconds between watermark saves while rows are being acknowledged
 PERSIST_ROWS = 1000  # ... or after this many rows, whichever comes first
+ACK_POLL = 0.05  # seconds: while rows are in flight, collect their acks at least this often
 STOP_DRAIN = 1.0  # seconds at stop for the rows in flight to be acknowledged (fewer re-sends next time)
+
+
+class RowBudget:
+    """At most `rate` rows per second (bursts of one second's worth); 0 = no limit.
+
+    Export shares the bridge's process (and its GIL) with the answers to Josev; a flood of requests
+    must not become a flood of export work competing with them. Rows wait in the outbox instead:
+    that is what store-and-forward is for.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._tokens = rate
+        self._at = time.monotonic()
+
+    def take_up_to(self, wanted: int, now: float) -> int:
+        if not self.rate:
+            return wanted
+        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        return min(wanted, int(self._tokens))
+
+    def spend(self, rows: int) -> None:
+        if self.rate:
+            self._tokens -= rows
+
+    def empty(self) -> bool:
+        return bool(self.rate) and self._tokens < 1
 
 
 class AckWindow:
@@ -141,6 +170,8 @@ class JournalExporter:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._events: deque[tuple] = deque()  # from paho's thread: ("connack", rc) / ("ack", mid, rc) / ("down", rc)
+        self._refill_at = max(1, cfg.max_inflight // 2)  # acks that wake the thread; free slots that refill
+        self._budget = RowBudget(cfg.max_rows_per_s)
         self._thread = threading.Thread(target=self._run, name="export", daemon=True)
 
     # -- any thread -------------------------------------------------------------------------------
@@ -260,9 +291,13 @@ class JournalExporter:
                 if now - last_poll >= POLL_INTERVAL:
                     last_poll = now
                     self._polled_last_id = self._read(self.store.last_id, self._polled_last_id)
-                room = cfg.max_inflight - len(window)
-                if room > 0 and max(self._notified_last_id, self._polled_last_id) > next_after:
-                    for stored in self._read(lambda: self.store.after_id(next_after, room), []):
+                room = min(cfg.max_inflight - len(window), self._budget.take_up_to(cfg.max_inflight, now))
+                # refill in batches (one query, one burst) once half the window is free
+                if (room >= self._refill_at or (room and not window)) and \
+                        max(self._notified_last_id, self._polled_last_id) > next_after:
+                    rows = self._read(lambda: self.store.after_id(next_after, room), [])
+                    self._budget.spend(len(rows))
+                    for stored in rows:
                         self._count_gap(next_after, stored.id)
                         info = client.publish(self.topic, self._payload(stored), qos=1,
                                               properties=self._publish_properties)
@@ -275,7 +310,10 @@ class JournalExporter:
                         self.counters.published += 1
             if self._events:
                 continue
-            self._wake.wait(self._wait_time(deadline))
+            wait = self._wait_time(deadline)
+            if window or self._budget.empty():
+                wait = min(wait, ACK_POLL)  # acks do not wake us one by one; the budget refills with time
+            self._wake.wait(wait)
             self._wake.clear()
 
     def _take_events(self, window: AckWindow) -> tuple[bool, bool]:
@@ -398,7 +436,8 @@ class JournalExporter:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._events.append(("ack", mid, reason_code))
-        self._wake.set()
+        if len(self._events) >= self._refill_at or reason_code.is_failure:
+            self._wake.set()  # not per ack: a wake-up per row costs the bridge's answers their CPU
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._events.append(("down", reason_code))

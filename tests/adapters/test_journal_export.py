@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -88,7 +89,7 @@ def entry(i: int) -> JournalEntry:
 
 def export_config(port: int, **overrides) -> ExportConfig:
     values = dict(enabled=True, host="127.0.0.1", port=port, tls=False, reconnect_min_delay=0.05,
-                  reconnect_max_delay=0.3, connect_timeout=5.0)
+                  reconnect_max_delay=0.3, connect_timeout=5.0, max_rows_per_s=0.0)
     values.update(overrides)
     return ExportConfig(**values)
 
@@ -379,3 +380,19 @@ def test_bad_tls_files_and_open_password_file_stop_the_start(tmp_path, pki):
     loose.chmod(0o644)
     with pytest.raises(ValueError, match="readable by group or others"):
         make_exporter(export_config(1883, username="u", password_file=str(loose)), tmp_path / "j.sqlite")
+
+
+def test_the_row_budget_spreads_a_backlog_over_time(upstream, journal, stoppers):
+    fleet = Fleet(upstream.port)
+    stoppers.append(fleet)
+    exporter = make_exporter(export_config(upstream.port, max_rows_per_s=100.0), journal.store.path)
+    journal.add_listener(exporter.notify)
+    record(journal, 1, 300)
+    wait_until(lambda: journal.last_id == 300, 5, "300 journaled rows")
+    started = time.monotonic()
+    exporter.start()
+    stoppers.append(exporter)
+    wait_until(lambda: len(fleet.ids()) == 300, 15, "300 rows at the fleet")
+    # a burst of one second's worth, then 100 rows/s: 300 rows take about two seconds, not milliseconds
+    assert time.monotonic() - started >= 1.5
+    assert fleet.first_arrivals() == list(range(1, 301))
