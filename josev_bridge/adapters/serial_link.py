@@ -29,7 +29,7 @@ READ_TIMEOUT = 0.2  # the longest the loop sleeps in read(); bounds keep-alive a
 REPLAY_INTERVAL = 0.5  # at most this often, ask the MCU to replay while a gap is open
 FAST_PROBING_S = 2.0  # after a HELLO, probe at every loop turn for this long: a low-latency sample early
 MAX_PROBES_IN_FLIGHT = 8  # unanswered clock probes remembered (an MCU that ignores them costs nothing)
-ACK_COALESCE_S = 0.05  # records arriving within this window share one fsync'd save and one ACK
+ACK_COALESCE_S = 0.1  # records arriving within this window share one fsync'd save and one ACK
 
 
 class RecordSink(Protocol):
