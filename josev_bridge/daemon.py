@@ -49,6 +49,7 @@ RAW_JOURNALED = 2048  # characters of an unparsable payload kept in the journal
 # waits for the GIL up to the switch interval (5 ms by default): that is the p99 of an answer. 0.5 ms
 # bounds the wait; the cost (more switches) is paid only while threads actually contend.
 GIL_SWITCH_INTERVAL_S = 0.0005
+EXPORT_QUIET_S = 0.005  # export sends its bursts when no message arrived for this long (answers first)
 
 
 def configure_logging(level: str) -> None:
@@ -87,6 +88,7 @@ class Bridge:
             self.ingest.add_alert_listener(self.alerts.on_record)
             self.ingest.add_edge_listener(self.alerts.on_edge)
         self._started_utc_us = time.time_ns() // 1000
+        self._last_request_at = 0.0
         self.journal = self._open_journal(config)
         self.api = self._open_api(config)
         self.export = self._open_export(config)
@@ -119,6 +121,7 @@ class Bridge:
                                    fleet_id=config.charger.fleet_id, client_id=config.export_client_id,
                                    topic=config.export_topic)
         self.journal.add_listener(exporter.notify)
+        exporter.busy = lambda: time.monotonic() - self._last_request_at < EXPORT_QUIET_S
         return exporter
 
     def _open_api(self, config: Config) -> ApiServer | None:
@@ -139,6 +142,7 @@ class Bridge:
             log.debug("message on unexpected topic %s ignored", message.topic)
             return
         received_us, t0 = time.time_ns() // 1000, time.perf_counter_ns()
+        self._last_request_at = time.monotonic()
         result = router.route(message.payload)
         if self.journal is not None:
             latency_us = (time.perf_counter_ns() - t0) // 1000

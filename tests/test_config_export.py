@@ -12,7 +12,7 @@ def test_off_by_default_with_tls_on_8883():
     c = from_dict(BASE)
     e = c.export
     assert (e.enabled, e.port, e.tls, e.protocol, e.topic_prefix, e.max_inflight) == (False, 8883, True, "5",
-                                                                                       "josev-bridge", 64)
+                                                                                       "josev-bridge", 32)
     assert c.export_client_id == "josev-bridge-export-CP-0042"
     assert c.export_topic == "josev-bridge/CP-0042/journal"
 

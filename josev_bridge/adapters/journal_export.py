@@ -36,6 +36,7 @@ import logging
 import socket
 import ssl
 import threading
+from typing import Callable
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -57,26 +58,28 @@ POLL_INTERVAL = 1.0  # seconds: look for new rows even without a journal notific
 PERSIST_INTERVAL = 0.5  # seconds between watermark saves while rows are being acknowledged
 PERSIST_ROWS = 1000  # ... or after this many rows, whichever comes first
 ACK_POLL = 0.05  # seconds: while rows are in flight, collect their acks at least this often
+MAX_DEFERRAL = 1.0  # seconds export waits for a pause in the requests before it sends a burst anyway
 STOP_DRAIN = 1.0  # seconds at stop for the rows in flight to be acknowledged (fewer re-sends next time)
 
 
 class RowBudget:
-    """At most `rate` rows per second (bursts of one second's worth); 0 = no limit.
+    """At most `rate` rows per second (bursts of `burst_s` seconds' worth); 0 = no limit.
 
     Export shares the bridge's process (and its GIL) with the answers to Josev; a flood of requests
     must not become a flood of export work competing with them. Rows wait in the outbox instead:
     that is what store-and-forward is for.
     """
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, burst_s: float = 0.2) -> None:
         self.rate = rate
-        self._tokens = rate
+        self._capacity = rate * burst_s
+        self._tokens = self._capacity
         self._at = time.monotonic()
 
     def take_up_to(self, wanted: int, now: float) -> int:
         if not self.rate:
             return wanted
-        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+        self._tokens = min(self._capacity, self._tokens + (now - self._at) * self.rate)
         self._at = now
         return min(wanted, int(self._tokens))
 
@@ -172,6 +175,8 @@ class JournalExporter:
         self._events: deque[tuple] = deque()  # from paho's thread: ("connack", rc) / ("ack", mid, rc) / ("down", rc)
         self._refill_at = max(1, cfg.max_inflight // 2)  # acks that wake the thread; free slots that refill
         self._budget = RowBudget(cfg.max_rows_per_s)
+        self.busy: Callable[[], bool] = lambda: False  # the daemon's "answering right now": export waits
+        self._deferred_since: float | None = None
         self._thread = threading.Thread(target=self._run, name="export", daemon=True)
 
     # -- any thread -------------------------------------------------------------------------------
@@ -292,6 +297,8 @@ class JournalExporter:
                     last_poll = now
                     self._polled_last_id = self._read(self.store.last_id, self._polled_last_id)
                 room = min(cfg.max_inflight - len(window), self._budget.take_up_to(cfg.max_inflight, now))
+                if room and self._defer(now):
+                    room = 0
                 # refill in batches (one query, one burst) once half the window is free
                 if (room >= self._refill_at or (room and not window)) and \
                         max(self._notified_last_id, self._polled_last_id) > next_after:
@@ -311,10 +318,23 @@ class JournalExporter:
             if self._events:
                 continue
             wait = self._wait_time(deadline)
-            if window or self._budget.empty():
+            if window or self._budget.empty() or self._deferred_since is not None:
                 wait = min(wait, ACK_POLL)  # acks do not wake us one by one; the budget refills with time
             self._wake.wait(wait)
             self._wake.clear()
+
+    def _defer(self, now: float) -> bool:
+        """Answers first: no burst while the bridge is answering requests, unless export has waited
+        MAX_DEFERRAL already (so a sustained flood slows export down but never stops it)."""
+        if not self.busy():
+            self._deferred_since = None
+            return False
+        if self._deferred_since is None:
+            self._deferred_since = now
+        if now - self._deferred_since >= MAX_DEFERRAL:
+            self._deferred_since = now
+            return False
+        return True
 
     def _take_events(self, window: AckWindow) -> tuple[bool, bool]:
         """Apply what paho's thread reported. Returns (the connection ended, it was healthy)."""

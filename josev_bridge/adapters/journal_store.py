@@ -40,10 +40,19 @@ CREATE INDEX IF NOT EXISTS journal_created ON journal (created_us);
 CREATE INDEX IF NOT EXISTS journal_type_created ON journal (message_type, created_us);
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, row_id INTEGER NOT NULL);
 """
-_ROWS_PER_INSERT = 256  # x 9 columns: well under SQLite's 32766 bound variables
+_CHUNK_SIZES = (64, 16, 4, 1)  # rows per INSERT: four statements only, so SQLite's statement cache
+# (128 per connection) does not fill with a compiled statement for every batch size (~10 MB seen)
 
 
-@functools.lru_cache(maxsize=8)
+def _chunks(rows: int):
+    """64 + 64 + ... + 16 + 4 + 4 + 1: at most one statement per 64 rows plus nine for the rest."""
+    for size in _CHUNK_SIZES:
+        while rows >= size:
+            yield size
+            rows -= size
+
+
+@functools.lru_cache(maxsize=len(_CHUNK_SIZES))
 def _insert_sql(rows: int) -> str:
     return ("INSERT INTO journal (created_us, direction, message_type, topic, correlation_id, payload, response,"
             " latency_us, note) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows))
@@ -89,6 +98,7 @@ class JournalStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA journal_size_limit=1048576")  # the WAL shrinks back to 1 MiB
             self._db.execute("PRAGMA wal_autocheckpoint=256")  # pages: keeps the WAL small on flash
+            self._db.execute("PRAGMA cache_size=-512")  # KiB: the writer needs little; RSS stays small
             self._db.executescript(SCHEMA)
             self.path.chmod(0o640)
 
@@ -106,9 +116,11 @@ class JournalStore:
             # One statement for the batch: executemany steps (and releases the GIL) once per row, and
             # every release hands the GIL to the thread answering requests and back: two context
             # switches per row, which cost more than the insert itself.
-            for start in range(0, len(rows), _ROWS_PER_INSERT):
-                chunk = rows[start:start + _ROWS_PER_INSERT]
-                self._db.execute(_insert_sql(len(chunk)), [value for row in chunk for value in row])
+            start = 0
+            for size in _chunks(len(rows)):
+                chunk = rows[start:start + size]
+                self._db.execute(_insert_sql(size), [value for row in chunk for value in row])
+                start += size
             return self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()[0]
 
     def delete_oldest(self, rows: int) -> int:
