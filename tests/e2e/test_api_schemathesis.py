@@ -1,5 +1,8 @@
 """schemathesis against the live API of a real josev-bridge daemon, driven by docs/api.openapi.json.
 
+Both operations are generated: GET /api/ocpp-messages (over a seeded journal) and GET /api/alerts
+(over faults and a low state of charge raised through the simulator).
+
 The bridge runs as in production (`josev-bridge run`, real mosquitto, the simulated MCU on a pty);
 its journal holds answered, unanswered, invalid and ignored requests plus link and device-model
 events before the run starts, over more than one page. schemathesis then generates valid and
@@ -92,7 +95,20 @@ def live_api(broker, sim, make_bridge) -> str:
         types = {row["messageType"] for row in body["data"]}
         return len(body["data"]) >= sent and {"device_model_change", "mcu_link"} <= types
     wait_until(journaled, 10, f"{sent} requests and the events in the journal", interval=0.05)
+    seed_alerts(sim)
+    alerts_url = bridge.api_url("/api/alerts")
+    wait_until(lambda: len(requests.get(alerts_url, params={"includeMuted": "true"}, headers=headers,
+                                        timeout=5).json()["data"]) >= 4, 10, "four alerts", interval=0.05)
     return bridge.api_url()
+
+
+def seed_alerts(sim) -> None:
+    """Alerts of two types through the simulator (the connector is plugged): three faults and a low SoC."""
+    for code in ("GroundFailure", "OverVoltage", "HighTemperature"):
+        status, body = sim.command("inject-fault", {"evse_id": 1, "error_code": code, "vendor_error_code": "E1"})
+        assert status == 200, body
+    status, body = sim.command("ev-status", {"evse_id": 1, "soc_percent": 12.5, "battery_capacity_wh": 50000})
+    assert status == 200, body
 
 
 # Loaded eagerly from the file: schemathesis.pytest.from_fixture() needs a pytest-internal attribute
