@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.alerts import Alert, alert_from_dict, alert_to_dict
+from .sqlite_tx import immediate
 
 FILE_NAME = "alerts.sqlite"
 MAX_ROWS = 10_000  # closed alerts beyond this go, oldest first
@@ -66,8 +67,7 @@ class AlertStore:
     def record(self, alert: Alert, muted: bool, recipients: tuple[int, ...]) -> int:
         """Insert a new episode, or update the stored one (its end, its current details). Returns the id."""
         body = json.dumps(alert_to_dict(alert), separators=(",", ":"))
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._db):
             row = self._db.execute("SELECT id FROM alerts WHERE episode_id = ?", (alert.episode_id,)).fetchone()
             if row is None:
                 ident = self._db.execute(
@@ -80,10 +80,6 @@ class AlertStore:
             else:
                 ident = row[0]
                 self._db.execute("UPDATE alerts SET end_us = ?, alert = ? WHERE id = ?", (alert.end_us, body, ident))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return ident
 
     def get(self, alert_id: int) -> StoredAlert | None:

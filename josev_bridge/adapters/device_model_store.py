@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from .. import schemas
+from .sqlite_tx import immediate
 from ..core.device_model import DeviceModelError, Mutability, Source, VariableDef, parse_component, validate
 
 log = logging.getLogger("josev_bridge.device_model")
@@ -236,7 +237,7 @@ class DeviceModelStore:
 
     # -- internals (lock held) --------------------------------------------------------------------
     def _transaction(self):
-        return _Transaction(self._db)
+        return immediate(self._db)
 
     def _row(self, component: str, variable: str, attribute: str) -> StoredValue | None:
         row = self._db.execute(
@@ -304,16 +305,3 @@ def _name(lookup, ident: int) -> str:
         return lookup(ident)[0]
     except KeyError:
         return str(ident)
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT/ROLLBACK, so concurrent writers queue instead of failing late."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .sqlite_tx import immediate
 from ..core.journal_entry import Direction, JournalEntry, NoAnswer
 from ..core.journal_query import JournalQuery, Position
 
@@ -112,7 +113,7 @@ class JournalStore:
                  _dump(e.payload), _dump(e.response), e.latency_us, e.note) for e in entries]
         if not rows:
             return 0
-        with _transaction(self._db):
+        with immediate(self._db):
             # One statement for the batch: executemany steps (and releases the GIL) once per row, and
             # every release hands the GIL to the thread answering requests and back: two context
             # switches per row, which cost more than the insert itself.
@@ -125,13 +126,13 @@ class JournalStore:
 
     def delete_oldest(self, rows: int) -> int:
         """Delete up to `rows` oldest rows (lowest ids): the size bound."""
-        with _transaction(self._db):
+        with immediate(self._db):
             return self._db.execute("DELETE FROM journal WHERE id IN "
                                     "(SELECT id FROM journal ORDER BY id LIMIT ?)", (rows,)).rowcount
 
     def delete_older_than(self, created_us: int, rows: int) -> int:
         """Delete up to `rows` rows created before `created_us` (through the time index: cheap when none are)."""
-        with _transaction(self._db):
+        with immediate(self._db):
             return self._db.execute("DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE created_us < ? "
                                     "ORDER BY created_us LIMIT ?)", (created_us, rows)).rowcount
 
@@ -171,7 +172,7 @@ class JournalStore:
         return row[0] if row else 0
 
     def set_cursor(self, name: str, row_id: int) -> None:
-        with _transaction(self._db):
+        with immediate(self._db):
             self._db.execute("INSERT INTO cursors (name, row_id) VALUES (?, ?) "
                              "ON CONFLICT (name) DO UPDATE SET row_id = excluded.row_id", (name, row_id))
 
@@ -252,25 +253,6 @@ def _entry(row: tuple) -> StoredEntry:
         answer = _NO_ANSWER[answer]
     return StoredEntry(ident, JournalEntry(created_us, Direction(direction), message_type, topic, correlation_id,
                                            None if payload is None else json.loads(payload), answer, latency_us, note))
-
-
-class _transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error (autocommit connections)."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self._db.execute("COMMIT")
-        else:
-            try:
-                self._db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
 
 
 def position_of(stored: StoredEntry) -> Position:

@@ -1,0 +1,25 @@
+"""One write transaction on an autocommit SQLite connection (isolation_level=None).
+
+BEGIN IMMEDIATE takes the write lock up front, so concurrent writers (the daemon and a technician's
+CLI) queue on the busy timeout instead of failing late at COMMIT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def immediate(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:  # the connection may already have rolled back (e.g. SQLITE_FULL)
+            pass
+        raise
+    db.execute("COMMIT")
