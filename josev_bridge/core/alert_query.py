@@ -6,7 +6,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
-from .journal_query import QueryError, parse_limit, parse_timestamp_us
+from .journal_query import QueryError, parse_limit, parse_timestamp_us, single
 
 #: The seed's parameters, plus `limit` (1..500, default 50) as in the messages API.
 PARAMETERS = frozenset({"startTimestampAfter", "alertRecipientIds", "alertRecipientIds[]", "includeMuted",
@@ -27,7 +27,7 @@ def parse_alert_query(params: dict[str, list[str]]) -> AlertQuery:
         if name not in PARAMETERS:
             raise QueryError(name, f"unknown parameter (known: {', '.join(sorted(PARAMETERS))})")
     return AlertQuery(_after(params), _recipients(params), _bool(params, "includeMuted", False),
-                      decode_alert_cursor(_single(params, "nextPageCursor")), parse_limit(params))
+                      decode_alert_cursor(single(params, "nextPageCursor")), parse_limit(params))
 
 
 def encode_alert_cursor(alert_id: int) -> str:
@@ -47,17 +47,8 @@ def decode_alert_cursor(cursor: str | None) -> int | None:
     raise QueryError("nextPageCursor", "not a cursor this server issued")
 
 
-def _single(params: dict[str, list[str]], name: str) -> str | None:
-    values = params.get(name)
-    if not values:
-        return None
-    if len(values) > 1:
-        raise QueryError(name, "given more than once")
-    return values[0]
-
-
 def _after(params: dict[str, list[str]]) -> int | None:
-    text = _single(params, "startTimestampAfter")
+    text = single(params, "startTimestampAfter")
     if text is None:
         return None
     try:
@@ -75,7 +66,7 @@ def _recipients(params: dict[str, list[str]]) -> tuple[int, ...]:
 
 
 def _bool(params: dict[str, list[str]], name: str, default: bool) -> bool:
-    text = _single(params, name)
+    text = single(params, name)
     if text is None:
         return default
     if text.lower() in ("true", "1"):

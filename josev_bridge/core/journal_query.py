@@ -58,7 +58,7 @@ def parse_query(params: dict[str, list[str]], now_us: int) -> JournalQuery:
     for name in params:
         if name not in PARAMETERS:
             raise QueryError(name, f"unknown parameter (known: {', '.join(sorted(PARAMETERS))})")
-    charger_id = _single(params, "chargerId")
+    charger_id = single(params, "chargerId")
     if not charger_id:
         raise QueryError("chargerId", "required")
     end_us = _timestamp(params, "endTimestamp", now_us)
@@ -69,7 +69,7 @@ def parse_query(params: dict[str, list[str]], now_us: int) -> JournalQuery:
         raise QueryError("startTimestamp", "the date range must be less than 8 days long; "
                                            "split it into several requests")
     return JournalQuery(charger_id, start_us, end_us, message_types(params), parse_limit(params),
-                        decode_cursor(_single(params, "nextPageCursor")))
+                        decode_cursor(single(params, "nextPageCursor")))
 
 
 def message_types(params: dict[str, list[str]]) -> tuple[str, ...]:
@@ -103,7 +103,8 @@ def decode_cursor(cursor: str | None) -> Position | None:
     return position
 
 
-def _single(params: dict[str, list[str]], name: str) -> str | None:
+def single(params: dict[str, list[str]], name: str) -> str | None:
+    """A parameter given at most once (shared with the alerts API)."""
     values = params.get(name)
     if not values:
         return None
@@ -113,7 +114,7 @@ def _single(params: dict[str, list[str]], name: str) -> str | None:
 
 
 def _timestamp(params: dict[str, list[str]], name: str, default_us: int) -> int:
-    text = _single(params, name)
+    text = single(params, name)
     if text is None:
         return default_us
     try:
@@ -154,7 +155,7 @@ def parse_when(text: str, now_us: int) -> int:
 
 def parse_limit(params: dict[str, list[str]]) -> int:
     """`limit`: 1..500, default 50 (shared with the alerts API)."""
-    text = _single(params, "limit")
+    text = single(params, "limit")
     if text is None:
         return DEFAULT_LIMIT
     if not text.isascii() or not text.isdigit():
