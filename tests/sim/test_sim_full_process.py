@@ -13,6 +13,7 @@ from josev_bridge.core.timestamps import format_us
 from josev_bridge.protocol.records import ClockProbe, FrameType, HostHello, decode
 from josev_bridge.sim.catalogue import SPECS
 from josev_bridge.sim.launcher import start_sim
+from josev_bridge.harness.waiting import wait_until
 
 OFFSET_S = -3600.5
 DRIFT_PPM = 250.0
@@ -89,10 +90,7 @@ def test_unplug_and_reboot_over_http(tmp_path, open_host):
         assert status == 200 and answer["unplugged_for_s"] == 0.2
         assert not os.path.lexists(sim.pty_link)
         assert sim.command("link-unplug", {"seconds": 0.2})[0] == 409
-        deadline = time.monotonic() + 3
-        while not os.path.islink(sim.pty_link):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)  # polling interval
+        wait_until(lambda: os.path.islink(sim.pty_link), 3, "the pty to come back")
         assert sim.status()["pty"] == os.readlink(sim.pty_link)
 
         host = open_host(sim.pty_link)

@@ -18,6 +18,7 @@ from josev_bridge.protocol.records import Ack, ClockProbe, ClockReply, FrameType
 from josev_bridge.sim.control_api import HttpError, SimController
 from josev_bridge.sim.mcu import SimulatedMcu
 from josev_bridge.sim.pty_link import PtyLink
+from josev_bridge.harness.waiting import wait_until
 
 CHARGER = "josev-sim"
 
@@ -57,10 +58,7 @@ def rig(make_rig) -> Rig:
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)  # polling interval, not synchronisation
+    wait_until(predicate, timeout, "the condition", interval=0.005)
 
 
 def now_us() -> int:

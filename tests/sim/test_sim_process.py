@@ -16,6 +16,7 @@ from josev_bridge.core.timestamps import format_us, truncate_to_ms
 from josev_bridge.protocol.framing import encode_frame
 from josev_bridge.protocol.records import Ack, FrameType, KeepAlive, decode
 from josev_bridge.sim.launcher import SimStartError, launch_sim, start_sim
+from josev_bridge.harness.waiting import wait_until
 
 
 def api_records(body: dict) -> list[tuple]:
@@ -241,9 +242,5 @@ def test_sim_sends_keepalives_with_its_clock(shared_sim, open_host):
 
 
 def wait_for(predicate, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)  # polling interval, not synchronisation
+    wait_until(predicate, timeout, "the condition")
 

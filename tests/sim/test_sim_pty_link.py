@@ -13,6 +13,7 @@ from josev_bridge.protocol.records import Ack
 from josev_bridge.sim.control_api import SimController
 from josev_bridge.sim.mcu import SimulatedMcu
 from josev_bridge.sim.pty_link import PtyLink, StaleLinkError, install_link, remove_link
+from josev_bridge.harness.waiting import wait_until
 
 
 @pytest.fixture
@@ -26,10 +27,7 @@ def link(tmp_path: Path):
 
 
 def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)  # polling interval
+    wait_until(predicate, timeout, "the condition")
 
 
 def test_full_pty_never_blocks_commands_and_replay_recovers(link, open_host):
