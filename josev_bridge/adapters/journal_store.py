@@ -41,6 +41,19 @@ CREATE INDEX IF NOT EXISTS journal_created ON journal (created_us);
 CREATE INDEX IF NOT EXISTS journal_type_created ON journal (message_type, created_us);
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, row_id INTEGER NOT NULL);
 """
+def _json_column(index: int) -> str:
+    """Element `index` of a json_each row as stored: JSON text, or NULL for null (strings stay quoted)."""
+    path = f"'$[{index}]'"
+    return (f"CASE json_type(value, {path}) WHEN 'null' THEN NULL WHEN 'text' THEN json_quote(json_extract(value, {path})) "
+            f"WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE json_extract(value, {path}) END")
+
+
+_INSERT_FROM_JSON = (
+    "INSERT INTO journal (created_us, direction, message_type, topic, correlation_id, payload, response, latency_us,"
+    " note) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),"
+    " json_extract(value, '$[3]'), json_extract(value, '$[4]'), " + _json_column(5) + ", " + _json_column(6) + ","
+    " json_extract(value, '$[7]'), json_extract(value, '$[8]') FROM json_each(?) ORDER BY key")
+
 _CHUNK_SIZES = (64, 16, 4, 1)  # rows per INSERT: four statements only, so SQLite's statement cache
 # (128 per connection) does not fill with a compiled statement for every batch size (~10 MB seen)
 
@@ -108,21 +121,38 @@ class JournalStore:
 
     # -- writing ----------------------------------------------------------------------------------
     def insert(self, entries: Iterable[JournalEntry]) -> int:
-        """Insert in one transaction; returns the last id (0 if nothing). Raises sqlite3.Error."""
+        """Insert in one transaction; returns the last id (0 if nothing). Raises sqlite3.Error.
+
+        The batch goes to SQLite as one JSON document that SQLite itself takes apart (json_each):
+        Python pays one C-level json.dumps for the batch, and the insert is one statement, during
+        which the GIL is free for the thread answering requests. A batch JSON cannot carry (NaN in
+        a payload) takes the row-by-row path.
+        """
+        entries = list(entries)
+        if not entries:
+            return 0
+        try:
+            document = json.dumps([[e.created_us, e.direction.value, e.message_type, e.topic, e.correlation_id,
+                                    _plain(e.payload), _plain(e.response), e.latency_us, e.note] for e in entries],
+                                  allow_nan=False)
+        except (ValueError, TypeError):
+            document = None
+        with immediate(self._db):
+            if document is not None:
+                self._db.execute(_INSERT_FROM_JSON, (document,))
+            else:
+                self._insert_rows(entries)
+            return self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()[0]
+
+    def _insert_rows(self, entries: list[JournalEntry]) -> None:
+        """Row by row (multi-row INSERTs of four fixed shapes: SQLite caches one compiled statement each)."""
         rows = [(e.created_us, e.direction.value, e.message_type, e.topic, e.correlation_id,
                  _dump(e.payload), _dump(e.response), e.latency_us, e.note) for e in entries]
-        if not rows:
-            return 0
-        with immediate(self._db):
-            # One statement for the batch: executemany steps (and releases the GIL) once per row, and
-            # every release hands the GIL to the thread answering requests and back: two context
-            # switches per row, which cost more than the insert itself.
-            start = 0
-            for size in _chunks(len(rows)):
-                chunk = rows[start:start + size]
-                self._db.execute(_insert_sql(size), [value for row in chunk for value in row])
-                start += size
-            return self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()[0]
+        start = 0
+        for size in _chunks(len(rows)):
+            chunk = rows[start:start + size]
+            self._db.execute(_insert_sql(size), [value for row in chunk for value in row])
+            start += size
 
     def delete_oldest(self, rows: int) -> int:
         """Delete up to `rows` oldest rows (lowest ids): the size bound."""
@@ -236,6 +266,11 @@ def page_statement(q: JournalQuery, message_type: str | None) -> tuple[str, list
 
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode  # built once: json.dumps with
 # options builds an encoder per call, which was a third of the journal's CPU per row
+
+
+def _plain(value):
+    """What json.dumps takes for a payload or response (a NoAnswer is its string)."""
+    return value.value if isinstance(value, NoAnswer) else value
 
 
 def _dump(value) -> str | None:

@@ -179,3 +179,19 @@ def test_kill_9_during_heavy_journaling_leaves_a_readable_database_with_every_co
     assert store.count() == last and store.oldest_id() == 1  # no holes: only an uncommitted tail is gone
     assert store.insert([entry(0)]) == last + 1  # and it takes new rows
     store.close()
+
+
+@pytest.mark.parametrize("payload", [None, {"a": [1, 2.5, None, True]}, "raw {not json", 7, 2.5, True, False, [],
+                                     "ünïcödé \u2028", {"nested": {"deep": "x"}}])
+def test_any_json_payload_and_response_come_back_as_they_went_in(store, payload):
+    e = JournalEntry(T0, Direction.IN, "t", None, None, payload, payload if payload is not None else NoAnswer.IGNORED)
+    store.insert([e])
+    (stored,), _ = store.query(query())
+    assert stored.entry == e and type(stored.entry.payload) is type(e.payload)
+
+
+def test_a_payload_json_cannot_carry_takes_the_row_path(store):
+    e = JournalEntry(T0, Direction.IN, "t", payload={"x": float("nan")})
+    store.insert([e, entry(1)])
+    page, _ = store.query(query())
+    assert len(page) == 2 and str(page[1].entry.payload["x"]) == "nan"
