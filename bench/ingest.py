@@ -59,7 +59,8 @@ sys.path.insert(0, str(HERE.parent))  # a checkout works without `pip install`
 
 from josev_bridge.core.conditions import Signal, SignalRecord  # noqa: E402
 from josev_bridge.harness.bridge_process import BridgeProcess  # noqa: E402
-from josev_bridge.harness.broker import Mosquitto, mosquitto_binary  # noqa: E402
+from machine_facts import cpu_description, mosquitto_version  # noqa: E402  (bench/machine_facts.py)
+from josev_bridge.harness.broker import Mosquitto  # noqa: E402
 from josev_bridge.protocol import records  # noqa: E402
 from josev_bridge.protocol.framing import DELIMITER, PROTOCOL_VERSION, FrameDecoder  # noqa: E402
 from josev_bridge.protocol.records import (Ack, ClockProbe, ClockReply, Hello, HostHello,  # noqa: E402
@@ -465,19 +466,12 @@ def code_revision() -> str:
 
 
 def machine(workdir: Path) -> dict[str, str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.machine())
-    try:
-        mosq = subprocess.run([mosquitto_binary(), "-h"], capture_output=True, text=True, timeout=5).stdout
-        mosq_version = mosq.splitlines()[0].removeprefix("mosquitto version ").strip()
-    except (OSError, IndexError, subprocess.SubprocessError):
-        mosq_version = "?"
     return {
-        "cpu": f"{cpu} ({os.cpu_count()} CPUs online, nproc {len(os.sched_getaffinity(0))})",
+        "cpu": cpu_description(),
         "kernel": f"{platform.system()} {platform.release()} ({platform.machine()})",
         "python": f"{platform.python_version()} ({sys.executable})",
         "pyserial": metadata.version("pyserial"),
-        "mosquitto": mosq_version,
+        "mosquitto": mosquitto_version(),
         "state dir fs": filesystem_of(workdir),
         "load average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "code": code_revision(),

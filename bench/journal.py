@@ -53,6 +53,7 @@ sys.path.insert(0, str(HERE.parent))  # a checkout works without `pip install`
 
 from roundtrip import code_revision, percentile  # noqa: E402  (bench/roundtrip.py)
 
+from machine_facts import cpu_description  # noqa: E402  (bench/machine_facts.py)
 from josev_bridge import journal as journal_module  # noqa: E402
 from josev_bridge.adapters.http_api import ApiServer  # noqa: E402
 from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy, page_statement  # noqa: E402
@@ -397,8 +398,6 @@ def run_ingest(workdir: Path, n: int) -> list[IngestResult]:
 
 # -- report -----------------------------------------------------------------------------------------
 def machine(db_dir: Path) -> dict[str, str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.machine())
     fs = "?"
     try:
         mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
@@ -407,7 +406,7 @@ def machine(db_dir: Path) -> dict[str, str]:
     except (OSError, ValueError):
         pass
     return {
-        "cpu": f"{cpu} ({os.cpu_count()} CPUs online, nproc {len(os.sched_getaffinity(0))})",
+        "cpu": cpu_description(),
         "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,

@@ -56,7 +56,8 @@ from josev_bridge.adapters.mqtt_link import build_client  # noqa: E402
 from josev_bridge.config import MqttConfig  # noqa: E402
 from josev_bridge.core.timestamps import parse_us  # noqa: E402
 from josev_bridge.harness.bridge_process import BridgeProcess  # noqa: E402
-from josev_bridge.harness.broker import SHIPPED_CONF, Mosquitto, mosquitto_binary  # noqa: E402
+from machine_facts import cpu_description, mosquitto_version  # noqa: E402  (bench/machine_facts.py)
+from josev_bridge.harness.broker import SHIPPED_CONF, Mosquitto  # noqa: E402
 from josev_bridge.harness.waiting import wait_until  # noqa: E402
 from josev_bridge.sim.launcher import start_sim  # noqa: E402
 
@@ -226,20 +227,13 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 # -- setting up ---------------------------------------------------------------------------------------
 def machine() -> dict[str, str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.machine())
-    try:
-        mosq = subprocess.run([mosquitto_binary(), "-h"], capture_output=True, text=True, timeout=5).stdout
-        mosq_version = mosq.splitlines()[0].removeprefix("mosquitto version ").strip()
-    except (OSError, IndexError, subprocess.SubprocessError):
-        mosq_version = "?"
     return {
-        "cpu": f"{cpu} ({os.cpu_count()} CPUs online, nproc {len(os.sched_getaffinity(0))})",
+        "cpu": cpu_description(),
         "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
         "python": platform.python_version(),
         "paho-mqtt": paho.mqtt.__version__,
         "jsonschema": metadata.version("jsonschema"),
-        "mosquitto": mosq_version,
+        "mosquitto": mosquitto_version(),
         "load average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "code": code_revision(),
     }
