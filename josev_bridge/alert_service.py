@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Callable
 
 from . import schemas
@@ -204,7 +203,3 @@ def charger_info(config: Config) -> tuple[ChargerInfo, dict[int, PortInfo]]:
                        number_of_ports=c.evse_count)
     ports = {n: PortInfo(n, maximum_power_kw=c.max_power_kw or None) for n in range(1, c.evse_count + 1)}
     return info, ports
-
-
-def engine_path(state_dir: Path) -> Path:
-    return state_dir / ENGINE_FILE

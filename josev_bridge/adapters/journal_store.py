@@ -15,7 +15,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from .sqlite_tx import immediate
 from ..core.journal_entry import Direction, JournalEntry, NoAnswer
@@ -234,10 +234,6 @@ class JournalStore:
 
     def oldest_id(self) -> int:
         return self._db.execute("SELECT COALESCE(MIN(id), 0) FROM journal").fetchone()[0]
-
-    def iter_all(self) -> Iterator[StoredEntry]:
-        for row in self._db.execute(f"SELECT {_COLUMNS} FROM journal ORDER BY id"):
-            yield _entry(row)
 
 
 def page_statement(q: JournalQuery, message_type: str | None) -> tuple[str, list]:
