@@ -25,8 +25,8 @@ log = logging.getLogger("josev_bridge.get_event_timestamp")
 
 NAME = "get_event_timestamp"
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
-_EVENT_TYPES = frozenset(e.value for e in EventType)
-_REASONS = frozenset(c.value for c in TRIGGER_REASONS)
+_EVENT_TYPES = {e.value: e for e in EventType}  # dict lookups: calling an Enum by value costs ~0.6 us
+_REASONS = {c.value: c for c in TRIGGER_REASONS}
 VALIDATED_TIMESTAMPS = 4096
 
 
@@ -120,7 +120,7 @@ class EventTimestampService:
             self._publish(topic, cached)
             return Outcome(json.loads(cached)["data"])
         data = message.data
-        query = Query(EventType(data["event_type"]), Condition(data["trigger_reason"]), data.get("evse_id"))
+        query = Query(_EVENT_TYPES[data["event_type"]], _REASONS[data["trigger_reason"]], data.get("evse_id"))
         enabled, supported = self._settings()  # device model read outside the edge lock
         with self._ingest.lock:
             result = answer(query, self._ingest.store, enabled=enabled, supported=supported,

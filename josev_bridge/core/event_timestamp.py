@@ -12,21 +12,21 @@ from .edge_store import EdgeStore, Found, Miss
 from .timestamps import format_us
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request on the answer path, where a frozen __init__ costs 4x
 class Query:
     event_type: EventType
     condition: Condition
     evse_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request on the answer path, where a frozen __init__ costs 4x
 class Answer:
     timestamp: str  # RFC 3339, UTC, Z, milliseconds truncated
     evse_id: int | None  # the EVSE whose edge answered; None for a current-time fallback
     from_hardware: bool  # False only for the opt-in current-time fallback
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request on the answer path, where a frozen __init__ costs 4x
 class Silence:
     """No reply is sent. `reason` is the journal's string response; `detail` is the log line."""
 
@@ -40,18 +40,25 @@ DISABLED = "NotSupported"
 def answer(query: Query, store: EdgeStore, *, enabled: bool, supported: frozenset[Condition],
            reply_with_current_time_when_unknown: bool, now_us: int) -> Answer | Silence:
     """Decide what to send for one get_event_timestamp request."""
-    what = f"{query.event_type.value}/{query.condition.value}" + (
-        f" on EVSE {query.evse_id}" if query.evse_id is not None else "")
     if not enabled:
-        return Silence(Miss.NOT_SUPPORTED.value,
-                       f"get_event_timestamp {what} asked while JOSEV_CTRLR.EnableGetEventTimestampRequest is false; not answering")
+        return Silence(Miss.NOT_SUPPORTED.value, f"get_event_timestamp {_what(query)} asked while "
+                       "JOSEV_CTRLR.EnableGetEventTimestampRequest is false; not answering")
     if query.condition not in supported:
-        return Silence(Miss.NOT_SUPPORTED.value, f"get_event_timestamp {what}: this hardware cannot time {query.condition.value}")
+        return Silence(Miss.NOT_SUPPORTED.value,
+                       f"get_event_timestamp {_what(query)}: this hardware cannot time {query.condition.value}")
     if query.event_type is EventType.STOP and query.condition in START_ONLY:
-        return Silence(Miss.NOT_SUPPORTED.value, f"get_event_timestamp {what}: {query.condition.value} has no stop event")
+        return Silence(Miss.NOT_SUPPORTED.value,
+                       f"get_event_timestamp {_what(query)}: {query.condition.value} has no stop event")
     found = store.lookup(query.event_type, query.condition, query.evse_id)
     if isinstance(found, Found):
         return Answer(format_us(found.time_us), found.evse_id, True)
     if reply_with_current_time_when_unknown:
         return Answer(format_us(now_us), None, False)
-    return Silence(Miss.NO_EVENT_RECORDED.value, f"get_event_timestamp {what}: no such edge recorded by the MCU; not answering")
+    return Silence(Miss.NO_EVENT_RECORDED.value,
+                   f"get_event_timestamp {_what(query)}: no such edge recorded by the MCU; not answering")
+
+
+def _what(query: Query) -> str:
+    """The question, for a log line (built only when one is written: an answer is the hot path)."""
+    on = f" on EVSE {query.evse_id}" if query.evse_id is not None else ""
+    return f"{query.event_type.value}/{query.condition.value}{on}"
