@@ -108,6 +108,7 @@ class DeviceModelStore:
     def __init__(self, state_dir: str | Path, definitions: dict[tuple[str, str], VariableDef]) -> None:
         self.definitions = definitions
         self.path = Path(state_dir) / DB_NAME
+        self._path_str = str(self.path)  # os.stat(str) is a third of Path.stat's cost
         self._lock = threading.Lock()
         created = not self.path.exists()
         self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
@@ -151,7 +152,13 @@ class DeviceModelStore:
 
     def generation(self) -> int:
         """A number that changes whenever the values may have changed (one cheap check per call),
-        so a hot path can cache what it derives from them."""
+        so a hot path can cache what it derives from them.
+
+        Lock-free while the file is unchanged and the authoritative check is not due (a stat, ~1 us):
+        `_refresh` publishes the signature only after the generation it belongs to.
+        """
+        if time.monotonic() < self._next_authoritative and _signature(self._path_str) == self._signature:
+            return self._generation
         with self._lock:
             self._refresh()
             return self._generation
@@ -247,7 +254,8 @@ class DeviceModelStore:
 
     def _write(self, var: VariableDef, attribute: str, value: str, source: Source, user: str,
                old: str | None) -> Change:
-        self._version = -1  # data_version ignores this connection's own commits: re-read next time
+        self._version = -1  # data_version ignores this connection's own commits: re-read next time,
+        self._next_authoritative = 0.0  # and not through generation()'s lock-free path
         at = _now()
         self._db.execute(
             "INSERT INTO variable_value VALUES (?,?,?,?,?,?) ON CONFLICT(component, variable, attribute) "
@@ -263,23 +271,22 @@ class DeviceModelStore:
         at the next use; `PRAGMA data_version` (~14 us), the authority, runs at least every 100 ms to
         catch two commits that leave the same mtime and size (a coarse file-time tick)."""
         now = time.monotonic()
-        signature = _signature(self.path)
+        signature = _signature(self._path_str)
         if signature == self._signature and now < self._next_authoritative and self._version != -1:
             return
-        self._signature, self._next_authoritative = signature, now + AUTHORITATIVE_CHECK_S
         version = self._db.execute("PRAGMA data_version").fetchone()[0]
-        if version == self._version:
-            return
-        rows = self._db.execute(
-            "SELECT component, variable, attribute, value, source, updated_at FROM variable_value").fetchall()
-        self._cache = {(r[0], r[1], r[2]): StoredValue(*r) for r in rows}
-        self._version = version
-        self._generation += 1
+        if version != self._version:
+            rows = self._db.execute(
+                "SELECT component, variable, attribute, value, source, updated_at FROM variable_value").fetchall()
+            self._cache = {(r[0], r[1], r[2]): StoredValue(*r) for r in rows}
+            self._version = version
+            self._generation += 1
+        self._signature, self._next_authoritative = signature, now + AUTHORITATIVE_CHECK_S
 
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
+def _signature(path: str) -> tuple[int, int, int] | None:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino)
