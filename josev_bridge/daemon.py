@@ -9,6 +9,7 @@ port answer: both reconnect on their own, and systemd should not kill a bridge w
 from __future__ import annotations
 
 import faulthandler
+import gc
 import logging
 import signal
 import sys
@@ -163,6 +164,8 @@ class Bridge:
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: every thread's stack to the log
+        gc.freeze()  # what start-up built (schemas, validators, definitions) lives forever: keep it out of
+        # the collector's full passes, which otherwise walk it again and again under a flood of requests
         if self.journal is not None:
             self.journal.start()
         if self.export is not None:

@@ -22,9 +22,11 @@ from .core.journal_entry import JournalEntry
 
 log = logging.getLogger("josev_bridge.journal")
 
-BATCH = 256  # entries per transaction (also bounds how far one batch can go past 90 % of the size bound)
+BATCH = 1024  # entries per transaction: one statement each (every statement costs a GIL hand-over)
 COMMIT_INTERVAL = 0.2  # seconds: the writer takes what is queued this often (a kill -9 loses at most this)
 WAKE_AT = BATCH  # ... or as soon as this many entries wait
+SIZE_CHECK_SHARE = 50  # the size bound is checked after 1/50 of it was written (JSON text) since the last
+SIZE_CHECK_INTERVAL = 1.0  # check, or this many seconds: five PRAGMAs per batch were a GIL hand-over each
 MAX_PENDING = 50_000  # entries held in memory while the database cannot take them
 RETRY_DELAY = 1.0  # seconds between attempts while writing fails
 RETENTION_INTERVAL = 2.0  # seconds between age-retention steps; the size bound is checked after every batch
@@ -53,6 +55,7 @@ class Journal:
         self._listeners: list[Callable[[int], None]] = []
         self._thread = threading.Thread(target=self._run, name="journal", daemon=True)
         self._last_age_check = 0.0
+        self._size_checked = (-1, 0.0)  # store.bytes_written and time.monotonic() at the last size check
 
     # -- any thread -------------------------------------------------------------------------------
     def record(self, entry: JournalEntry) -> None:
@@ -123,13 +126,22 @@ class Journal:
             self.last_error = None
         self.counters.written += len(batch)
         self.last_id = last_id
-        self._retain(self.store.enforce_size, self.policy)
+        if self._size_check_due():
+            self._size_checked = (self.store.bytes_written, time.monotonic())
+            self._retain(self.store.enforce_size, self.policy)
         for listener in self._listeners:
             try:
                 listener(last_id)
             except Exception:
                 log.exception("journal listener failed")
         return True
+
+    def _size_check_due(self) -> bool:
+        """After the first batch, a share of the bound written, or a while: the file cannot outgrow the
+        bound in between (enforce_size starts at 90 %; the share is 2 % of it in text)."""
+        written, at = self._size_checked
+        return (written < 0 or self.store.bytes_written - written >= self.policy.max_bytes // SIZE_CHECK_SHARE
+                or time.monotonic() - at >= SIZE_CHECK_INTERVAL)
 
     def _write_failed(self, exc: Exception) -> None:
         self.counters.write_errors += 1

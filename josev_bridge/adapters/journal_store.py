@@ -115,6 +115,7 @@ class JournalStore:
             self._db.execute("PRAGMA cache_size=-512")  # KiB: the writer needs little; RSS stays small
             self._db.executescript(SCHEMA)
             self.path.chmod(0o640)
+        self.bytes_written = 0  # JSON text inserted through this connection: when to check the size bound
 
     def close(self) -> None:
         self._db.close()
@@ -124,9 +125,10 @@ class JournalStore:
         """Insert in one transaction; returns the last id (0 if nothing). Raises sqlite3.Error.
 
         The batch goes to SQLite as one JSON document that SQLite itself takes apart (json_each):
-        Python pays one C-level json.dumps for the batch, and the insert is one statement, during
-        which the GIL is free for the thread answering requests. A batch JSON cannot carry (NaN in
-        a payload) takes the row-by-row path.
+        Python pays one C-level json.dumps for the batch, and the insert is one statement, its own
+        transaction. Every statement hands the GIL away and has to win it back from the thread
+        answering requests (a forced switch there, docs/performance.md), so a batch costs one. A
+        batch JSON cannot carry (NaN in a payload) takes the row-by-row path.
         """
         entries = list(entries)
         if not entries:
@@ -137,15 +139,17 @@ class JournalStore:
                                   allow_nan=False)
         except (ValueError, TypeError):
             document = None
+        if document is not None:
+            last_id = self._db.execute(_INSERT_FROM_JSON, (document,)).lastrowid
+            self.bytes_written += len(document)
+            return last_id
         with immediate(self._db):
-            if document is not None:
-                self._db.execute(_INSERT_FROM_JSON, (document,))
-            else:
-                self._insert_rows(entries)
-            return self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()[0]
+            self.bytes_written += self._insert_rows(entries)
+        return self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()[0]
 
-    def _insert_rows(self, entries: list[JournalEntry]) -> None:
-        """Row by row (multi-row INSERTs of four fixed shapes: SQLite caches one compiled statement each)."""
+    def _insert_rows(self, entries: list[JournalEntry]) -> int:
+        """Row by row (multi-row INSERTs of four fixed shapes: SQLite caches one compiled statement each).
+        Returns about how many bytes of text went in."""
         rows = [(e.created_us, e.direction.value, e.message_type, e.topic, e.correlation_id,
                  _dump(e.payload), _dump(e.response), e.latency_us, e.note) for e in entries]
         start = 0
@@ -153,6 +157,7 @@ class JournalStore:
             chunk = rows[start:start + size]
             self._db.execute(_insert_sql(size), [value for row in chunk for value in row])
             start += size
+        return sum(len(r[5] or "") + len(r[6] or "") + len(r[8] or "") + 64 for r in rows)
 
     def delete_oldest(self, rows: int) -> int:
         """Delete up to `rows` oldest rows (lowest ids): the size bound."""
