@@ -1,11 +1,14 @@
-"""The request fast path may never accept what the schema rejects."""
+"""The fast paths may never differ from the slow ones: the request check from the schema, the
+response formatting from the JSON encoder."""
 
 import uuid
 
 from hypothesis import given, settings, strategies as st
 
 from josev_bridge import schemas
-from josev_bridge.event_timestamp_service import certainly_valid_request
+from josev_bridge.core.timestamps import format_us
+from josev_bridge.event_timestamp_service import NAME, certainly_valid_request, response_bytes
+from josev_bridge.messages import Message, encode_response
 
 VALIDATOR = schemas.validator("get_event_timestamp.request")
 
@@ -34,3 +37,12 @@ def test_fast_path_takes_the_common_request():
     assert certainly_valid_request(obj)
     assert certainly_valid_request({**obj, "data": {**obj["data"], "evse_id": 2}})
     assert not certainly_valid_request({**obj, "data": {**obj["data"], "evse_id": 2.0}})  # left to the schema
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(ids.filter(lambda i: isinstance(i, str)), st.text(max_size=40)),
+       st.integers(0, 253_402_300_799_999_999))  # up to 9999-12-31T23:59:59.999999Z
+def test_formatted_response_is_what_the_encoder_writes(msg_id, time_us):
+    message = Message(msg_id, NAME, "request", {})
+    timestamp = format_us(time_us)
+    assert response_bytes(message, timestamp) == encode_response(message, {"timestamp": timestamp})
