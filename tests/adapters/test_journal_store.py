@@ -1,5 +1,6 @@
 """The journal in a real SQLite file: paging, retention, a full disk, kill -9 mid-write."""
 
+import json
 import logging
 import os
 import signal
@@ -10,7 +11,7 @@ import textwrap
 
 import pytest
 
-from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy, position_of
+from josev_bridge.adapters.journal_store import DUMP_ROWS, JournalStore, RetentionPolicy, _document, position_of
 from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer
 from josev_bridge.core.journal_query import JournalQuery
 from josev_bridge.harness.waiting import wait_until
@@ -24,6 +25,14 @@ def entry(i: int, kind: str = "get_event_timestamp", created_us: int | None = No
     return JournalEntry(T0 + i * 1000 if created_us is None else created_us, Direction.IN, kind, "ocpp/cs",
                         f"id-{i}", {"event_type": "TxEventStart", "trigger_reason": "EVConnected", "n": i},
                         {"timestamp": "2024-04-30T00:00:00.000Z"}, 1200)
+
+
+@pytest.mark.parametrize("rows", [0, 1, DUMP_ROWS, DUMP_ROWS + 1, 3 * DUMP_ROWS - 5])
+def test_batch_document_encoded_in_parts_is_one_json_array(rows):
+    data = [[i, "in", "t", None, f"id-{i}", {"a": [i, "é"]}, "NotSupported", 1.5, None] for i in range(rows)]
+    assert json.loads(_document(data)) == data
+    with pytest.raises(ValueError):
+        _document(data + [[float("nan")]])
 
 
 def query(**kw) -> JournalQuery:
