@@ -376,9 +376,9 @@ def split(total: int, parts: int) -> list[int]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Bridge vs bare echo responder: QoS 1 round trip, throughput, memory.")
     p.add_argument("--quick", action="store_true", help="a smoke run with small counts (seconds, not minutes)")
-    p.add_argument("--latency-requests", type=int, help="sequential requests measured per target (default 2000)")
+    p.add_argument("--latency-requests", type=int, help="sequential requests measured per target (default 6000)")
     p.add_argument("--latency-warmup", type=int, help="sequential warm-up requests per target (default 200)")
-    p.add_argument("--latency-blocks", type=int, default=10, help="interleaved blocks per target (default 10)")
+    p.add_argument("--latency-blocks", type=int, default=12, help="interleaved blocks per target (default 12)")
     p.add_argument("--throughput-requests", type=int, help="pipelined requests per target (default 40000)")
     p.add_argument("--throughput-blocks", type=int, default=8,
                    help="interleaved blocks per target (default 8: ~1 s each; more blocks, less noise)")
@@ -391,7 +391,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="also stream the journal to a second mosquitto (the fleet's broker) while measuring "
                         "(the journal itself is always on, as in production)")
     args = p.parse_args(argv)
-    full = {"latency_requests": 2000, "latency_warmup": 200, "throughput_requests": 40000, "memory_requests": 100000}
+    full = {"latency_requests": 6000, "latency_warmup": 200, "throughput_requests": 40000, "memory_requests": 100000}
     quick = {"latency_requests": 400, "latency_warmup": 50, "throughput_requests": 2000, "memory_requests": 10000}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
