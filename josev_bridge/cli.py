@@ -133,10 +133,33 @@ def _check_config(args: argparse.Namespace) -> int:
         defs = load_definitions(config.paths.device_model_dir or None)
     except DeviceModelError as exc:
         raise ConfigError(f"[paths] device_model_dir: {exc}") from None
+    _check_files(config)
     print(f"{args.config}: OK (broker {config.mqtt.host}:{config.mqtt.port} MQTT {config.mqtt.protocol}, "
           f"MCU {config.serial.url} at {config.serial.baudrate} baud, state in {config.paths.state_dir}, "
           f"{len(defs)} device-model variable(s))")
     return EXIT_OK
+
+
+def _check_files(config: Config) -> None:
+    """What the daemon reads only when it connects: secrets (present, 0600, readable; never printed)
+    and TLS files (readable), so a wrong mode or path shows here rather than as a reconnect loop."""
+    from .config import read_secret
+
+    e = config.export if config.export.enabled else None
+    secrets = [("[mqtt] password_file", config.mqtt.password_file),
+               ("[export] password_file", e.password_file if e else None)]
+    if config.api.enabled and config.api_token_file.exists():
+        secrets.append(("[api] token_file", str(config.api_token_file)))
+    for what, path in secrets:
+        if path:
+            read_secret(path, what)
+    tls = [("[mqtt] tls_ca", config.mqtt.tls_ca), ("[mqtt] tls_cert", config.mqtt.tls_cert),
+           ("[mqtt] tls_key", config.mqtt.tls_key)]
+    if e is not None:
+        tls += [("[export] tls_ca", e.tls_ca), ("[export] tls_cert", e.tls_cert), ("[export] tls_key", e.tls_key)]
+    for what, path in tls:
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"{what}: {path}: " + ("not readable" if os.path.exists(path) else "no such file"))
 
 
 # -- device model ---------------------------------------------------------------------------------

@@ -49,6 +49,25 @@ def test_check_config_ok(config):
     assert r.returncode == 0 and "OK" in r.stdout
 
 
+def test_check_config_reads_secrets_and_tls_files_without_printing_them(tmp_path):
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("hunter2-not-for-logs\n")
+    secret.chmod(0o644)
+    sections = {"serial": {"url": "/dev/null"}, "paths": {"state_dir": str(tmp_path / "state")},
+                "mqtt": {"username": "bridge", "password_file": str(secret)},
+                "export": {"enabled": True, "host": "fleet.example", "tls_ca": str(tmp_path / "missing-ca.pem")}}
+    cfg = write_config(tmp_path / "c.toml", sections)
+    loose = cli("check-config", "--config", str(cfg))
+    assert loose.returncode == 2 and "[mqtt] password_file" in loose.stderr and "chmod 600" in loose.stderr
+    secret.chmod(0o600)
+    missing = cli("check-config", "--config", str(cfg))
+    assert missing.returncode == 2 and "[export] tls_ca" in missing.stderr and "no such file" in missing.stderr
+    (tmp_path / "missing-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    ok = cli("check-config", "--config", str(cfg))
+    assert ok.returncode == 0, ok.stderr
+    assert all("hunter2" not in r.stdout + r.stderr for r in (loose, missing, ok))
+
+
 def test_request_reports_an_unreachable_broker(tmp_path):
     cfg = write_config(tmp_path / "c.toml", {"serial": {"url": "/dev/null"}, "mqtt": {"port": 1}})
     r = cli("request", "get-event-timestamp", "--event-type", "TxEventStart", "--trigger-reason", "EVConnected",
