@@ -42,6 +42,7 @@ import platform
 import secrets
 import select
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -530,8 +531,15 @@ def stop_bare_reader(proc: subprocess.Popen) -> dict:
         return {}
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    """SIGTERM's default ends the process at once, skipping the `finally` blocks and context managers
+    that stop the broker, the simulator and the bridge: they were left running."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # `kill`, `timeout`: still stop what it started
     print("command:", shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])))
     started = time.monotonic()
     results: dict = {"command": getattr(sys, "orig_argv", sys.argv), "args": {k: str(v) for k, v in vars(args).items()}}

@@ -32,6 +32,7 @@ import os
 import platform
 import select
 import shlex
+import signal
 import statistics
 import socket
 import subprocess
@@ -399,8 +400,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    """SIGTERM's default ends the process at once, skipping the `finally` blocks and context managers
+    that stop the broker, the simulator and the bridge: they were left running."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # `kill`, `timeout`: still stop what it started
     print("command:", shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])))
     info = machine()
     for key, value in info.items():
