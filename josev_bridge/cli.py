@@ -148,7 +148,11 @@ def _check_files(config: Config) -> None:
     e = config.export if config.export.enabled else None
     secrets = [("[mqtt] password_file", config.mqtt.password_file),
                ("[export] password_file", e.password_file if e else None)]
-    if config.api.enabled and config.api_token_file.exists():
+    try:
+        token_exists = config.api.enabled and config.api_token_file.exists()
+    except OSError as exc:  # e.g. the state directory is not searchable by this user
+        raise ConfigError(f"[api] token_file: {config.api_token_file}: cannot check it: {exc.strerror}") from None
+    if token_exists:
         secrets.append(("[api] token_file", str(config.api_token_file)))
     for what, path in secrets:
         if path:
@@ -158,8 +162,9 @@ def _check_files(config: Config) -> None:
     if e is not None:
         tls += [("[export] tls_ca", e.tls_ca), ("[export] tls_cert", e.tls_cert), ("[export] tls_key", e.tls_key)]
     for what, path in tls:
-        if path and not os.access(path, os.R_OK):
-            raise ConfigError(f"{what}: {path}: " + ("not readable" if os.path.exists(path) else "no such file"))
+        if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+            why = "not readable" if os.path.isfile(path) else "not a file" if os.path.exists(path) else "no such file"
+            raise ConfigError(f"{what}: {path}: {why}")
 
 
 # -- device model ---------------------------------------------------------------------------------

@@ -58,10 +58,34 @@ DUMP_ROWS = 64  # rows per json.dumps call: C code holds the GIL throughout (~0.
 # request arriving meanwhile waits; between calls the answering thread can take the GIL
 
 
-def _document(rows: list[list]) -> str:
-    """One JSON array of all rows, encoded DUMP_ROWS at a time. Raises ValueError for NaN/Infinity."""
-    parts = [json.dumps(rows[i:i + DUMP_ROWS], allow_nan=False)[1:-1] for i in range(0, len(rows), DUMP_ROWS)]
-    return "[" + ",".join(parts) + "]"
+def _document(rows: list[list], max_bytes: int | None = None) -> tuple[str, int]:
+    """One JSON array of the first rows, encoded DUMP_ROWS at a time, and how many rows it holds: as
+    many as fit in `max_bytes` (at least one), up to the first row JSON cannot carry (NaN,
+    Infinity). Raises ValueError when that is the very first row."""
+    parts: list[str] = []
+    size, count = 2, 0
+    for i in range(0, len(rows), DUMP_ROWS):
+        chunk = rows[i:i + DUMP_ROWS]
+        try:
+            part = json.dumps(chunk, allow_nan=False)[1:-1]
+        except ValueError:
+            part = None
+        if part is None or (max_bytes is not None and size + len(part) + 1 > max_bytes):
+            for row in chunk:  # row by row, up to the limit or the row that cannot be JSON
+                try:
+                    text = json.dumps(row, allow_nan=False)
+                except ValueError:
+                    break
+                if max_bytes is not None and parts and size + len(text) + 1 > max_bytes:
+                    break
+                parts.append(text)
+                size, count = size + len(text) + 1, count + 1
+            break
+        parts.append(part)
+        size, count = size + len(part) + 1, count + len(chunk)
+    if not count:
+        raise ValueError("the first row cannot be carried in JSON")
+    return "[" + ",".join(parts) + "]", count
 
 
 _CHUNK_SIZES = (64, 16, 4, 1)  # rows per INSERT: four statements only, so SQLite's statement cache
@@ -132,29 +156,39 @@ class JournalStore:
 
     # -- writing ----------------------------------------------------------------------------------
     def insert(self, entries: Iterable[JournalEntry]) -> int:
-        """Insert in one transaction; returns the last id (0 if nothing). Raises sqlite3.Error.
+        """Insert all of `entries` in one transaction; returns the last id (0 if nothing). Raises sqlite3.Error."""
+        entries = list(entries)
+        last_id, written = self.insert_some(entries)
+        assert written == len(entries)
+        return last_id
+
+    def insert_some(self, entries: list[JournalEntry], max_bytes: int | None = None) -> tuple[int, int]:
+        """Insert the first entries, as many as fit in `max_bytes` of JSON text (at least one), in one
+        transaction; returns (last id, how many). Raises sqlite3.Error.
 
         The batch goes to SQLite as one JSON document that SQLite itself takes apart (json_each):
-        Python pays one C-level json.dumps for the batch, and the insert is one statement, its own
-        transaction. Every statement hands the GIL away and has to win it back from the thread
-        answering requests (a forced switch there, docs/performance.md), so a batch costs one. A
-        batch JSON cannot carry (NaN in a payload) takes the row-by-row path.
+        Python pays C-level json.dumps calls, and the insert is one statement, its own transaction.
+        Every statement hands the GIL away and has to win it back from the thread answering requests
+        (a forced switch there, docs/performance.md), so a batch costs one. `max_bytes` bounds what
+        one insert adds, so the size bound, checked between inserts, is never passed. A row JSON
+        cannot carry (NaN in a payload) ends the document; alone at its head, it takes the row path
+        (with `max_bytes`, that row alone; without, the whole batch).
         """
-        entries = list(entries)
         if not entries:
-            return 0
+            return 0, 0
         try:
-            document = _document([[e.created_us, e.direction.value, e.message_type, e.topic, e.correlation_id,
-                                   _plain(e.payload), _plain(e.response), e.latency_us, e.note] for e in entries])
+            document, count = _document([[e.created_us, e.direction.value, e.message_type, e.topic,
+                                          e.correlation_id, _plain(e.payload), _plain(e.response), e.latency_us,
+                                          e.note] for e in entries], max_bytes)
         except (ValueError, TypeError):
-            document = None
+            document, count = None, (len(entries) if max_bytes is None else 1)
         if document is not None:
             last_id = self._db.execute(_INSERT_FROM_JSON, (document,)).lastrowid
             self.bytes_written += len(document)
-            return last_id
+            return last_id, count
         with immediate(self._db):
-            self.bytes_written += self._insert_rows(entries)
-        return self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()[0]
+            self.bytes_written += self._insert_rows(entries[:count])
+        return self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()[0], count
 
     def _insert_rows(self, entries: list[JournalEntry]) -> int:
         """Row by row (multi-row INSERTs of four fixed shapes: SQLite caches one compiled statement each).

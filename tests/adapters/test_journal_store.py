@@ -27,12 +27,25 @@ def entry(i: int, kind: str = "get_event_timestamp", created_us: int | None = No
                         {"timestamp": "2024-04-30T00:00:00.000Z"}, 1200)
 
 
-@pytest.mark.parametrize("rows", [0, 1, DUMP_ROWS, DUMP_ROWS + 1, 3 * DUMP_ROWS - 5])
+@pytest.mark.parametrize("rows", [1, DUMP_ROWS, DUMP_ROWS + 1, 3 * DUMP_ROWS - 5])
 def test_batch_document_encoded_in_parts_is_one_json_array(rows):
     data = [[i, "in", "t", None, f"id-{i}", {"a": [i, "é"]}, "NotSupported", 1.5, None] for i in range(rows)]
-    assert json.loads(_document(data)) == data
+    document, count = _document(data)
+    assert json.loads(document) == data and count == rows
+    document, count = _document(data + [[float("nan")]] + data)  # up to the row JSON cannot carry
+    assert json.loads(document) == data and count == rows
     with pytest.raises(ValueError):
-        _document(data + [[float("nan")]])
+        _document([[float("nan")]] + data)
+
+
+@pytest.mark.parametrize("limit", [100, 1000, 5000, 40_000])
+def test_batch_document_holds_what_fits_in_the_limit(limit):
+    data = [[i, "in", "t", None, f"id-{i}", {"a": "x" * (i % 300)}, None, None, None] for i in range(3 * DUMP_ROWS)]
+    document, count = _document(data, limit)
+    assert json.loads(document) == data[:count] and count >= 1
+    assert len(document) <= limit or count == 1  # one row always goes, even a big one
+    if count < len(data):
+        assert len(document) + 1 + len(json.dumps(data[count])) > limit  # and the next row would not have fitted
 
 
 def query(**kw) -> JournalQuery:
@@ -126,6 +139,32 @@ def test_size_bound_holds_under_a_flood(tmp_path):
     assert page[0].id == total  # the newest survive; the oldest went first
     assert reader.count() == total - reader.oldest_id() + 1  # deleted from the old end only, no holes
     reader.close()
+
+
+@pytest.mark.parametrize("payload_bytes", [50, 8000, 60_000])
+def test_size_bound_holds_at_every_insert_whatever_the_entry_size(tmp_path, payload_bytes):
+    """A batch (up to 1024 entries) is cut to 1/50 of the bound per insert, so even 60 KB payloads
+    never take the file past the bound between two size checks."""
+    policy = RetentionPolicy(max_age_us=10**15, max_bytes=1 << 20)
+    journal = Journal(tmp_path / "j.sqlite", policy)
+    peaks: list[int] = []
+    insert_some = journal.store.insert_some
+
+    def measured(entries, max_bytes=None):
+        result = insert_some(entries, max_bytes)
+        peaks.append(journal.store.file_bytes())  # before this batch's size check can delete anything
+        return result
+
+    journal.store.insert_some = measured
+    total = min(20_000, max(300, (4 << 20) // payload_bytes))  # 3-18 MB of entries through a 1 MiB bound
+    for i in range(total):
+        journal.record(JournalEntry(T0 + i, Direction.IN, "t", payload={"x": "y" * payload_bytes}))
+    journal.start()
+    try:
+        wait_until(lambda: journal.last_id == total and journal.pending == 0, 60, "the flood to be written")
+    finally:
+        journal.stop()
+    assert journal.counters.retained_away > 0 and max(peaks) <= policy.max_bytes, max(peaks)
 
 
 def test_a_full_disk_is_logged_and_survived_without_losing_new_entries(tmp_path, caplog):
