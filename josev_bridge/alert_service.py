@@ -85,6 +85,13 @@ class AlertService:
         with self._lock:
             self._handle(self.engine.on_edge(edge))
 
+    def on_mcu_reboot(self, seen_us: int) -> None:
+        with self._lock:
+            changes = self.engine.on_mcu_reboot(seen_us)
+            self._handle(changes)
+            if not changes:  # open faults became unconfirmed: a restart must not forget that
+                self._save()
+
     def tick(self, last_heard_us: int | None) -> None:
         with self._lock:
             self._handle(self.engine.tick(self._clock_us(), last_heard_us))
@@ -98,6 +105,9 @@ class AlertService:
                 self._one(change)
             except Exception:  # one bad alert must not stop the others, nor the thread that fed it
                 log.exception("alert %s %s could not be recorded or delivered", change.kind.value, change.alert.key)
+        self._save()
+
+    def _save(self) -> None:
         try:
             self._engine_file.save(self.engine.snapshot())
         except OSError as exc:

@@ -88,6 +88,7 @@ class Bridge:
         if self.alerts is not None:
             self.ingest.add_alert_listener(self.alerts.on_record)
             self.ingest.add_edge_listener(self.alerts.on_edge)
+            self.ingest.add_reboot_listener(self.alerts.on_mcu_reboot)
         self._started_utc_us = time.time_ns() // 1000
         self._last_request_at = 0.0
         self.journal = self._open_journal(config)

@@ -87,6 +87,7 @@ class McuIngest:
         self._waiting: list[tuple[int, SequencedRecord]] = []  # in order, for their boot's clock
         self._alert_listeners: list[AlertListener] = []
         self._edge_listeners: list[Callable[[Edge], None]] = []
+        self._reboot_listeners: list[Callable[[int], None]] = []
         self._dirty = False
         self._persist_failing = False
 
@@ -122,6 +123,12 @@ class McuIngest:
         engine follows charging sessions this way). Same rules as `add_alert_listener`."""
         self._edge_listeners.append(callback)
 
+    def add_reboot_listener(self, callback: Callable[[int], None]) -> None:
+        """Call `callback(utc_us)` when a HELLO shows the MCU rebooted (a new boot id), with the host's
+        UTC time it was seen, before any record of the new boot (the alert engine's faults become
+        unknown then). Serial thread; same rules as `add_alert_listener`."""
+        self._reboot_listeners.append(callback)
+
     @property
     def clock(self) -> ClockMap | None:
         """The current MCU boot's clock mapping (for status)."""
@@ -154,6 +161,14 @@ class McuIngest:
             log.warning("MCU boot %08x (firmware %s, protocol v%d): new boot, counting its records from 1; "
                         "conditions are unknown until it reports them (stored edge times are kept)",
                         record.boot_id, record.firmware, record.protocol_version)
+            seen_us = time.time_ns() // 1000
+            for listener in self._reboot_listeners:
+                try:
+                    listener(seen_us)
+                except Exception:
+                    self.counters.alert_listener_errors += 1
+                    log.exception("reboot listener %r failed on MCU boot %08x; ingest goes on", listener,
+                                  record.boot_id)
         else:
             log.info("MCU boot %08x (firmware %s) resumed", record.boot_id, record.firmware)
         self._settle(outcome)

@@ -12,7 +12,10 @@ The five types are Flipturn's (`GET /api/alerts`):
 
 - chargingSessionError: a FAULT raised; open until it stays cleared. `errorContext` says whether
   it came in a session where energy never flowed ("Charging failed to start"), after energy flowed
-  ("Charging ended early"), or outside a session (None).
+  ("Charging ended early"), or outside a session (None). An MCU reboot clears every open fault at
+  the time the reboot was seen, unconfirmed: the MCU re-raises the faults still active right after
+  its HELLO (docs/serial-protocol.md), which resumes their episodes as if nothing happened; a fault
+  it does not re-raise ends after the hold (the MCU never sends a clear for it).
 - offlineCharger: no frame from the MCU for `offline_threshold_minutes`. It starts at the last frame
   heard (the last thing we know); once open, any gap over `link_gap_s` keeps it open.
 - lowBattery: SoC at/below `low_soc_threshold` while the EV is connected; clears above the threshold
@@ -226,6 +229,7 @@ class _Episode:
     silent_since_us: int | None = None  # offlineCharger: the last frame heard before this silence
     emitted_eta_us: int | None = None  # lateCharging: the current ETA last reported
     emitted_departure_us: int | None = None
+    unconfirmed: bool = False  # cleared by an MCU reboot, not by a record: a re-raise resumes it as is
 
 
 @dataclass(slots=True)
@@ -289,6 +293,15 @@ class AlertEngine:
                 changes += self._energy_stopped(edge, evse)
         return changes
 
+    def on_mcu_reboot(self, time_us: int) -> list[AlertChange]:
+        """The MCU rebooted (a HELLO with a new boot id, seen at `time_us`): its faults are unknown
+        until it re-raises those still active, so every open fault clears here, unconfirmed."""
+        changes = self._expire(time_us)
+        for ep in self._episodes.values():
+            if ep.alert.type is AlertType.CHARGING_SESSION_ERROR and ep.cleared_us is None:
+                ep.cleared_us, ep.unconfirmed = time_us, True
+        return changes
+
     def tick(self, now_us: int, last_heard_us: int | None) -> list[AlertChange]:
         """Call about once a second with the bridge's clock and the MCU link's last frame time.
 
@@ -316,13 +329,16 @@ class AlertEngine:
             return [AlertChange(ChangeKind.OPENED, alert)]
         if ep.cleared_us is not None:
             ep.cleared_us = None
-            ep.alert = replace(ep.alert, occurrences=ep.alert.occurrences + 1)
+            if ep.unconfirmed:  # re-raised after an MCU reboot: the same fault, still active
+                ep.unconfirmed = False
+            else:
+                ep.alert = replace(ep.alert, occurrences=ep.alert.occurrences + 1)
         return []
 
     def _clear(self, key: str, time_us: int) -> None:
         ep = self._episodes.get(key)
-        if ep is not None and ep.cleared_us is None:
-            ep.cleared_us = time_us
+        if ep is not None and (ep.cleared_us is None or ep.unconfirmed):
+            ep.cleared_us, ep.unconfirmed = time_us, False  # a clear record: the MCU's own time wins
 
     def _expire(self, now_us: int) -> list[AlertChange]:
         """Close every episode that has stayed clear for the hold time; its end is when it cleared."""
@@ -467,7 +483,7 @@ class AlertEngine:
             "episodes": [
                 {"alert": alert_to_dict(ep.alert), "cleared_us": ep.cleared_us,
                  "silent_since_us": ep.silent_since_us, "emitted_eta_us": ep.emitted_eta_us,
-                 "emitted_departure_us": ep.emitted_departure_us}
+                 "emitted_departure_us": ep.emitted_departure_us, "unconfirmed": ep.unconfirmed}
                 for _, ep in sorted(self._episodes.items())
             ],
             "evses": {
@@ -491,7 +507,8 @@ class AlertEngine:
                 alert = alert_from_dict(raw["alert"])
                 engine._episodes[alert.key] = _Episode(
                     alert, _opt_int(raw["cleared_us"]), _opt_int(raw["silent_since_us"]),
-                    _opt_int(raw["emitted_eta_us"]), _opt_int(raw["emitted_departure_us"]))
+                    _opt_int(raw["emitted_eta_us"]), _opt_int(raw["emitted_departure_us"]),
+                    bool(raw.get("unconfirmed", False)))  # absent in snapshots from before the field
             for evse_key, raw in data["evses"].items():
                 soc = raw["soc_percent"]
                 if soc is not None and (isinstance(soc, bool) or not isinstance(soc, (int, float))):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -141,6 +142,22 @@ def test_charging_session_error_field_by_field_with_notify_event_mqtt_and_journa
     assert closed["id"] == alert["id"] and near(closed["endTimestamp"], true_us(clear))
     wait_until(lambda: len([m for m in listener.on("cs/josev") if m["name"] == "notify_event"]) == 2, 10,
                "a second notify_event for the end")
+
+
+def test_a_fault_cleared_by_an_mcu_reboot_ends_at_the_reboot(sim, alert_bridge):
+    """The simulator's reboot clears its faults and, as the protocol says, re-raises none: no clear
+    record ever comes, yet the alert must end, at the time the bridge saw the new boot."""
+    bridge = alert_bridge.start()
+    fault = cmd(sim, "inject-fault", evse_id=1, error_code="GroundFailure")
+    (alert,) = wait_alerts(bridge, lambda a: len(a) == 1, "the fault's alert")
+    assert near(alert["startTimestamp"], true_us(fault)) and alert["endTimestamp"] is None
+    before_us = time.time_ns() // 1000
+    reboot = cmd(sim, "link-reboot")
+    bridge.wait_log(f"MCU boot {reboot['boot_id']:08x}", timeout=10)
+    after_us = time.time_ns() // 1000
+    (ended,) = wait_alerts(bridge, lambda a: a[0]["endTimestamp"] is not None, "the alert to end after the hold")
+    assert ended["id"] == alert["id"] and ended["startTimestamp"] == alert["startTimestamp"]
+    assert before_us - 1000 < parse_us(ended["endTimestamp"]) <= after_us  # ms-truncated time of the HELLO
 
 
 def test_a_flapping_fault_is_one_alert(sim, make_bridge, listener):
