@@ -42,7 +42,6 @@ import platform
 import secrets
 import select
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -60,6 +59,7 @@ sys.path.insert(0, str(HERE.parent))  # a checkout works without `pip install`
 
 from josev_bridge.core.conditions import Signal, SignalRecord  # noqa: E402
 from josev_bridge.harness.bridge_process import BridgeProcess  # noqa: E402
+import exit_on_signal  # noqa: E402  (bench/exit_on_signal.py)
 from machine_facts import cpu_description, mosquitto_version  # noqa: E402  (bench/machine_facts.py)
 from josev_bridge.harness.broker import Mosquitto  # noqa: E402
 from josev_bridge.protocol import records  # noqa: E402
@@ -531,15 +531,10 @@ def stop_bare_reader(proc: subprocess.Popen) -> dict:
         return {}
 
 
-def _exit_on_signal(signum: int, frame: object) -> None:
-    """SIGTERM's default ends the process at once, skipping the `finally` blocks and context managers
-    that stop the broker, the simulator and the bridge: they were left running."""
-    raise SystemExit(128 + signum)
-
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_signal)  # `kill`, `timeout`: still stop what it started
+    exit_on_signal.install()  # `kill`, `timeout`: still stop what it started
     print("command:", shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])))
     started = time.monotonic()
     results: dict = {"command": getattr(sys, "orig_argv", sys.argv), "args": {k: str(v) for k, v in vars(args).items()}}

@@ -32,7 +32,6 @@ import os
 import platform
 import select
 import shlex
-import signal
 import statistics
 import socket
 import subprocess
@@ -57,6 +56,7 @@ from josev_bridge.adapters.mqtt_link import build_client  # noqa: E402
 from josev_bridge.config import MqttConfig  # noqa: E402
 from josev_bridge.core.timestamps import parse_us  # noqa: E402
 from josev_bridge.harness.bridge_process import BridgeProcess  # noqa: E402
+import exit_on_signal  # noqa: E402  (bench/exit_on_signal.py)
 from machine_facts import cpu_description, mosquitto_version  # noqa: E402  (bench/machine_facts.py)
 from josev_bridge.harness.broker import SHIPPED_CONF, Mosquitto  # noqa: E402
 from josev_bridge.harness.waiting import wait_until  # noqa: E402
@@ -400,15 +400,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _exit_on_signal(signum: int, frame: object) -> None:
-    """SIGTERM's default ends the process at once, skipping the `finally` blocks and context managers
-    that stop the broker, the simulator and the bridge: they were left running."""
-    raise SystemExit(128 + signum)
-
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_signal)  # `kill`, `timeout`: still stop what it started
+    exit_on_signal.install()  # `kill`, `timeout`: still stop what it started
     print("command:", shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])))
     info = machine()
     for key, value in info.items():
