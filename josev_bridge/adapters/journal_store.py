@@ -156,10 +156,12 @@ class JournalStore:
 
     # -- writing ----------------------------------------------------------------------------------
     def insert(self, entries: Iterable[JournalEntry]) -> int:
-        """Insert all of `entries` in one transaction; returns the last id (0 if nothing). Raises sqlite3.Error."""
-        entries = list(entries)
-        last_id, written = self.insert_some(entries)
-        assert written == len(entries)
+        """Insert all of `entries`, in order; returns the last id (0 if nothing). Raises sqlite3.Error.
+        One transaction, unless a row JSON cannot carry (NaN) splits the batch around it."""
+        entries, last_id = list(entries), 0
+        while entries:
+            last_id, written = self.insert_some(entries)
+            entries = entries[written:]
         return last_id
 
     def insert_some(self, entries: list[JournalEntry], max_bytes: int | None = None) -> tuple[int, int]:

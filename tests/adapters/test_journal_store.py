@@ -243,3 +243,5 @@ def test_a_payload_json_cannot_carry_takes_the_row_path(store):
     store.insert([e, entry(1)])
     page, _ = store.query(query())
     assert len(page) == 2 and str(page[1].entry.payload["x"]) == "nan"
+    assert store.insert([entry(2), e, entry(3)]) == 5  # in the middle of a batch: split around it, in order
+    assert [s.entry.correlation_id for s in store.after_id(2)] == ["id-2", None, "id-3"]
