@@ -25,8 +25,8 @@ from .core.alert_inputs import EvStatusRecord, FaultRecord
 from .core.alert_muting import is_muted
 from .core.alert_recipients import Recipient, RecipientKind, default_recipients
 from .core.alert_view import ChargerInfo, ChargingSessionInfo, PortInfo, render_alert
-from .core.alerts import (Alert, AlertChange, AlertEngine, ChangeKind, SessionErrorDetails, SocDetails, LateDetails,
-                          OfflineDetails)
+from .core.alerts import (SESSION_CONDITIONS, Alert, AlertChange, AlertEngine, ChangeKind, SessionErrorDetails,
+                          SocDetails, LateDetails, OfflineDetails)
 from .core.conditions import Edge
 from .core.timestamps import format_us
 
@@ -46,6 +46,7 @@ class AlertService:
         self.store = AlertStore(config.state_dir / FILE_NAME)
         self._engine_file = AtomicJsonFile(config.state_dir / ENGINE_FILE)
         self.engine = self._load_engine()
+        self._saved = self.engine.snapshot()  # what the file holds (or an empty engine's)
         self.recipients: tuple[Recipient, ...] = config.alerts.recipients or default_recipients(config.charger.identity)
         self._notify_validator = schemas.validator("notify_event.update")
         self.charger, self.ports = charger_info(config)
@@ -75,30 +76,30 @@ class AlertService:
             return [a.key for a in self.engine.open_alerts()]
 
     # -- inputs (serial thread, housekeeping) -----------------------------------------------------
+    # `state_may_change`: the input may have changed the engine's state without an alert change (a
+    # session opened, a SoC, faults unconfirmed by a reboot); the snapshot is then saved if it differs,
+    # so a restart does not forget a session that raised no alert.
     def on_record(self, record: FaultRecord | EvStatusRecord) -> None:
         with self._lock:
             changes = (self.engine.on_fault(record) if isinstance(record, FaultRecord)
                        else self.engine.on_ev_status(record))
-            self._handle(changes)
+            self._handle(changes, state_may_change=True)
 
     def on_edge(self, edge: Edge) -> None:
         with self._lock:
-            self._handle(self.engine.on_edge(edge))
+            self._handle(self.engine.on_edge(edge), state_may_change=edge.condition in SESSION_CONDITIONS)
 
     def on_mcu_reboot(self, seen_us: int) -> None:
         with self._lock:
-            changes = self.engine.on_mcu_reboot(seen_us)
-            self._handle(changes)
-            if not changes:  # open faults became unconfirmed: a restart must not forget that
-                self._save()
+            self._handle(self.engine.on_mcu_reboot(seen_us), state_may_change=True)
 
     def tick(self, last_heard_us: int | None) -> None:
         with self._lock:
             self._handle(self.engine.tick(self._clock_us(), last_heard_us))
 
     # -- record, mute, deliver --------------------------------------------------------------------
-    def _handle(self, changes: list[AlertChange]) -> None:
-        if not changes:
+    def _handle(self, changes: list[AlertChange], state_may_change: bool = False) -> None:
+        if not changes and not state_may_change:
             return
         for change in changes:
             try:
@@ -108,10 +109,17 @@ class AlertService:
         self._save()
 
     def _save(self) -> None:
+        """Write the engine's snapshot when it differs from the last one written (no write per SoC
+        report that changed nothing: this is flash)."""
+        snapshot = self.engine.snapshot()
+        if snapshot == self._saved:
+            return
         try:
-            self._engine_file.save(self.engine.snapshot())
+            self._engine_file.save(snapshot)
         except OSError as exc:
             log.error("cannot save open alert episodes to %s: %s", self._engine_file.path, exc)
+            return
+        self._saved = snapshot
 
     def _one(self, change: AlertChange) -> None:
         alert = change.alert

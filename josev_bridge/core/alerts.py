@@ -244,6 +244,10 @@ class _Evse:
     connector_id: int | None = None  # of the latest EV status
 
 
+#: The condition edges that change the engine's session state (the rest only move its clock).
+SESSION_CONDITIONS = frozenset({Condition.EV_CONNECTED, Condition.AUTHORIZED, Condition.ENERGY_TRANSFER})
+
+
 class AlertEngine:
     """Feed records, edges and ticks in time order; each call returns the alert changes it caused."""
 
@@ -281,7 +285,8 @@ class AlertEngine:
         return changes + self._late(rec, evse)
 
     def on_edge(self, edge: Edge) -> list[AlertChange]:
-        """Condition edges (from EdgeStore.apply) tell the engine about sessions and energy flow."""
+        """Condition edges (from EdgeStore.apply) tell the engine about sessions and energy flow
+        (only those of SESSION_CONDITIONS change its state)."""
         changes = self._expire(edge.time_us)
         evse = self._evse(edge.evse_id)
         if edge.condition in (Condition.EV_CONNECTED, Condition.AUTHORIZED):

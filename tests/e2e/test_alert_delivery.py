@@ -268,6 +268,21 @@ def test_alerts_survive_a_bridge_restart_without_duplicates(sim, alert_bridge):
     assert after["id"] == before["id"] and near(after["endTimestamp"], true_us(clear))
 
 
+def test_a_session_without_alerts_survives_a_bridge_restart(sim, alert_bridge):
+    """Plugging in and authorizing raise no alert, yet the engine must remember the session across
+    a restart: a later fault is 'Charging failed to start' in that session, not outside one."""
+    bridge = alert_bridge.start()
+    plug = cmd(sim, "plug-connector", evse_id=1)
+    cmd(sim, "authorize-id-tag", evse_id=1, id_tag="T1")
+    bridge.wait_log("PowerPathClosed TxEventStart")
+    bridge.stop()  # a clean stop: the records are acknowledged, so nothing is replayed after the start
+    bridge.start()
+    cmd(sim, "inject-fault", evse_id=1, error_code="GroundFailure")
+    (alert,) = wait_alerts(bridge, lambda a: len(a) == 1, "the fault's alert")
+    assert alert["chargingSessionError"]["errorContext"] == "Charging failed to start"
+    assert near(alert["chargingSession"]["startTime"], true_us(plug, "SIGNAL"))
+
+
 def test_cli_alerts(sim, alert_bridge):
     bridge = alert_bridge.start()
     cmd(sim, "plug-connector", evse_id=1)
