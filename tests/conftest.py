@@ -16,6 +16,13 @@ def broker(tmp_path):
 
 
 @pytest.fixture
+def upstream(tmp_path):
+    """A second broker: the fleet's, for journal export."""
+    with Mosquitto(tmp_path / "upstream") as broker:
+        yield broker
+
+
+@pytest.fixture
 def sim(tmp_path):
     with start_sim(tmp_path / "sim") as s:
         yield s

@@ -100,12 +100,6 @@ def make_exporter(cfg: ExportConfig, journal_path: Path) -> JournalExporter:
 
 
 @pytest.fixture
-def upstream(tmp_path):
-    with Mosquitto(tmp_path / "upstream") as broker:
-        yield broker
-
-
-@pytest.fixture
 def journal(tmp_path):
     j = Journal(tmp_path / "state" / "journal.sqlite", BIG)
     j.start()

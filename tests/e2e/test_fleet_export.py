@@ -18,7 +18,6 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from josev_bridge.config import MqttConfig
-from josev_bridge.harness.broker import Mosquitto
 from josev_bridge.harness.waiting import wait_until
 from josev_bridge.request_client import RequestClient
 
@@ -60,12 +59,6 @@ class Fleet:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-@pytest.fixture
-def upstream(tmp_path):
-    with Mosquitto(tmp_path / "upstream") as broker:
-        yield broker
 
 
 @pytest.fixture
