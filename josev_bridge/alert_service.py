@@ -37,7 +37,7 @@ NOTIFY_EVENT = "notify_event"
 
 
 class AlertService:
-    def __init__(self, config: Config, publish: Callable[[str, bytes], bool],
+    def __init__(self, config: Config, publish: Callable[[str, bytes], str | None],
                  clock_us: Callable[[], int] = lambda: time.time_ns() // 1000) -> None:
         self._config = config
         self._publish = publish
@@ -147,9 +147,10 @@ class AlertService:
         try:
             if recipient.kind is RecipientKind.MQTT:
                 ok = self._publish(recipient.topic or "", json.dumps({"event": change.kind.value, "alert": view},
-                                                                      separators=(",", ":")).encode())
+                                                                      separators=(",", ":")).encode()) is None
             elif recipient.kind is RecipientKind.NOTIFY_EVENT:
-                ok = self._publish(self._config.mqtt.josev_response_topic, self._notify_event(change, alert_id))
+                ok = self._publish(self._config.mqtt.josev_response_topic,
+                                   self._notify_event(change, alert_id)) is None
             else:
                 ok = True
                 level = logging.WARNING if change.kind is ChangeKind.OPENED else logging.INFO

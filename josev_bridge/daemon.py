@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import faulthandler
 import gc
+import json
 import logging
 import signal
 import sys
@@ -29,9 +30,10 @@ from .config import Config, ConfigError, load
 from .core.timestamps import format_us
 from .device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
 from .event_timestamp_service import NAME, EventTimestampService, certainly_valid_request
+from .event_timestamp_service import encode as encode_event_timestamp
 from .mcu_ingest import STATE_FILE, McuIngest
 from . import status_report
-from .messages import Handled, Rejected, Router
+from .messages import Handled, Rejected, Router, raw_text
 from .adapters.http_api import ApiServer, load_or_create_token
 from .adapters.journal_store import FILE_NAME as JOURNAL_FILE, RetentionPolicy
 from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_LINK, Direction, JournalEntry, NoAnswer
@@ -45,7 +47,6 @@ log = logging.getLogger("josev_bridge.daemon")
 
 HOUSEKEEPING_INTERVAL = 0.5  # seconds; also bounds how late a device-model change is logged
 SERIAL_STALL_LIMIT = 5.0  # the serial loop turns at least every 0.2 s; 5 s without means it is stuck
-RAW_JOURNALED = 2048  # characters of an unparsable payload kept in the journal
 # While the journal, export or serial thread runs Python code, a request arriving on the MQTT thread
 # waits for the GIL up to the switch interval (5 ms by default): that is the p99 of an answer. 0.5 ms
 # bounds the wait; the cost (more switches) is paid only while threads actually contend.
@@ -76,15 +77,18 @@ class Bridge:
         m = config.mqtt
         self.mqtt = MqttLink(m, status_topic=config.status_topic,
                              subscriptions=[m.request_topic, m.josev_request_topic], on_message=self._on_mqtt_message)
-        self.timestamps = EventTimestampService(config, self.ingest, self.device_model, self.mqtt.publish)
-        self.dm_sync = DeviceModelSync(self.device_model, self.mqtt.publish, m.josev_response_topic)
-        self.routers = {m.request_topic: Router(), m.josev_request_topic: Router()}
-        self.routers[m.request_topic].register(NAME, "request", "get_event_timestamp.request", self.timestamps.handle,
-                                               certainly_valid_request)
-        self.routers[m.josev_request_topic].register(SET_VARIABLE_VALIDATE, "request", "set_variable_validate.request",
-                                                     self.dm_sync.handle)
+        self.timestamps = EventTimestampService(config, self.ingest, self.device_model)
+        self.dm_sync = DeviceModelSync(self.device_model)
+        self.routers = {m.request_topic: Router(self.mqtt.publish), m.josev_request_topic: Router(self.mqtt.publish)}
+        self.routers[m.request_topic].register(
+            NAME, "request", "get_event_timestamp.request", self.timestamps.handle, response_topic=m.response_topic,
+            response_schema="get_event_timestamp.response", certainly_valid=certainly_valid_request,
+            encode=encode_event_timestamp)
+        self.routers[m.josev_request_topic].register(
+            SET_VARIABLE_VALIDATE, "request", "set_variable_validate.request", self.dm_sync.handle,
+            response_topic=m.josev_response_topic, response_schema="set_variable_validate.response", cache_size=1024)
         self.serial = SerialLink(config.serial, self.ingest)
-        self.alerts = AlertService(config, self.mqtt.publish) if config.alerts.enabled else None
+        self.alerts = AlertService(config, self._send_own) if config.alerts.enabled else None
         if self.alerts is not None:
             self.ingest.add_alert_listener(self.alerts.on_record)
             self.ingest.add_edge_listener(self.alerts.on_edge)
@@ -157,6 +161,14 @@ class Bridge:
             else:
                 log.warning("dropping %s message on %s%s: %s", result.kind.replace("_", " "), message.topic,
                             about, result.detail)
+
+    def _send_own(self, topic: str, payload: bytes) -> str | None:
+        """Publish a message of the bridge's own (not an answer); Josev envelopes are journaled as `out`,
+        with whether the link took them."""
+        refused = self.mqtt.publish(topic, payload)
+        if self.journal is not None and topic == self.config.mqtt.josev_response_topic:
+            self.journal.record(_outgoing_entry(time.time_ns() // 1000, topic, payload, refused))
+        return refused
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def run(self) -> int:
@@ -319,18 +331,28 @@ class Bridge:
 
 def _journal_entry(received_us: int, message: mqtt.MQTTMessage, result: Handled | Rejected,
                    latency_us: int) -> JournalEntry:
+    """A request and what became of it: answered only when the link took the answer."""
     if isinstance(result, Handled):
         m, outcome = result.message, result.outcome
-        answered = outcome.response is not None
+        if outcome.sent:
+            return JournalEntry(received_us, Direction.IN, m.name, message.topic, m.id, m.data, outcome.response,
+                                latency_us, note=outcome.note)
         return JournalEntry(received_us, Direction.IN, m.name, message.topic, m.id, m.data,
-                            outcome.response if answered else NoAnswer(outcome.no_answer),
-                            latency_us if answered else None)
+                            NoAnswer(outcome.no_answer), None, note=outcome.note)
     why = NoAnswer.IGNORED if result.kind == "ignored" else NoAnswer.INVALID_MESSAGE
     payload = result.data
     if payload is None and result.kind in ("malformed_json", "not_an_envelope", "oversized"):
-        payload = message.payload[:RAW_JOURNALED].decode("utf-8", "replace")
+        payload = raw_text(message.payload)
     return JournalEntry(received_us, Direction.IN, result.name or "unknown", message.topic, result.id, payload,
                         why, note=result.detail)
+
+
+def _outgoing_entry(created_us: int, topic: str, payload: bytes, refused: str | None) -> JournalEntry:
+    """A message the bridge sent on its own (notify_event): what it was, and whether the link took it."""
+    body = json.loads(payload)
+    return JournalEntry(created_us, Direction.OUT, body.get("name", "unknown"), topic, body.get("id"),
+                        body.get("data"), None if refused is None else NoAnswer.NOT_SENT,
+                        note=None if refused is None else f"the MQTT link did not take it ({refused})")
 
 
 def run(config_path: str) -> int:

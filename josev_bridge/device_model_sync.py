@@ -2,20 +2,18 @@
 
 Josev (API >= 3.5) asks the CS to validate a value before it sets it. Only variables this bridge
 defines are ours; anything else belongs to another CS component on the same bus and is ignored
-without a reply. An accepted value is applied at once with source `csms`.
+without a reply. An accepted value is applied at once with source `csms`. A QoS 1 redelivery gets
+the router's cached answer, so it makes no second change in the audit trail.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Callable
 
-from . import schemas
 from .adapters.device_model_store import DeviceModelStore
 from .core.device_model import DeviceModelError, Source
 from .core.journal_entry import NoAnswer
-from .messages import Message, Outcome, ReplyCache, encode_response
+from .messages import Message, Outcome
 
 log = logging.getLogger("josev_bridge.device_model_sync")
 
@@ -23,12 +21,10 @@ NAME = "set_variable_validate"
 
 
 class DeviceModelSync:
-    def __init__(self, store: DeviceModelStore, publish: Callable[[str, bytes], bool], response_topic: str) -> None:
+    """Decides set_variable_validate answers; the router sends them (messages.Router)."""
+
+    def __init__(self, store: DeviceModelStore) -> None:
         self._store = store
-        self._publish = publish
-        self._topic = response_topic
-        self._replies = ReplyCache(1024)
-        self._validator = schemas.validator("set_variable_validate.response")
 
     def owns(self, data: dict) -> bool:
         component, variable = data["component"], data["variable"]
@@ -41,24 +37,14 @@ class DeviceModelSync:
         if not self.owns(data):
             log.debug("set_variable_validate %s for %s.%s: not ours, ignored", message.id,
                       data["component"]["name"], data["variable"]["name"])
-            return Outcome(no_answer=NoAnswer.IGNORED.value)
-        cached = self._replies.get(message.id)
-        if cached is not None:  # a QoS 1 redelivery: same answer, no second change in the audit trail
-            self._publish(self._topic, cached)
-            return Outcome(json.loads(cached)["data"])
+            return Outcome(no_answer=NoAnswer.IGNORED.value, note="a variable this bridge does not define")
         component, variable = data["component"]["name"], data["variable"]["name"]
         try:
             change = self._store.set(component, variable, data["attribute_value"], source=Source.CSMS, user="csms",
                                      attribute=data.get("attribute_type", "Actual"))
-            result = "accepted"
-            log.info("set_variable_validate %s: %s.%s = %r accepted and applied (was %r)", message.id,
-                     component, variable, change.new_value, change.old_value)
         except DeviceModelError as exc:
-            result = "rejected"
             log.warning("set_variable_validate %s: rejected: %s", message.id, exc)
-        payload = encode_response(message, {"result": result})
-        if not self._validator.is_valid(json.loads(payload)):
-            raise RuntimeError(f"set_variable_validate response fails its schema: {payload!r}")
-        self._replies.put(message.id, payload)
-        self._publish(self._topic, payload)
-        return Outcome({"result": result})
+            return Outcome({"result": "rejected"}, note=str(exc))
+        log.info("set_variable_validate %s: %s.%s = %r accepted and applied (was %r)", message.id,
+                 component, variable, change.new_value, change.old_value)
+        return Outcome({"result": "accepted"})

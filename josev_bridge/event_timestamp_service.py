@@ -1,25 +1,23 @@
-"""Answers get_event_timestamp on cs/ocpp: device-model gate, edge lookup, response validation.
+"""Decides get_event_timestamp answers: device-model gate, edge lookup, the answer rule.
 
 Runs in the MQTT network thread, so it must be quick and must not block: a dict lookup under a
-short lock, a cached device-model read, one schema validation, one non-blocking publish.
+short lock and a cached device-model read. The router (messages.py) encodes, checks and sends.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 from typing import Callable
 
-from . import schemas
 from .adapters.device_model_store import DeviceModelStore
 from .config import Config
 from .core.conditions import TRIGGER_REASONS, Condition, EventType
 from .core.device_model import as_bool
 from .core.event_timestamp import Answer, Query, answer
 from .mcu_ingest import McuIngest
-from .messages import Message, Outcome, ReplyCache, encode_response
+from .messages import Message, Outcome, encode_response
 
 log = logging.getLogger("josev_bridge.get_event_timestamp")
 
@@ -27,7 +25,6 @@ NAME = "get_event_timestamp"
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 _EVENT_TYPES = {e.value: e for e in EventType}  # dict lookups: calling an Enum by value costs ~0.6 us
 _REASONS = {c.value: c for c in TRIGGER_REASONS}
-VALIDATED_TIMESTAMPS = 4096
 
 
 def certainly_valid_request(obj: dict) -> bool:
@@ -67,39 +64,26 @@ FLAG = ("JOSEV_CTRLR", "EnableGetEventTimestampRequest")
 SUPPORTED = ("JOSEV_CTRLR", "EventTimestampTriggerReasonsSupported")
 
 
-class ResponseInvalid(RuntimeError):
-    """We built a response our own schema rejects: a bug, never sent."""
+def encode(request: Message, data: dict) -> bytes:
+    """The router's encoder for this route: the formatted envelope for the one-key answer."""
+    return response_bytes(request, data["timestamp"])
+
+
+FALLBACK_NOTE = "not a hardware time: the board's current time (reply_with_current_time_when_unknown)"
 
 
 class EventTimestampService:
+    """Decides the answer; the router sends it (messages.Router owns the reply path)."""
+
     def __init__(self, config: Config, ingest: McuIngest, device_model: DeviceModelStore,
-                 publish: Callable[[str, bytes], bool], clock_us: Callable[[], int] | None = None) -> None:
+                 clock_us: Callable[[], int] | None = None) -> None:
         self._config = config
         self._ingest = ingest
         self._dm = device_model
-        self._publish = publish
         self._clock_us = clock_us or (lambda: time.time_ns() // 1000)
-        self._replies = ReplyCache()
-        self._response_validator = schemas.validator("get_event_timestamp.response")
-        self._validated: set[str] = set()
         self._settings_cache: tuple[int, tuple[bool, frozenset[Condition]]] = (-1, (False, frozenset()))
         self.answered = 0
         self.silent = 0
-
-    def _check_response(self, timestamp: str, payload: bytes) -> None:
-        """Validate the outgoing response with its schema, once per distinct timestamp.
-
-        The rest of a response is the request's id (already checked against the same uuid format)
-        and two constants, so a timestamp that passed once passes again; this keeps the schema
-        check on every answer's content without paying ~150 us on each repeat.
-        """
-        if timestamp in self._validated:
-            return
-        if not self._response_validator.is_valid(json.loads(payload)):
-            raise ResponseInvalid(f"response fails its schema: {payload!r}")
-        if len(self._validated) >= VALIDATED_TIMESTAMPS:
-            self._validated.clear()
-        self._validated.add(timestamp)
 
     def reconfigure(self, config: Config) -> None:
         self._config = config
@@ -125,12 +109,6 @@ class EventTimestampService:
         return self._settings_cache[1]
 
     def handle(self, message: Message) -> Outcome:
-        topic = self._config.mqtt.response_topic
-        cached = self._replies.get(message.id)
-        if cached is not None:
-            log.info("request %s seen again (QoS 1 redelivery); repeating the same answer", message.id)
-            self._publish(topic, cached)
-            return Outcome(json.loads(cached)["data"])
         data = message.data
         query = Query(_EVENT_TYPES[data["event_type"]], _REASONS[data["trigger_reason"]], data.get("evse_id"))
         enabled, supported = self._settings()  # device model read outside the edge lock
@@ -142,16 +120,13 @@ class EventTimestampService:
         if not isinstance(result, Answer):
             self.silent += 1
             log.warning("request %s: %s", message.id, result.detail)
-            return Outcome(no_answer=result.reason)
-        payload = response_bytes(message, result.timestamp)
-        self._check_response(result.timestamp, payload)
-        self._replies.put(message.id, payload)
-        self._publish(topic, payload)
+            return Outcome(no_answer=result.reason, note=result.cause)
         self.answered += 1
         if not result.from_hardware:
             log.warning("request %s: no %s/%s edge recorded; answered with the current time as configured",
                         message.id, query.event_type.value, query.condition.value)
-        elif log.isEnabledFor(logging.DEBUG):
+            return Outcome({"timestamp": result.timestamp}, note=FALLBACK_NOTE)
+        if log.isEnabledFor(logging.DEBUG):
             log.debug("request %s: %s/%s -> %s (EVSE %s)", message.id, query.event_type.value,
                       query.condition.value, result.timestamp, result.evse_id)
         return Outcome({"timestamp": result.timestamp})

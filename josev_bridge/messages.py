@@ -1,25 +1,115 @@
-"""Josev messages in and out: size limit, JSON parsing, envelope checks, a per-name handler registry.
+"""Josev messages in and out: the edge checks, a per-name handler registry, and the one reply path.
 
 Topics are shared buses (other services listen too), so a message with a name/type nobody here
 handles is ignored at debug level, never answered with an error. Bad input gets exactly one clear
 log line and no reply.
+
+The router owns every reply: a handler only computes the response `data` (or says why there is
+none); the router looks the request up in the reply cache, encodes the envelope, checks it against
+the response schema, publishes it and records whether the link took it. So the redelivery rule and
+the "answered means handed to the broker" rule are the same for every message name.
+
+Input that JSON or SQLite cannot carry faithfully (NaN, Infinity, numbers beyond a double, text
+with lone surrogates, NULs in the envelope, nesting deeper than MAX_DEPTH) is refused here, at the
+edge, so nothing downstream (journal, API, logs) ever holds text it cannot read back.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Hashable
 
 from jsonschema import Draft202012Validator
 
 from . import schemas
+from .core.journal_entry import NoAnswer
 
 log = logging.getLogger("josev_bridge.messages")
 
 MAX_PAYLOAD = 64 * 1024
+MAX_DEPTH = 32  # Josev's messages nest 4 levels; SQLite's JSON functions stop at 1000
+RAW_TEXT = 2048  # characters of an unusable payload kept (as text) for the journal
+
+#: Queue a message on the broker link: None when it was handed over, else why it was not.
+Publish = Callable[[str, bytes], "str | None"]
+
+
+class BadJson(ValueError):
+    """JSON that parses in Python but that strict JSON (or SQLite's JSON functions) cannot carry."""
+
+
+def _no_constants(name: str) -> float:
+    raise BadJson(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise BadJson(f"number {text[:40]} is beyond a double")
+    return value
+
+
+_DECODE = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite).decode
+_UNSAFE_TEXT = re.compile("[\ud800-\udfff\x00]")  # lone surrogates (json.loads joins valid pairs) and NUL
+
+
+def decode(payload: bytes) -> object:
+    """Strict JSON: no NaN/Infinity, no overflowing numbers, bounded depth, valid Unicode text.
+
+    A lone surrogate or a NUL can only come from a `\\u` escape (raw bytes are UTF-8 and raw
+    control characters are refused by the parser), so the text scan runs only when one is present.
+    """
+    try:
+        obj = _DECODE(payload.decode("utf-8"))
+    except RecursionError:
+        raise BadJson("nested too deeply") from None
+    if b"\\u" in payload and _has_unsafe_text(obj):
+        raise BadJson("text holds a lone surrogate or a NUL character")
+    if _depth_exceeds(obj, MAX_DEPTH):
+        raise BadJson(f"nested deeper than {MAX_DEPTH} levels")
+    return obj
+
+
+def _has_unsafe_text(obj: object) -> bool:
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _UNSAFE_TEXT.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _depth_exceeds(obj: object, limit: int) -> bool:
+    """Iterative, so a deep document cannot exhaust the stack; a flat request costs one pass."""
+    stack = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def raw_text(payload: bytes) -> str:
+    """An unusable payload as text anything can store and read back: UTF-8 with replacements, no NUL."""
+    return payload[:RAW_TEXT].decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
 @dataclass(slots=True)  # not frozen: built per request on the answer path, where a frozen __init__ costs 4x
@@ -38,15 +128,21 @@ class Rejected:
     detail: str
     id: str | None = None
     name: str | None = None
-    data: object = None  # the parsed `data`, when the payload was JSON
+    data: object = None  # the parsed `data`, when the payload was JSON it could carry
 
 
 @dataclass(slots=True)  # not frozen: built per request on the answer path, where a frozen __init__ costs 4x
 class Outcome:
-    """What a handler did: the response `data` it published, or why it sent none (a NoAnswer value)."""
+    """What a handler decided: the response `data` to send, or why none (a NoAnswer value).
+
+    `note` says the cause of a silence, or what is special about an answer. The router sets
+    `sent` (the broker link took the answer) and, when it did not, `no_answer` = NotSent.
+    """
 
     response: dict | None = None
     no_answer: str | None = None
+    note: str | None = None
+    sent: bool = False
 
 
 @dataclass(slots=True)  # not frozen: built per request on the answer path, where a frozen __init__ costs 4x
@@ -57,38 +153,127 @@ class Handled:
 
 Handler = Callable[[Message], Outcome]
 FastCheck = Callable[[dict], bool]
+Encoder = Callable[[Message, dict], bytes]
+
+
+class ReplyCache:
+    """The last replies by request id, with a fingerprint of the request body they answered.
+
+    A QoS 1 redelivery carries the same bytes, so it gets the very same answer; the same id with
+    another body is another request and must never get this one.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._replies: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+
+    def get(self, msg_id: str) -> tuple[int, bytes] | None:
+        return self._replies.get(msg_id)
+
+    def put(self, msg_id: str, body_hash: int, payload: bytes) -> None:
+        self._replies[msg_id] = (body_hash, payload)
+        if len(self._replies) > self._size:
+            self._replies.popitem(last=False)
+
+
+class ResponseCheck:
+    """The response schema, applied to every answer; a `data` already seen valid is not re-checked.
+
+    The rest of a response is the request's id (checked by the request schema against the same
+    envelope) and constants, so a `data` that passed once passes again: this keeps the check on
+    every answer's content without paying ~150 us for each repeat.
+    """
+
+    MEMO = 4096
+
+    def __init__(self, schema_name: str) -> None:
+        self._validator = schemas.validator(schema_name)
+        self._valid: set[Hashable] = set()
+
+    def error(self, data: dict, payload: bytes) -> str | None:
+        key = _memo_key(data)
+        if key is not None and key in self._valid:
+            return None
+        if not self._validator.is_valid(json.loads(payload)):
+            return schemas.first_error(self._validator, json.loads(payload)) or "invalid"
+        if key is not None:
+            if len(self._valid) >= self.MEMO:
+                self._valid.clear()
+            self._valid.add(key)
+        return None
+
+
+def _memo_key(data: dict) -> Hashable | None:
+    try:
+        return frozenset(data.items())
+    except TypeError:  # a nested value: validate every time
+        return None
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # built once: json.dumps(separators=...) builds
+# an encoder per call, a third of the cost of encoding a response
+
+
+def encode_response(request: Message, data: dict) -> bytes:
+    """The response envelope: same id and name, type "response"."""
+    return _ENCODE({"id": request.id, "name": request.name, "type": "response", "data": data}).encode()
 
 
 @dataclass(slots=True)
 class _Route:
     validator: Draft202012Validator
     handler: Handler
-    certainly_valid: FastCheck | None = None
+    certainly_valid: FastCheck | None
+    response_topic: str
+    response_check: ResponseCheck
+    encode: Encoder
+    replies: ReplyCache
 
 
 class Router:
-    """Validates inbound payloads and dispatches them to the handler registered for (name, type)."""
+    """Validates inbound payloads, dispatches them by (name, type), and sends the handler's answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, publish: Publish) -> None:
+        self._publish = publish
         self._routes: dict[tuple[str, str], _Route] = {}
 
-    def register(self, name: str, type_: str, schema_name: str, handler: Handler,
-                 certainly_valid: FastCheck | None = None) -> None:
+    def register(self, name: str, type_: str, schema_name: str, handler: Handler, *, response_topic: str,
+                 response_schema: str, certainly_valid: FastCheck | None = None,
+                 encode: Encoder = encode_response, cache_size: int = 4096) -> None:
         """`certainly_valid` may short-cut the schema for the common case: it must return True only
         for messages the schema accepts (a property test holds it to that); anything else, valid or
-        not, goes to the full validator, which has the last word and names the violation."""
-        self._routes[(name, type_)] = _Route(schemas.validator(schema_name), handler, certainly_valid)
+        not, goes to the full validator, which has the last word and names the violation.
+        `encode` may format the envelope faster than the JSON encoder; it must write the same bytes."""
+        self._routes[(name, type_)] = _Route(schemas.validator(schema_name), handler, certainly_valid,
+                                             response_topic, ResponseCheck(response_schema), encode,
+                                             ReplyCache(cache_size))
 
     def handles(self, name: str, type_: str) -> bool:
         return (name, type_) in self._routes
 
     def route(self, payload: bytes) -> Handled | Rejected:
-        """Parse and validate; call the handler and return what it did, or return why not."""
+        """Parse and validate; call the handler, send its answer, and return what happened (or why not)."""
+        checked = self._check(payload)
+        if isinstance(checked, Rejected):
+            return checked
+        route, message = checked
+        body_hash = hash(payload)
+        cached = route.replies.get(message.id)
+        if cached is not None:
+            if cached[0] == body_hash:
+                return Handled(message, self._repeat(route, message, cached[1]))
+            log.warning("request id %s reused with a different body: handled as a new request", message.id)
+        outcome = route.handler(message)
+        if outcome.response is not None:
+            self._send(route, message, outcome, body_hash)
+        return Handled(message, outcome)
+
+    def _check(self, payload: bytes) -> tuple[_Route, Message] | Rejected:
         if len(payload) > MAX_PAYLOAD:
             return Rejected("oversized", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
         try:
-            obj = json.loads(payload)
-        except (ValueError, UnicodeDecodeError) as exc:
+            obj = decode(payload)
+        except (ValueError, UnicodeDecodeError) as exc:  # BadJson and JSONDecodeError are ValueErrors
             return Rejected("malformed_json", f"not JSON: {exc}")
         if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not isinstance(obj.get("type"), str):
             return Rejected("not_an_envelope", "not a JSON object with string 'name' and 'type'")
@@ -101,30 +286,31 @@ class Router:
         if not (fast is not None and fast(obj)) and not route.validator.is_valid(obj):
             return Rejected("schema_violation", schemas.first_error(route.validator, obj) or "invalid",
                             msg_id, name, obj.get("data"))
-        message = Message(obj["id"], name, type_, obj["data"])
-        return Handled(message, route.handler(message))
+        return route, Message(obj["id"], name, type_, obj["data"])
 
+    def _repeat(self, route: _Route, message: Message, reply: bytes) -> Outcome:
+        log.info("request %s seen again (QoS 1 redelivery); repeating the same answer", message.id)
+        outcome = Outcome(json.loads(reply)["data"], note="redelivery: the same answer repeated")
+        self._hand_over(route, message, outcome, reply)
+        return outcome
 
-class ReplyCache:
-    """Remembers the last replies by request id, so a QoS 1 redelivery gets the very same answer."""
+    def _send(self, route: _Route, message: Message, outcome: Outcome, body_hash: int) -> None:
+        data = outcome.response
+        assert data is not None
+        reply = route.encode(message, data)
+        problem = route.response_check.error(data, reply)
+        if problem is not None:  # a bug of ours: never sent, journaled with what it was
+            log.error("%s %s: our response fails its schema, not sent: %s", message.name, message.id, problem)
+            outcome.no_answer, outcome.note = NoAnswer.NOT_SENT.value, f"response fails its schema: {problem}"
+            return
+        if self._hand_over(route, message, outcome, reply):
+            route.replies.put(message.id, body_hash, reply)
 
-    def __init__(self, size: int = 4096) -> None:
-        self._size = size
-        self._replies: OrderedDict[str, bytes] = OrderedDict()
-
-    def get(self, msg_id: str) -> bytes | None:
-        return self._replies.get(msg_id)
-
-    def put(self, msg_id: str, payload: bytes) -> None:
-        self._replies[msg_id] = payload
-        if len(self._replies) > self._size:
-            self._replies.popitem(last=False)
-
-
-_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # built once: json.dumps(separators=...) builds
-# an encoder per call, a third of the cost of encoding a response
-
-
-def encode_response(request: Message, data: dict) -> bytes:
-    """The response envelope: same id and name, type "response"."""
-    return _ENCODE({"id": request.id, "name": request.name, "type": "response", "data": data}).encode()
+    def _hand_over(self, route: _Route, message: Message, outcome: Outcome, reply: bytes) -> bool:
+        refused = self._publish(route.response_topic, reply)
+        if refused is None:
+            outcome.sent = True
+            return True
+        outcome.no_answer = NoAnswer.NOT_SENT.value
+        outcome.note = f"the MQTT link did not take the answer ({refused})"
+        return False

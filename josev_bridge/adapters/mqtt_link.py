@@ -4,6 +4,12 @@ Rules learnt the hard way (docs and domain notes): subscribe in on_connect so su
 back after a reconnect; keep a persistent session so requests published while we were away are
 still delivered; set TCP_NODELAY or every QoS 1 round trip costs ~44 ms; never block or raise in a
 callback (it kills or wedges paho's network thread); bound the outgoing queue.
+
+Backpressure: a request is acknowledged (PUBACK) only once the broker has acknowledged its answer
+(or at once when there is no answer). The broker sends at most `receive_maximum(cfg)` unacknowledged
+requests (MQTT 5 Receive Maximum; on 3.1.1 its own `max_inflight_messages`) and keeps the rest, so
+the answers waiting in paho's queue never outnumber half of `max_queued_messages`: a burst is held
+in the broker, where MQTT means it to be held, instead of overflowing our queue and losing answers.
 """
 
 from __future__ import annotations
@@ -52,8 +58,14 @@ def build_client(cfg: MqttConfig, client_id: str, *, persistent: bool) -> tuple[
     if v5:
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = cfg.session_expiry if persistent else 0
-        properties.ReceiveMaximum = 1000
+        properties.ReceiveMaximum = receive_maximum(cfg)
     return client, properties
+
+
+def receive_maximum(cfg: MqttConfig) -> int:
+    """Requests the broker may have unacknowledged with us: half the outgoing queue, so their answers
+    always fit in it with room to spare for alerts and status messages."""
+    return max(1, min(65535, cfg.max_queued_messages // 2))
 
 
 def _set_nodelay(client: mqtt.Client, userdata: object, sock: socket.socket) -> None:
@@ -77,7 +89,12 @@ class MqttLink:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_publish = self._on_publish
+        self._client.manual_ack_set(True)
         self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
+        self._loop_thread: int | None = None
+        self._handling_mid: int | None = None  # the request being handled in the network thread
+        self._ack_after: dict[int, int] = {}  # answer's mid -> request's mid, acknowledged on its PUBACK
         self.connected = threading.Event()
         self.dropped_publishes = 0
 
@@ -100,17 +117,27 @@ class MqttLink:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
-        """Queue a message; never blocks. False (and a log line) when the bounded queue is full."""
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> str | None:
+        """Queue a message; never blocks. None when paho took it, else why not (and a log line).
+
+        Called while a request is being handled, the request's acknowledgement waits for this
+        message's PUBACK (see the module's docstring).
+        """
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc == mqtt.MQTT_ERR_SUCCESS or info.rc == mqtt.MQTT_ERR_NO_CONN:
-            return True  # NO_CONN: queued in paho and sent after the reconnect
+            # NO_CONN: queued in paho and sent after the reconnect
+            if self._handling_mid is not None and qos and threading.get_ident() == self._loop_thread:
+                self._ack_after[info.mid] = self._handling_mid
+                self._handling_mid = None
+            return None
         self.dropped_publishes += 1
-        log.error("publish to %s dropped: %s", topic, mqtt.error_string(info.rc))
-        return False
+        reason = mqtt.error_string(info.rc)
+        log.error("publish to %s dropped: %s", topic, reason)
+        return reason
 
     # -- paho callbacks (network thread: never block, never raise) ---------------------------------
     def _run(self) -> None:
+        self._loop_thread = threading.get_ident()
         try:
             self._client.loop_forever(retry_first_connection=True)
         except Exception:
@@ -123,6 +150,7 @@ class MqttLink:
                 return
             log.info("connected to broker %s:%d (session present: %s)", self._cfg.host, self._cfg.port,
                      flags.session_present)
+            self._ack_after.clear()  # acknowledgements belong to a connection; unacknowledged requests come again
             client.subscribe([(topic, 1) for topic in self._subscriptions])
             client.publish(self._status_topic, ONLINE, qos=1, retain=True)
             self.connected.set()
@@ -135,7 +163,17 @@ class MqttLink:
             log.warning("disconnected from broker: %s (reconnecting with backoff)", reason_code)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        self._handling_mid = message.mid if message.qos else None
         try:
             self._handler(message)
         except Exception:
             log.exception("error handling a message on %s; message dropped", message.topic)
+        finally:
+            if self._handling_mid is not None:  # no answer was queued: done with it now
+                client.ack(message.mid, message.qos)
+            self._handling_mid = None
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        request = self._ack_after.pop(mid, None)
+        if request is not None:
+            client.ack(request, 1)

@@ -28,13 +28,16 @@ class Answer:
 
 @dataclass(slots=True)  # not frozen: built per request on the answer path, where a frozen __init__ costs 4x
 class Silence:
-    """No reply is sent. `reason` is the journal's string response; `detail` is the log line."""
+    """No reply is sent. `reason` is the journal's string response; `detail` is the log line;
+    `cause` is the short why, for the journal row's note (a NotSupported has three causes)."""
 
     reason: str
     detail: str
+    cause: str
 
 
 DISABLED = "NotSupported"
+FLAG_OFF = "JOSEV_CTRLR.EnableGetEventTimestampRequest is false"
 
 
 def answer(query: Query, store: EdgeStore, *, enabled: bool, supported: frozenset[Condition],
@@ -42,20 +45,23 @@ def answer(query: Query, store: EdgeStore, *, enabled: bool, supported: frozense
     """Decide what to send for one get_event_timestamp request."""
     if not enabled:
         return Silence(Miss.NOT_SUPPORTED.value, f"get_event_timestamp {_what(query)} asked while "
-                       "JOSEV_CTRLR.EnableGetEventTimestampRequest is false; not answering")
+                       "JOSEV_CTRLR.EnableGetEventTimestampRequest is false; not answering", FLAG_OFF)
     if query.condition not in supported:
         return Silence(Miss.NOT_SUPPORTED.value,
-                       f"get_event_timestamp {_what(query)}: this hardware cannot time {query.condition.value}")
+                       f"get_event_timestamp {_what(query)}: this hardware cannot time {query.condition.value}",
+                       f"trigger reason {query.condition.value} not in EventTimestampTriggerReasonsSupported")
     if query.event_type is EventType.STOP and query.condition in START_ONLY:
         return Silence(Miss.NOT_SUPPORTED.value,
-                       f"get_event_timestamp {_what(query)}: {query.condition.value} has no stop event")
+                       f"get_event_timestamp {_what(query)}: {query.condition.value} has no stop event",
+                       f"{query.condition.value} has no stop event")
     found = store.lookup(query.event_type, query.condition, query.evse_id)
     if isinstance(found, Found):
         return Answer(format_us(found.time_us), found.evse_id, True)
     if reply_with_current_time_when_unknown:
         return Answer(format_us(now_us), None, False)
     return Silence(Miss.NO_EVENT_RECORDED.value,
-                   f"get_event_timestamp {_what(query)}: no such edge recorded by the MCU; not answering")
+                   f"get_event_timestamp {_what(query)}: no such edge recorded by the MCU; not answering",
+                   f"no {_what(query)} edge recorded by the MCU")
 
 
 def _what(query: Query) -> str:

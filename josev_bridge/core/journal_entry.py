@@ -30,6 +30,7 @@ class NoAnswer(str, Enum):
     NO_EVENT_RECORDED = "NoEventRecorded"  # no such edge recorded for the EVSE
     INVALID_MESSAGE = "InvalidMessage"  # malformed JSON, not an envelope, schema violation, oversized
     IGNORED = "Ignored"  # a name/type another service on the shared topic handles
+    NOT_SENT = "NotSent"  # an answer was computed but the MQTT link did not take it (the note says why)
 
 
 #: `message_type` of event entries.
