@@ -37,7 +37,7 @@ class MqttConfig:
     protocol: Literal["5", "3.1.1"] = "5"
     keepalive: int = 30
     session_expiry: int = 3600  # seconds the broker keeps our session (and queued requests) while we are away
-    max_queued_messages: int = 2000  # bound on paho's outgoing queue; half of it is the Receive Maximum
+    max_queued_messages: int = 12000  # bound on paho's outgoing queue (adapters/mqtt_link.py says why this size)
     reconnect_min_delay: float = 0.5
     reconnect_max_delay: float = 30.0
     request_topic: str = "ocpp/cs"

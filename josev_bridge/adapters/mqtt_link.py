@@ -6,10 +6,14 @@ still delivered; set TCP_NODELAY or every QoS 1 round trip costs ~44 ms; never b
 callback (it kills or wedges paho's network thread); bound the outgoing queue.
 
 Backpressure: a request is acknowledged (PUBACK) only once the broker has acknowledged its answer
-(or at once when there is no answer). The broker sends at most `receive_maximum(cfg)` unacknowledged
-requests (MQTT 5 Receive Maximum; on 3.1.1 its own `max_inflight_messages`) and keeps the rest, so
-the answers waiting in paho's queue never outnumber half of `max_queued_messages`: a burst is held
-in the broker, where MQTT means it to be held, instead of overflowing our queue and losing answers.
+(or at once when there is no answer), so a request the bridge took but never answered (a crash, a
+lost connection) is delivered again. The bridge asks for at most `receive_maximum(cfg)` requests in
+flight (MQTT 5 Receive Maximum); mosquitto 2.0.11 (Debian 12) overruns that window once the client
+publishes too (measured: 3,500 unacknowledged with a window of 100; eclipse-mosquitto/mosquitto#2301),
+so the outgoing queue itself is sized to take everything the shipped broker settings let the broker
+hold for us (max_inflight_messages 1000 + max_queued_messages 10000). Every message the bridge
+publishes is small (answers ~150 B, alerts < 2 KiB, ~1.7 KiB of paho's bookkeeping each), so the
+count bound is also its byte bound: ~25 MiB at the default 12,000.
 """
 
 from __future__ import annotations
@@ -63,9 +67,9 @@ def build_client(cfg: MqttConfig, client_id: str, *, persistent: bool) -> tuple[
 
 
 def receive_maximum(cfg: MqttConfig) -> int:
-    """Requests the broker may have unacknowledged with us: half the outgoing queue, so their answers
-    always fit in it with room to spare for alerts and status messages."""
-    return max(1, min(65535, cfg.max_queued_messages // 2))
+    """Requests the broker may have unacknowledged with us: at most half the outgoing queue, so their
+    answers fit in it with room to spare for alerts and status messages."""
+    return max(1, min(1000, cfg.max_queued_messages // 2))
 
 
 def _set_nodelay(client: mqtt.Client, userdata: object, sock: socket.socket) -> None:
