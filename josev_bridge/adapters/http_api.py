@@ -11,11 +11,11 @@ Every answer is JSON; errors are `{"error": "..."}` with 400 (the message names 
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import os
 import secrets
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
-from ..config import ConfigError, read_secret
+from ..config import API_TOKEN_FIX, ConfigError, EmptySecret, read_secret
+from ..core.http_guard import bearer_matches
 from ..core.rate_limit import RateLimiter
 
 log = logging.getLogger("josev_bridge.api")
@@ -56,18 +57,55 @@ class ApiError(Exception):
 Route = Callable[[Request], Response]
 
 
+TOKEN_KEY = "[api] token_file"
+
+
 def load_or_create_token(path: Path) -> str:
-    """The bearer token: read from a 0600 file, or created there (random, 0600) at first start."""
+    """The bearer token: read from a 0600 file, or created there (random, 0600) at first start.
+
+    A file left empty by a crash between its creation and its write is replaced with a new token
+    (one WARNING naming the file): the daemon made it, nobody can hold its token, and an empty token
+    must never be the one compared against `Authorization: Bearer `.
+    """
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return read_secret(str(path), "[api] token_file")
+        try:
+            return read_secret(str(path), TOKEN_KEY, fix=API_TOKEN_FIX)
+        except EmptySecret:
+            log.warning("API token file %s is empty (cut short by a crash?); writing a new token into it", path)
+            return _replace_token(path)
     except OSError as exc:
-        raise ConfigError(f"[api] token_file: cannot create {path}: {exc}") from None
+        raise ConfigError(f"{TOKEN_KEY}: cannot create {path}: {exc}") from None
     token = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:  # e.g. a full disk: the empty file left behind is replaced at the next start
+        raise ConfigError(f"{TOKEN_KEY}: cannot write {path}: {exc.strerror}") from None
     log.warning("API token created in %s (mode 0600); send it as 'Authorization: Bearer <token>'", path)
+    return token
+
+
+def _replace_token(path: Path) -> str:
+    """A new token written beside `path` (0600), synced, then renamed over it: a crash leaves the old
+    file or the new one, never a half-written token."""
+    token = secrets.token_urlsafe(32)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp: mode 0600
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(token + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise ConfigError(f"{TOKEN_KEY}: cannot replace the empty {path}: {exc.strerror}; {API_TOKEN_FIX}") from None
     return token
 
 
@@ -77,7 +115,7 @@ class ApiServer:
     def __init__(self, host: str, port: int, token: str, routes: dict[str, Route],
                  rate_per_s: float = 20.0) -> None:
         self.routes = routes
-        self._token = token.encode()
+        self._token = token
         self._limiter = RateLimiter(rate_per_s, max(1.0, 2 * rate_per_s))
         self._limiter_lock = threading.Lock()
         self.server = ThreadingHTTPServer((host, port), _handler_class(self))
@@ -127,8 +165,7 @@ class ApiServer:
         raise ApiError(429, "too many requests; slow down", {"Retry-After": str(max(1, round(wait + 0.5)))})
 
     def _authenticate(self, authorization: str | None) -> None:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token):
+        if not bearer_matches(authorization, self._token):  # an empty expected token matches nothing
             raise ApiError(401, "missing or wrong bearer token (Authorization: Bearer <token from [api] token_file>)",
                            {"WWW-Authenticate": 'Bearer realm="josev-bridge"'})
 

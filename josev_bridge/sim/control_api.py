@@ -9,7 +9,6 @@ described once, in `catalogue.py`; docs/sim-control-api.openapi.json is generate
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import secrets
@@ -20,6 +19,7 @@ from typing import Any, Protocol
 
 from ..core.alert_inputs import EvStatusRecord, FaultRecord
 from ..core.conditions import SignalRecord
+from ..core.http_guard import bearer_matches
 from ..core.timestamps import format_us
 from .catalogue import LINK_COMMANDS, SPECS, Errors, check_object, extra_fields, validate_event
 from .mcu import COMMANDS, SentRecord, SimulatedMcu, run_command
@@ -135,9 +135,8 @@ class SimController:
         self.token = token
 
     def authorized(self, header: str | None) -> bool:
-        if not header or not header.startswith("Bearer "):
-            return False
-        return hmac.compare_digest(header[len("Bearer "):].strip().encode(), self.token.encode())
+        """`Bearer <token>`; an empty token (a token file cut short) authorizes nothing."""
+        return bearer_matches(header, self.token)
 
     def command(self, name: str, body: Any) -> dict:
         if name not in SPECS:
