@@ -6,7 +6,8 @@ thread per open connection, and nothing to update on the board. What a framework
 (routing, auth, errors) is the 100 lines here.
 
 Every answer is JSON; errors are `{"error": "..."}` with 400 (the message names the parameter),
-401 (no or wrong token), 404 (unknown route or charger), 405, 429 (with Retry-After), 500.
+401 (no or wrong token), 404 (unknown route or charger), 405, 429 (with Retry-After), 500; and,
+with `Connection: close`, 400 (bad Content-Length), 411 (Transfer-Encoding) and 413 (body over 64 KiB).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import logging
 import os
 import secrets
+import socket
 import tempfile
 import threading
 import time
@@ -25,12 +27,15 @@ from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from ..config import API_TOKEN_FIX, ConfigError, EmptySecret, read_secret
-from ..core.http_guard import bearer_matches
+from ..core.http_guard import BodyRefused, bearer_matches, body_length
 from ..core.rate_limit import RateLimiter
 
 log = logging.getLogger("josev_bridge.api")
 
 MAX_QUERY = 8192  # bytes of query string; more is a 400
+MAX_BODY = 65536  # bytes of request body read and thrown away (no route takes one); more is a 413
+LINGER_BYTES = 1 << 20  # after refusing a body: at most this much of it read and discarded ...
+LINGER_S = 2.0  # ... for at most this long, before the connection is closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +183,24 @@ def _params(query: str) -> dict[str, list[str]]:
         raise ApiError(400, f"query string not understood: {exc}") from None
 
 
+def linger_close(sock: socket.socket, max_bytes: int = LINGER_BYTES, max_s: float = LINGER_S) -> None:
+    """After an answer that refuses a body: send FIN, then read and discard what the client is still
+    sending (bounded in bytes and time) until it closes. Closing with unread bytes makes the kernel
+    send a RST, which can destroy the answer before the client has read it: RFC 9112 9.6's staged
+    close (nginx's lingering_close). On Linux loopback the answer survives either way."""
+    deadline = time.monotonic() + max_s
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        while max_bytes > 0 and (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            chunk = sock.recv(min(65536, max_bytes))
+            if not chunk:
+                return
+            max_bytes -= len(chunk)
+    except OSError:  # reset, timed out, already closed: the connection is going anyway
+        return
+
+
 def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -189,9 +212,8 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
         disable_nagle_algorithm = True
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(min(length, 65536))  # bodies are not used; drain so keep-alive stays in step
+            if not self._skip_body():
+                return
             response = api.answer(self.command, self.path, self.headers.get("Authorization"), self.client_address[0])
             body = json.dumps(response.body, ensure_ascii=False, separators=(",", ":")).encode()
             self.send_response(response.status)
@@ -205,6 +227,25 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body)
 
         do_GET = do_HEAD = _serve
+
+        def _skip_body(self) -> bool:
+            """Read and throw away the request body (no route uses one), so the next request on this
+            keep-alive connection starts where the client put it. A body whose end is unknown or that
+            is too large is refused and the connection closed: left in the stream, its bytes would be
+            parsed as a request. False: nothing more to answer."""
+            try:
+                length = body_length(self.headers, MAX_BODY)
+            except BodyRefused as exc:
+                log.info("API: %s %s from %s refused with %d: %s; connection closed", self.command,
+                         urlsplit(self.path).path, self.client_address[0], exc.status, exc)
+                self.send_error(exc.status, str(exc))
+                linger_close(self.connection)
+                return False
+            if length and len(self.rfile.read(length)) < length:
+                log.debug("API: %s went away in the middle of a request body", self.client_address[0])
+                self.close_connection = True  # nobody left to answer
+                return False
+            return True
 
         def __getattr__(self, name: str):
             # http.server looks up do_<METHOD> and answers a method it finds none for with an HTML 501;
