@@ -141,22 +141,22 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _check_files(config: Config) -> None:
-    """What the daemon reads only when it connects: secrets (present, 0600, readable; never printed)
+    """What the daemon reads only when it connects: secrets (present, 0600, readable, not empty; never printed)
     and TLS files (readable), so a wrong mode or path shows here rather than as a reconnect loop."""
-    from .config import read_secret
+    from .config import API_TOKEN_FIX, SECRET_FIX, read_secret
 
     e = config.export if config.export.enabled else None
-    secrets = [("[mqtt] password_file", config.mqtt.password_file),
-               ("[export] password_file", e.password_file if e else None)]
+    secrets = [("[mqtt] password_file", config.mqtt.password_file, SECRET_FIX),
+               ("[export] password_file", e.password_file if e else None, SECRET_FIX)]
     try:
         token_exists = config.api.enabled and config.api_token_file.exists()
     except OSError as exc:  # e.g. the state directory is not searchable by this user
         raise ConfigError(f"[api] token_file: {config.api_token_file}: cannot check it: {exc.strerror}") from None
     if token_exists:
-        secrets.append(("[api] token_file", str(config.api_token_file)))
-    for what, path in secrets:
+        secrets.append(("[api] token_file", str(config.api_token_file), API_TOKEN_FIX))
+    for what, path, fix in secrets:
         if path:
-            read_secret(path, what)
+            read_secret(path, what, fix=fix)  # an empty file is an error too (EmptySecret)
     tls = [("[mqtt] tls_ca", config.mqtt.tls_ca), ("[mqtt] tls_cert", config.mqtt.tls_cert),
            ("[mqtt] tls_key", config.mqtt.tls_key)]
     if e is not None:

@@ -345,16 +345,39 @@ def _check_export(config: Config, source: str) -> None:
                           f"enabled (it is a topic level), got {config.charger.identity!r}")
 
 
-def read_secret(path: str, what: str) -> str:
-    """Read a secret from a file that only its owner may read; never log its content."""
+class EmptySecret(ConfigError):
+    """A secret file that holds nothing but whitespace (a crash between creating and writing it leaves
+    one). It is an error, never an empty password or token: an empty token would match an empty
+    `Authorization: Bearer` header, an empty password would be sent to the broker."""
+
+
+SECRET_FIX = "write the secret into it (one line, mode 0600)"
+API_TOKEN_FIX = "delete it and the daemon writes a new token at its next start"
+
+
+def read_secret(path: str, what: str, *, fix: str = SECRET_FIX) -> str:
+    """Read a secret from a file that only its owner may read; never log its content.
+
+    Every failure is a ConfigError naming the key and the file (never a traceback); `fix` says what to
+    do about an empty file, which raises EmptySecret so a caller that can repair it (the API token) may.
+    """
     p = Path(path)
     try:
         mode = p.stat().st_mode & 0o777
     except FileNotFoundError:
         raise ConfigError(f"{what}: {p}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{what}: {p}: cannot read it: {exc.strerror}") from None
     if mode & 0o077:
         raise ConfigError(f"{what}: {p} is readable by group or others (mode {mode:04o}); chmod 600 it")
     try:
-        return p.read_text(encoding="utf-8").strip()
+        secret = p.read_text(encoding="utf-8").strip()
     except PermissionError:
         raise ConfigError(f"{what}: {p}: permission denied") from None
+    except OSError as exc:  # e.g. a directory
+        raise ConfigError(f"{what}: {p}: cannot read it: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what}: {p} is not UTF-8 text; {fix}") from None
+    if not secret:
+        raise EmptySecret(f"{what}: {p} is empty (or only whitespace); {fix}")
+    return secret

@@ -109,3 +109,53 @@ def test_dm_set_denied_without_write_access(config, tmp_path):
     assert "permission denied: changing device-model values needs write access" in r.stderr
     assert "run it with sudo, or as a member of group" in r.stderr and "nothing changed" in r.stderr
     assert cli("dm", "get", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", *base).stdout.strip() == "true"
+
+
+def _secret(path, content: str):
+    path.write_text(content)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.parametrize("key,content", [("mqtt", ""), ("mqtt", "  \n"), ("export", ""), ("export", "\t\n \n")])
+def test_check_config_reports_an_empty_password_file(tmp_path, key, content):
+    secret = _secret(tmp_path / f"{key}.password", content)
+    sections = {"serial": {"url": "/dev/null"}, "paths": {"state_dir": str(tmp_path / "state")},
+                key: {"username": "bridge", "password_file": str(secret)}}
+    if key == "export":
+        sections[key].update(enabled=True, host="127.0.0.1", port=1883, tls=False)
+    r = cli("check-config", "--config", str(write_config(tmp_path / "c.toml", sections)))
+    assert r.returncode == 2, r.stdout
+    assert f"[{key}] password_file" in r.stderr and str(secret) in r.stderr
+    assert "empty" in r.stderr and "write the secret into it" in r.stderr
+
+
+@pytest.mark.parametrize("content", ["", " \n"])
+def test_check_config_reports_an_empty_api_token_file(tmp_path, content):
+    state = tmp_path / "state"
+    state.mkdir()
+    token = _secret(state / "api-token", content)
+    cfg = write_config(tmp_path / "c.toml", {"serial": {"url": "/dev/null"}, "paths": {"state_dir": str(state)}})
+    r = cli("check-config", "--config", str(cfg))
+    assert r.returncode == 2, r.stdout
+    assert "[api] token_file" in r.stderr and str(token) in r.stderr and "empty" in r.stderr
+    assert "delete it" in r.stderr  # the fix
+
+
+@pytest.mark.parametrize("key", ["mqtt", "export"])
+def test_the_daemon_refuses_an_empty_password_file_in_one_line(tmp_path, key):
+    """At start, before any connection: never a connect with an empty password, never a traceback."""
+    secret = _secret(tmp_path / f"{key}.password", "\n")
+    sections = {"serial": {"url": "/dev/null"},
+                "paths": {"state_dir": str(tmp_path / "state"), "runtime_dir": str(tmp_path / "run")},
+                "api": {"listen": "127.0.0.1:0"},
+                key: {"username": "bridge", "password_file": str(secret), "port": 1}}  # nothing listens on 1
+    if key == "export":
+        sections[key].update(enabled=True, host="127.0.0.1", tls=False)
+    cfg = write_config(tmp_path / "c.toml", sections)
+    r = subprocess.run([sys.executable, "-m", "josev_bridge", "run", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and f"[{key}] password_file" in errors[0] and str(secret) in errors[0], r.stderr
+    assert "Traceback" not in r.stderr

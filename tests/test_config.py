@@ -51,3 +51,23 @@ def test_secrets_must_be_private(tmp_path):
     assert "s3cret" not in str(exc.value)
     os.chmod(secret, 0o600)
     assert read_secret(str(secret), "x") == "s3cret"
+
+
+@pytest.mark.parametrize("content", [b"", b" \n\t\r\n"])
+def test_an_empty_secret_file_is_an_error_not_an_empty_secret(tmp_path, content):
+    secret = tmp_path / "pw"
+    secret.write_bytes(content)  # what a crash between creating and writing the file leaves
+    os.chmod(secret, 0o600)
+    with pytest.raises(ConfigError) as exc:
+        read_secret(str(secret), "[mqtt] password_file")
+    assert "[mqtt] password_file" in str(exc.value) and str(secret) in str(exc.value) and "empty" in str(exc.value)
+
+
+@pytest.mark.parametrize("make", [lambda p: p.mkdir(mode=0o700), lambda p: p.write_bytes(b"\xff\xfe\n")])
+def test_an_unreadable_secret_file_is_a_config_error_naming_it(tmp_path, make):
+    secret = tmp_path / "pw"
+    make(secret)
+    os.chmod(secret, 0o600 if secret.is_file() else 0o700)
+    with pytest.raises(ConfigError) as exc:
+        read_secret(str(secret), "[export] password_file")
+    assert "[export] password_file" in str(exc.value) and str(secret) in str(exc.value)

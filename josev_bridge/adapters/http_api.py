@@ -6,16 +6,18 @@ thread per open connection, and nothing to update on the board. What a framework
 (routing, auth, errors) is the 100 lines here.
 
 Every answer is JSON; errors are `{"error": "..."}` with 400 (the message names the parameter),
-401 (no or wrong token), 404 (unknown route or charger), 405, 429 (with Retry-After), 500.
+401 (no or wrong token), 404 (unknown route or charger), 405, 429 (with Retry-After), 500; and,
+with `Connection: close`, 400 (bad Content-Length), 411 (Transfer-Encoding) and 413 (body over 64 KiB).
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import os
 import secrets
+import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,12 +26,16 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
-from ..config import ConfigError, read_secret
+from ..config import API_TOKEN_FIX, ConfigError, EmptySecret, read_secret
+from ..core.http_guard import BodyRefused, bearer_matches, body_length
 from ..core.rate_limit import RateLimiter
 
 log = logging.getLogger("josev_bridge.api")
 
 MAX_QUERY = 8192  # bytes of query string; more is a 400
+MAX_BODY = 65536  # bytes of request body read and thrown away (no route takes one); more is a 413
+LINGER_BYTES = 1 << 20  # after refusing a body: at most this much of it read and discarded ...
+LINGER_S = 2.0  # ... for at most this long, before the connection is closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +62,55 @@ class ApiError(Exception):
 Route = Callable[[Request], Response]
 
 
+TOKEN_KEY = "[api] token_file"
+
+
 def load_or_create_token(path: Path) -> str:
-    """The bearer token: read from a 0600 file, or created there (random, 0600) at first start."""
+    """The bearer token: read from a 0600 file, or created there (random, 0600) at first start.
+
+    A file left empty by a crash between its creation and its write is replaced with a new token
+    (one WARNING naming the file): the daemon made it, nobody can hold its token, and an empty token
+    must never be the one compared against `Authorization: Bearer `.
+    """
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return read_secret(str(path), "[api] token_file")
+        try:
+            return read_secret(str(path), TOKEN_KEY, fix=API_TOKEN_FIX)
+        except EmptySecret:
+            log.warning("API token file %s is empty (cut short by a crash?); writing a new token into it", path)
+            return _replace_token(path)
     except OSError as exc:
-        raise ConfigError(f"[api] token_file: cannot create {path}: {exc}") from None
+        raise ConfigError(f"{TOKEN_KEY}: cannot create {path}: {exc}") from None
     token = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:  # e.g. a full disk: the empty file left behind is replaced at the next start
+        raise ConfigError(f"{TOKEN_KEY}: cannot write {path}: {exc.strerror}") from None
     log.warning("API token created in %s (mode 0600); send it as 'Authorization: Bearer <token>'", path)
+    return token
+
+
+def _replace_token(path: Path) -> str:
+    """A new token written beside `path` (0600), synced, then renamed over it: a crash leaves the old
+    file or the new one, never a half-written token."""
+    token = secrets.token_urlsafe(32)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp: mode 0600
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(token + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise ConfigError(f"{TOKEN_KEY}: cannot replace the empty {path}: {exc.strerror}; {API_TOKEN_FIX}") from None
     return token
 
 
@@ -77,7 +120,7 @@ class ApiServer:
     def __init__(self, host: str, port: int, token: str, routes: dict[str, Route],
                  rate_per_s: float = 20.0) -> None:
         self.routes = routes
-        self._token = token.encode()
+        self._token = token
         self._limiter = RateLimiter(rate_per_s, max(1.0, 2 * rate_per_s))
         self._limiter_lock = threading.Lock()
         self.server = ThreadingHTTPServer((host, port), _handler_class(self))
@@ -127,8 +170,7 @@ class ApiServer:
         raise ApiError(429, "too many requests; slow down", {"Retry-After": str(max(1, round(wait + 0.5)))})
 
     def _authenticate(self, authorization: str | None) -> None:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token):
+        if not bearer_matches(authorization, self._token):  # an empty expected token matches nothing
             raise ApiError(401, "missing or wrong bearer token (Authorization: Bearer <token from [api] token_file>)",
                            {"WWW-Authenticate": 'Bearer realm="josev-bridge"'})
 
@@ -139,6 +181,24 @@ def _params(query: str) -> dict[str, list[str]]:
                         errors="strict")
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"query string not understood: {exc}") from None
+
+
+def linger_close(sock: socket.socket, max_bytes: int = LINGER_BYTES, max_s: float = LINGER_S) -> None:
+    """After an answer that refuses a body: send FIN, then read and discard what the client is still
+    sending (bounded in bytes and time) until it closes. Closing with unread bytes makes the kernel
+    send a RST, which can destroy the answer before the client has read it: RFC 9112 9.6's staged
+    close (nginx's lingering_close). On Linux loopback the answer survives either way."""
+    deadline = time.monotonic() + max_s
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        while max_bytes > 0 and (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            chunk = sock.recv(min(65536, max_bytes))
+            if not chunk:
+                return
+            max_bytes -= len(chunk)
+    except OSError:  # reset, timed out, already closed: the connection is going anyway
+        return
 
 
 def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
@@ -152,9 +212,8 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
         disable_nagle_algorithm = True
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(min(length, 65536))  # bodies are not used; drain so keep-alive stays in step
+            if not self._skip_body():
+                return
             response = api.answer(self.command, self.path, self.headers.get("Authorization"), self.client_address[0])
             body = json.dumps(response.body, ensure_ascii=False, separators=(",", ":")).encode()
             self.send_response(response.status)
@@ -168,6 +227,25 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body)
 
         do_GET = do_HEAD = _serve
+
+        def _skip_body(self) -> bool:
+            """Read and throw away the request body (no route uses one), so the next request on this
+            keep-alive connection starts where the client put it. A body whose end is unknown or that
+            is too large is refused and the connection closed: left in the stream, its bytes would be
+            parsed as a request. False: nothing more to answer."""
+            try:
+                length = body_length(self.headers, MAX_BODY)
+            except BodyRefused as exc:
+                log.info("API: %s %s from %s refused with %d: %s; connection closed", self.command,
+                         urlsplit(self.path).path, self.client_address[0], exc.status, exc)
+                self.send_error(exc.status, str(exc))
+                linger_close(self.connection)
+                return False
+            if length and len(self.rfile.read(length)) < length:
+                log.debug("API: %s went away in the middle of a request body", self.client_address[0])
+                self.close_connection = True  # nobody left to answer
+                return False
+            return True
 
         def __getattr__(self, name: str):
             # http.server looks up do_<METHOD> and answers a method it finds none for with an HTML 501;

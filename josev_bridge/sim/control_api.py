@@ -9,7 +9,6 @@ described once, in `catalogue.py`; docs/sim-control-api.openapi.json is generate
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import secrets
@@ -20,6 +19,8 @@ from typing import Any, Protocol
 
 from ..core.alert_inputs import EvStatusRecord, FaultRecord
 from ..core.conditions import SignalRecord
+from ..adapters.http_api import linger_close
+from ..core.http_guard import BodyRefused, bearer_matches, body_length
 from ..core.timestamps import format_us
 from .catalogue import LINK_COMMANDS, SPECS, Errors, check_object, extra_fields, validate_event
 from .mcu import COMMANDS, SentRecord, SimulatedMcu, run_command
@@ -135,9 +136,8 @@ class SimController:
         self.token = token
 
     def authorized(self, header: str | None) -> bool:
-        if not header or not header.startswith("Bearer "):
-            return False
-        return hmac.compare_digest(header[len("Bearer "):].strip().encode(), self.token.encode())
+        """`Bearer <token>`; an empty token (a token file cut short) authorizes nothing."""
+        return bearer_matches(header, self.token)
 
     def command(self, name: str, body: Any) -> dict:
         if name not in SPECS:
@@ -201,6 +201,7 @@ class SimController:
 # -- HTTP ---------------------------------------------------------------------------------------------
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 30  # a client that stops mid-request (or idles on keep-alive) releases its thread after this
     disable_nagle_algorithm = True  # headers and body are separate writes: Nagle + delayed ACK = 40 ms each
     server: "ControlServer"
 
@@ -211,8 +212,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve(self._get)
 
     def _serve(self, route) -> None:
+        self.body_refused = False
         try:
             raw = self._read_body()
+            if raw is None:
+                return
             if not self.server.controller.authorized(self.headers.get("Authorization")):
                 raise error(401, "missing or invalid bearer token")
             status, body = 200, route(raw)
@@ -223,16 +227,21 @@ class _Handler(BaseHTTPRequestHandler):
             status, body = 500, {"error": "internal error"}
         self._send_json(status, body)
 
-    def _read_body(self) -> bytes:
+    def _read_body(self) -> bytes | None:
+        """The body (b"" without one); None when the client went away in the middle of it. A body whose
+        end is unknown or that is over MAX_BODY is refused (400/411/413) and the connection closed, so
+        none of it is ever parsed as the next request."""
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
+            length = body_length(self.headers, MAX_BODY)
+        except BodyRefused as exc:
+            self.body_refused = True
+            raise error(exc.status, str(exc)) from None
+        raw = self.rfile.read(length) if length else b""
+        if len(raw) < length:
+            log.debug("%s went away in the middle of a request body", self.address_string())
             self.close_connection = True
-            raise error(400, "bad Content-Length") from None
-        if length > MAX_BODY or length < 0:
-            self.close_connection = True
-            raise error(400, f"body larger than {MAX_BODY} bytes")
-        return self.rfile.read(length) if length else b""
+            return None
+        return raw
 
     def _post(self, raw: bytes) -> dict:
         if not self.path.startswith(COMMAND_PREFIX):
@@ -258,8 +267,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         if status == 401:
             self.send_header("WWW-Authenticate", "Bearer")
+        if self.body_refused:  # the rest of the stream is an unread body, not a request: close
+            self.send_header("Connection", "close")  # (send_header sets close_connection)
         self.end_headers()
         self.wfile.write(data)
+        if self.body_refused:
+            log.info("control API: %s %s refused with %d: %s; connection closed", self.command,
+                     self.path.split("?", 1)[0], status, body.get("error"))
+            linger_close(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
         log.debug("%s %s", self.address_string(), format % args)

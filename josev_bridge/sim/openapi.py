@@ -46,8 +46,10 @@ records.
 list, clock-set, link-*) take neither (422 extra_forbidden).
 
 **Errors.** 400 malformed JSON or Content-Length; 401 missing or wrong token; 404 unknown path,
-command or charger_id; 409 a link fault that cannot apply now (device unplugged); 422 field errors;
-500 a sim bug.
+command or charger_id; 409 a link fault that cannot apply now (device unplugged); 411 a
+Transfer-Encoding (send a Content-Length); 413 a body over 64 KiB; 422 field errors; 500 a sim bug.
+400 for the Content-Length, 411 and 413 close the connection (`Connection: close`): the unread
+body is never taken for the next request.
 """
 
 
@@ -105,6 +107,8 @@ def _command_operation(spec: CommandSpec) -> dict:
         "400": {"$ref": "#/components/responses/BadRequest"},
         "401": {"$ref": "#/components/responses/Unauthorized"},
         "404": {"$ref": "#/components/responses/NotFound"},
+        "411": {"$ref": "#/components/responses/LengthRequired"},
+        "413": {"$ref": "#/components/responses/ContentTooLarge"},
         "422": {"$ref": "#/components/responses/UnprocessableEntity"},
         "500": {"$ref": "#/components/responses/InternalServerError"},
     }
@@ -236,7 +240,9 @@ _COMMON_SCHEMAS: dict[str, Any] = {
 }
 
 _ERROR_RESPONSES = {
-    "BadRequest": ("Error", "Malformed JSON or Content-Length, or a body over 64 KiB."),
+    "BadRequest": ("Error", "Malformed JSON, or a malformed or conflicting Content-Length (connection closed)."),
+    "LengthRequired": ("Error", "A Transfer-Encoding: send the body with a Content-Length (connection closed)."),
+    "ContentTooLarge": ("Error", "A body over 64 KiB (connection closed)."),
     "Unauthorized": ("Error", "Missing or wrong bearer token (WWW-Authenticate: Bearer)."),
     "NotFound": ("Error", "Unknown path, unknown command, or a charger_id that is not this sim's."),
     "Conflict": ("Error", "The link fault cannot apply now (the serial device is unplugged)."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import urllib.error
@@ -238,3 +239,22 @@ def test_cli_messages_follow_prints_new_rows_live(broker, bridge):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_an_empty_token_file_is_replaced_at_start_and_an_empty_bearer_refused(make_bridge):
+    bridge = make_bridge()
+    token_file = bridge.workdir / "state" / "api-token"
+    token_file.parent.mkdir(parents=True)
+    token_file.write_text("")  # a crash between creating the file and writing the token
+    token_file.chmod(0o600)
+    bridge.start()
+    host, port = bridge.status()["api"]["listen"].rsplit(":", 1)
+    for authorization in ("Bearer ", "Bearer"):
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("GET", f"/api/ocpp-messages?chargerId={IDENTITY}", headers={"Authorization": authorization})
+        assert conn.getresponse().status == 401
+        conn.close()
+    token = bridge.api_token()
+    assert token and token_file.stat().st_mode & 0o777 == 0o600
+    assert api(bridge, [("chargerId", IDENTITY)])[0] == 200
+    assert str(token_file) in bridge.log_text() and token not in bridge.log_text()
