@@ -140,8 +140,22 @@ def test_charging_session_error_field_by_field_with_notify_event_mqtt_and_journa
     clear = cmd(sim, "clear-fault", evse_id=1, error_code="GroundFailure")
     (closed,) = wait_alerts(bridge, lambda a: a[0]["endTimestamp"] is not None, "the alert to end")
     assert closed["id"] == alert["id"] and near(closed["endTimestamp"], true_us(clear))
-    wait_until(lambda: len([m for m in listener.on("cs/josev") if m["name"] == "notify_event"]) == 2, 10,
-               "a second notify_event for the end")
+    sent = wait_until(lambda: [m for m in listener.on("cs/josev") if m["name"] == "notify_event"][1:], 10,
+                      "a second notify_event for the end")
+    wait_until(lambda: [r for r in journal_rows(bridge, "notify_event") if r["direction"] == "out"][1:],
+               10, "both notify_event updates in the journal")  # what the bridge sent, it says it sent
+    journaled = [r for r in journal_rows(bridge, "notify_event") if r["direction"] == "out"]
+    assert {r["correlationId"] for r in journaled} == {notify[0]["id"], sent[0]["id"]}
+    assert all(r["topic"] == "cs/josev" and r["messageResponse"] is None for r in journaled)
+    assert {r["messagePayload"]["event_id"] for r in journaled} == {alert["id"]}
+
+
+def journal_rows(bridge, message_type):
+    request = urllib.request.Request(bridge.api_url("/api/ocpp-messages") + "?" + urlencode(
+        [("chargerId", IDENTITY), ("messageType", message_type)]))
+    request.add_header("Authorization", f"Bearer {bridge.api_token()}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["data"]
 
 
 def test_a_fault_cleared_by_an_mcu_reboot_ends_at_the_reboot(sim, alert_bridge):

@@ -85,3 +85,22 @@ def test_unsupported_trigger_reason_is_not_answered(broker, sim, tmp_path, make_
                             timeout=SILENCE)
     assert reply.response is None
     bridge.wait_log("this hardware cannot time ParkingBayOccupancy")
+
+
+def test_a_reused_id_with_another_value_is_a_new_request_not_the_old_answer(broker, bridge):
+    """QoS 1 redelivery carries the same body; the same id with another body must be decided again."""
+    msg_id = str(uuid.uuid4())
+    with josev(broker) as client:
+        first = validate_with_id(client, msg_id, "false")
+        second = validate_with_id(client, msg_id, "true")
+        again = validate_with_id(client, msg_id, "true")  # a true redelivery of the second: same answer
+    assert first.response["data"] == second.response["data"] == again.response["data"] == {"result": "accepted"}
+    assert bridge.cli("dm", "get", "JOSEV_CTRLR", "EnableGetEventTimestampRequest").stdout.strip() == "true"
+    history = [json.loads(line) for line in bridge.cli("dm", "history", "--json").stdout.splitlines()]
+    assert [h["new_value"] for h in history if h["source"] == "csms"][:2] == ["true", "false"]  # newest first
+
+
+def validate_with_id(client, msg_id, value):
+    data = {"attribute_value": value, "attribute_type": "Actual", "component": {"name": "JOSEV_CTRLR"},
+            "variable": {"name": "EnableGetEventTimestampRequest"}}
+    return client.send("set_variable_validate", data, msg_id=msg_id)

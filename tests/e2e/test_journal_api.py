@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
 import threading
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
 from josev_bridge.config import MqttConfig
 from josev_bridge.core.timestamps import format_us, parse_us
+from josev_bridge.harness.bridge_process import BridgeProcess
 from josev_bridge.harness.waiting import wait_until
 from josev_bridge.request_client import RequestClient
 
@@ -82,7 +85,9 @@ def test_journal_rows_for_answered_disabled_unknown_invalid_and_ignored_requests
     assert row["ocppChargerIdentity"] == IDENTITY and row["chargerId"] == 1 and row["protocol"] == "ocpp2.0.1"
     assert 0 < row["latencyMs"] < 1000
     assert by_correlation(data, unknown.request["id"])["messageResponse"] == "NoEventRecorded"
+    assert "TxEventStop/Authorized" in by_correlation(data, unknown.request["id"])["note"]
     assert by_correlation(data, disabled.request["id"])["messageResponse"] == "NotSupported"
+    assert "EnableGetEventTimestampRequest is false" in by_correlation(data, disabled.request["id"])["note"]
     invalid = by_correlation(data, invalid_id)
     assert invalid["messageResponse"] == "InvalidMessage" and "trigger_reason" in invalid["note"]
     assert invalid["messagePayload"] == {"event_type": "TxEventStart", "trigger_reason": 7}
@@ -95,6 +100,39 @@ def test_journal_rows_for_answered_disabled_unknown_invalid_and_ignored_requests
     assert link["direction"] == "event" and link["messagePayload"]["state"] in ("open", "closed", "silent")
     assert [r["id"] for r in data] == sorted((r["id"] for r in data), reverse=True)  # newest first
     assert all(parse_us(r["createdAt"]) % 1000 == 0 and r["createdAt"].endswith("Z") for r in data)
+
+
+def test_data_signed_has_no_stop_says_so_in_the_note(broker, bridge):
+    """NotSupported has three causes (flag off, trigger reason not supported, no stop event): the note says which."""
+    with client_for(broker) as client:
+        stop_signed = client.send("get_event_timestamp", {"event_type": "TxEventStop", "trigger_reason": "DataSigned"},
+                                  timeout=0.5)
+        assert stop_signed.response is None
+    data = wait_rows(bridge, lambda r: any(x["correlationId"] == stop_signed.request["id"] for x in r),
+                     "the DataSigned row")
+    row = by_correlation(data, stop_signed.request["id"])
+    assert row["messageResponse"] == "NotSupported" and row["note"] == "DataSigned has no stop event"
+
+
+def test_unsupported_trigger_reason_names_the_variable(broker, sim, tmp_path):
+    """A board whose hardware cannot time EnergyTransfer (its definitions say so): the note says why."""
+    src = Path(__file__).resolve().parents[2] / "device_model"
+    definitions = tmp_path / "definitions"
+    shutil.copytree(src, definitions)
+    for path in definitions.glob("*.json"):
+        text = path.read_text()
+        path.write_text(text.replace("EVConnected,Authorized,ParkingBayOccupancy,PowerPathClosed,EnergyTransfer,"
+                                     "DataSigned", "EVConnected,Authorized"))
+    with BridgeProcess(tmp_path / "bridge", broker_port=broker.port, serial_url=str(sim.pty_link),
+                       extra={"paths": {"device_model_dir": str(definitions)}}) as bridge:
+        with client_for(broker) as client:
+            reply = client.send("get_event_timestamp", {"event_type": "TxEventStart",
+                                                        "trigger_reason": "EnergyTransfer"}, timeout=0.5)
+        assert reply.response is None
+        data = wait_rows(bridge, lambda r: any(x["correlationId"] == reply.request["id"] for x in r), "the row")
+        row = by_correlation(data, reply.request["id"])
+        assert row["messageResponse"] == "NotSupported"
+        assert row["note"] == "trigger reason EnergyTransfer not in EventTimestampTriggerReasonsSupported"
 
 
 def fill(bridge, broker, n: int, name: str = "heartbeat") -> None:
