@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from typing import Callable
 
 from . import schemas
@@ -56,6 +57,10 @@ class DeviceModelSync:
         except DeviceModelError as exc:
             result = "rejected"
             log.warning("set_variable_validate %s: rejected: %s", message.id, exc)
+        except (sqlite3.Error, OSError) as exc:  # a full or read-only disk: not applied, so not accepted
+            result = "rejected"
+            log.error("set_variable_validate %s: rejected: cannot store %s.%s in %s: %s", message.id, component,
+                      variable, self._store.path, exc)
         payload = encode_response(message, {"result": result})
         if not self._validator.is_valid(json.loads(payload)):
             raise RuntimeError(f"set_variable_validate response fails its schema: {payload!r}")
