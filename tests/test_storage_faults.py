@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from josev_bridge.adapters.alert_store import AlertStore
 from josev_bridge.adapters.damage import header_problem
 from josev_bridge.adapters.device_model_store import DeviceModelStore, load_definitions
 from josev_bridge.adapters.journal_store import JournalStore
@@ -84,9 +85,16 @@ def test_a_healthy_journal_with_a_pending_wal_is_not_called_truncated(tmp_path):
     assert header_problem(path) is None
 
 
-@pytest.mark.parametrize("name", ["journal.sqlite", "device_model.sqlite"])
+@pytest.mark.parametrize("name", ["journal.sqlite", "alerts.sqlite", "device_model.sqlite"])
 def test_a_healthy_database_is_opened_in_place(tmp_path, name):
-    if name == "journal.sqlite":
+    if name == "alerts.sqlite":  # with a WITHOUT ROWID row: SQLite 3.40's quick_check calls it damaged
+        AlertStore(tmp_path / name).close()
+        with sqlite3.connect(tmp_path / name) as db:
+            db.execute("INSERT INTO alerts (episode_id, type, start_us, end_us, muted, alert) "
+                       "VALUES ('e', 'lowBattery', 1, NULL, 0, '{}')")
+            db.execute("INSERT INTO alert_recipients (alert_id, recipient_id) VALUES (1, 2)")
+        AlertStore(tmp_path / name, repair=True).close()
+    elif name == "journal.sqlite":
         JournalStore(tmp_path / name).close()
         JournalStore(tmp_path / name, repair=True).close()
     else:
