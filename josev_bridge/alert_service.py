@@ -33,6 +33,8 @@ from .core.timestamps import format_us
 log = logging.getLogger("josev_bridge.alerts")
 
 ENGINE_FILE = "alerts-engine.json"
+ENGINE_LOSES = ("the open alert episodes and session state (an alert open before stays without an end in "
+                "alerts.sqlite; a condition the MCU reports again opens a new alert)")
 NOTIFY_EVENT = "notify_event"
 
 
@@ -43,8 +45,8 @@ class AlertService:
         self._publish = publish
         self._clock_us = clock_us
         self._lock = threading.Lock()
-        self.store = AlertStore(config.state_dir / FILE_NAME)
-        self._engine_file = AtomicJsonFile(config.state_dir / ENGINE_FILE)
+        self.store = AlertStore(config.state_dir / FILE_NAME, repair=True)
+        self._engine_file = AtomicJsonFile(config.state_dir / ENGINE_FILE, loses=ENGINE_LOSES)
         self.engine = self._load_engine()
         self._saved = self.engine.snapshot()  # what the file holds (or an empty engine's)
         self.recipients: tuple[Recipient, ...] = config.alerts.recipients or default_recipients(config.charger.identity)

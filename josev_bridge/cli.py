@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"josev-bridge: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a read-only or full disk, a damaged file: one line naming it, no traceback
+        from .adapters.damage import describe
+
+        print(f"josev-bridge: {describe(exc)}", file=sys.stderr)
+        return EXIT_FAIL
     except KeyboardInterrupt:
         return 130
 
@@ -243,6 +248,9 @@ def _dm_get(args: argparse.Namespace) -> int:
 
 
 def _dm_change(args: argparse.Namespace, change_fn) -> int:
+    import sqlite3
+
+    from .adapters.damage import describe, storage_error
     from .adapters.device_model_store import PermissionDenied
 
     store = _store(load(args.config))
@@ -255,6 +263,9 @@ def _dm_change(args: argparse.Namespace, change_fn) -> int:
         return EXIT_DENIED
     except DeviceModelError as exc:
         print(f"josev-bridge: {exc}; nothing changed", file=sys.stderr)
+        return EXIT_FAIL
+    except sqlite3.Error as exc:  # the disk is full, or turned read-only, under the CLI
+        print(f"josev-bridge: {describe(storage_error(store.path, exc))}; nothing changed", file=sys.stderr)
         return EXIT_FAIL
     print(f"{change.component}.{change.variable}: {change.old_value} -> {change.new_value} "
           f"(source {change.source}, by {change.user}); the running bridge applies it at its next use")
@@ -436,6 +447,11 @@ def _status(args: argparse.Namespace) -> int:
 def _status_extras(status: dict) -> list[list[str]]:
     """Journal, API, alerts and export lines (absent sections: a daemon of an older version, or turned off)."""
     rows = []
+    dm = status.get("device_model")
+    if dm and dm.get("recovered_from"):
+        lost = ", ".join(dm["lost"]) or "no value"
+        rows.append(["device model", f"DAMAGED at start ({dm['why']}), moved aside to {dm['recovered_from']}; "
+                                     f"recovered {len(dm['recovered'])} value(s); LOST (back to defaults): {lost}"])
     journal = status.get("journal")
     if journal:
         trouble = f", ERROR {journal['last_error']}" if journal.get("last_error") else ""

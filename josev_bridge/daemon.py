@@ -13,6 +13,7 @@ import gc
 import json
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from . import __version__, schemas
+from .adapters.damage import describe, probe_writable
 from .adapters.device_model_store import DeviceModelStore, load_definitions
 from .adapters.mqtt_link import MqttLink
 from .adapters.serial_link import SerialLink
@@ -31,7 +33,7 @@ from .core.timestamps import format_us
 from .device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
 from .event_timestamp_service import NAME, EventTimestampService, certainly_valid_request
 from .event_timestamp_service import encode as encode_event_timestamp
-from .mcu_ingest import STATE_FILE, McuIngest
+from .mcu_ingest import STATE_FILE, STATE_LOSES, McuIngest
 from . import status_report
 from .messages import Handled, Rejected, Router, raw_text
 from .adapters.http_api import ApiServer, load_or_create_token
@@ -70,10 +72,12 @@ class Bridge:
         schemas.assert_format_checking()
         state_dir = config.state_dir
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-        self.device_model = DeviceModelStore(state_dir, load_definitions(config.paths.device_model_dir or None))
+        probe_writable(state_dir)  # read-only or full: one line with the errno now, not SQLite's words later
+        self.device_model = DeviceModelStore(state_dir, load_definitions(config.paths.device_model_dir or None),
+                                             repair=True)
         for change in self.device_model.seed_defaults():
             log.info("device model: %s.%s = %s (default)", change.component, change.variable, change.new_value)
-        self.ingest = McuIngest(AtomicJsonFile(state_dir / STATE_FILE))
+        self.ingest = McuIngest(AtomicJsonFile(state_dir / STATE_FILE, loses=STATE_LOSES))
         m = config.mqtt
         self.mqtt = MqttLink(m, status_topic=config.status_topic,
                              subscriptions=[m.request_topic, m.josev_request_topic], on_message=self._on_mqtt_message)
@@ -365,7 +369,14 @@ def run(config_path: str) -> int:
     configure_logging(config.logging.level)
     try:
         bridge = Bridge(config)
-    except (ConfigError, OSError, ValueError) as exc:
+    except OSError as exc:  # StorageError too: read-only, full, no permission; names the path and errno
+        log.error("cannot start: %s; exiting for systemd to restart the bridge", describe(exc))
+        return 1
+    except (ConfigError, ValueError, sqlite3.Error) as exc:
         log.error("cannot start: %s", exc)
+        return 1
+    except Exception as exc:  # a bug: still one line in the journal; the stack at DEBUG level
+        log.error("cannot start: unexpected %s: %s", type(exc).__name__, exc)
+        log.debug("start-up failure", exc_info=True)
         return 1
     return bridge.run()

@@ -9,6 +9,7 @@ the router's cached answer, so it makes no second change in the audit trail.
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from .adapters.device_model_store import DeviceModelStore
 from .core.device_model import DeviceModelError, Source
@@ -45,6 +46,10 @@ class DeviceModelSync:
         except DeviceModelError as exc:
             log.warning("set_variable_validate %s: rejected: %s", message.id, exc)
             return Outcome({"result": "rejected"}, note=str(exc))
+        except (sqlite3.Error, OSError) as exc:  # a full or read-only disk: not applied, so not accepted
+            log.error("set_variable_validate %s: rejected: cannot store %s.%s in %s: %s", message.id, component,
+                      variable, self._store.path, exc)
+            return Outcome({"result": "rejected"}, note=f"not stored: {exc}")
         log.info("set_variable_validate %s: %s.%s = %r accepted and applied (was %r)", message.id,
                  component, variable, change.new_value, change.old_value)
         return Outcome({"result": "accepted"})

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .adapters.damage import is_damage
 from .adapters.journal_store import JournalStore, RetentionPolicy
 from .core.journal_entry import JournalEntry
 
@@ -44,7 +45,7 @@ class JournalCounters:
 class Journal:
     def __init__(self, path: str | Path, policy: RetentionPolicy,
                  clock_us: Callable[[], int] = lambda: time.time_ns() // 1000) -> None:
-        self.store = JournalStore(path)
+        self.store = JournalStore(path, repair=True)
         self.policy = policy
         self.counters = JournalCounters()
         self.last_id = self.store.last_id()
@@ -149,8 +150,9 @@ class Journal:
         self.counters.write_errors += 1
         message = f"{type(exc).__name__}: {exc}"
         if message != self.last_error:
-            log.error("journal: cannot write to %s: %s; keeping %d entries in memory and retrying",
-                      self.store.path, message, len(self._queue))
+            damaged = "; the file is damaged: restart the bridge to move it aside" if is_damage(exc) else ""
+            log.error("journal: cannot write to %s: %s%s; keeping %d entries in memory and retrying",
+                      self.store.path, message, damaged, len(self._queue))
         self.last_error = message
         if "full" in str(exc):
             self._make_room()

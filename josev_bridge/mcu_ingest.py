@@ -34,6 +34,11 @@ from .protocol.records import SEQUENCED, Ack, Hello, KeepAlive, Record, Sequence
 log = logging.getLogger("josev_bridge.ingest")
 
 STATE_FILE = "edges.json"
+# Damaged, edges.json is moved aside and the bridge starts without it rather than not at all: the
+# answers must go on. What that costs, for the ERROR line:
+STATE_LOSES = ("the stored edges (events before this start get no answer until the MCU reports them "
+               "again) and the MCU link position (the MCU replays every record not yet acknowledged; "
+               "acknowledged ones are not sent again)")
 CLOCKS_KEPT = 4  # MCU boots whose clock mapping is remembered (for records replayed after a reboot)
 
 AlertRecord = FaultRecord | EvStatusRecord

@@ -42,6 +42,7 @@ def build(bridge) -> dict:
         "get_event_timestamp": {"enabled": bridge.timestamps.enabled(), "answered": bridge.timestamps.answered,
                                 "silent": bridge.timestamps.silent},
         "rejected_messages": dict(bridge.rejected),
+        "device_model": device_model_status(bridge.device_model),
         "journal": None if bridge.journal is None else {
             "path": str(bridge.journal.store.path), "last_id": bridge.journal.last_id,
             "pending": bridge.journal.pending, "last_error": bridge.journal.last_error,
@@ -52,6 +53,14 @@ def build(bridge) -> dict:
             "muted": bridge.alerts.muted, "delivery_failures": bridge.alerts.delivery_failures},
         "export": None if getattr(bridge, "export", None) is None else bridge.export.status(bridge.journal.last_id),
     }
+
+
+def device_model_status(store) -> dict:
+    """The values' file, and, when this run recovered it from damage, what was lost: a flag back at its
+    default without anyone choosing it must be visible, not only in one log line."""
+    salvage = getattr(store, "salvage", None)
+    return {"path": str(store.path), **({"recovered_from": None, "lost": []} if salvage is None
+                                         else salvage.status())}
 
 
 def read(runtime_dir: str | Path) -> tuple[dict | None, str | None]:

@@ -13,9 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.alerts import Alert, alert_from_dict, alert_to_dict
+from .damage import open_or_set_aside
 from .sqlite_tx import immediate
 
 FILE_NAME = "alerts.sqlite"
+LOSES = ("the recorded alerts (the API and `josev-bridge alerts` list only alerts from now on; episodes "
+         "still open go on from alerts-engine.json; the moved file still holds what was readable)")
+QUICK_CHECK_MAX_BYTES = 16 * 2**20  # at most MAX_ROWS rows: a few MiB, checked whole in milliseconds
 MAX_ROWS = 10_000  # closed alerts beyond this go, oldest first
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -45,7 +49,9 @@ class StoredAlert:
 
 
 class AlertStore:
-    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False, repair: bool = False) -> None:
+        """`repair` (the daemon only): a damaged file is moved aside and a new one started, because
+        the alert records are secondary: they must never stop the bridge from answering."""
         self.path = Path(path)
         if readonly:
             if not self.path.exists():
@@ -54,12 +60,22 @@ class AlertStore:
                                        isolation_level=None, check_same_thread=False)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")  # alerts are few and must survive power loss
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(SCHEMA)
+            self._db = open_or_set_aside(self.path, self._connect_writer, what="alert store", loses=LOSES,
+                                         quick_check_max_bytes=QUICK_CHECK_MAX_BYTES) if repair \
+                else self._connect_writer()
             self.path.chmod(0o640)
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # alerts are few and must survive power loss
+            db.execute("PRAGMA foreign_keys=ON")
+            db.executescript(SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         self._db.close()

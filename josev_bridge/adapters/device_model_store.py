@@ -22,12 +22,15 @@ from importlib import resources
 from pathlib import Path
 
 from .. import schemas
+from .damage import StorageError, is_damage, open_or_set_aside, storage_error
+from .device_model_salvage import Salvage, salvage
 from .sqlite_tx import immediate
 from ..core.device_model import DeviceModelError, Mutability, Source, VariableDef, parse_component, validate
 
 log = logging.getLogger("josev_bridge.device_model")
 
 DB_NAME = "device_model.sqlite"
+QUICK_CHECK_MAX_BYTES = 64 * 2**20  # always, in practice: a few pages, checked whole in a millisecond
 AUTHORITATIVE_CHECK_S = 0.1
 STAT_INTERVAL_S = 0.002  # generation() stats the file at most this often: a change by another
 # process (the CLI) is seen within 2 ms, or 100 ms when its mtime and size did not move
@@ -108,24 +111,51 @@ def _now() -> str:
 class DeviceModelStore:
     """Values of the variables the bridge owns. Thread-safe; one instance per process."""
 
-    def __init__(self, state_dir: str | Path, definitions: dict[tuple[str, str], VariableDef]) -> None:
+    def __init__(self, state_dir: str | Path, definitions: dict[tuple[str, str], VariableDef], *,
+                 repair: bool = False) -> None:
+        """`repair` (the daemon only): a damaged file is moved aside and what SQLite can still read is
+        carried over (`salvage` says what was lost). The CLI leaves that to the daemon, so the loss
+        is shown by `josev-bridge status`, and gets a StorageError naming the file instead."""
         self.definitions = definitions
         self.path = Path(state_dir) / DB_NAME
         self._path_str = str(self.path)  # os.stat(str) is a third of Path.stat's cost
         self._lock = threading.Lock()
-        created = not self.path.exists()
-        self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA synchronous=FULL")  # rollback journal + FULL: a commit survives power loss
-        if created:
-            _share_with_group(self.path)
-        if self.writable() is None:
-            self._db.executescript(_SCHEMA)
+        self.salvage: Salvage | None = None  # set when this process recovered a damaged file
+        if repair:
+            self._db = open_or_set_aside(self.path, self._connect, what="device model", salvage=self._salvage,
+                                         quick_check_max_bytes=QUICK_CHECK_MAX_BYTES)
+        else:
+            try:
+                self._db = self._connect()
+            except sqlite3.Error as exc:
+                raise _cli_storage_error(self.path, exc) from None
         self._version = -1
         self._signature: tuple[int, int, int] | None = None
         self._generation = 0
         self._next_authoritative = 0.0
         self._next_stat = 0.0
         self._cache: dict[tuple[str, str, str], StoredValue] = {}
+
+    def _connect(self) -> sqlite3.Connection:
+        created = not self.path.exists()
+        db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA synchronous=FULL")  # rollback journal + FULL: a commit survives power loss
+            if created:
+                _share_with_group(self.path)
+            if self.writable() is None:
+                db.executescript(_SCHEMA)
+            else:
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # damage shows here, not later
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _salvage(self, aside: Path, fresh: sqlite3.Connection, why: str) -> tuple[str, str]:
+        self.salvage = Salvage(str(self.path), str(aside), why)
+        salvage(aside, fresh, self.definitions, self.salvage)
+        return self.salvage.summary()
 
     def close(self) -> None:
         with self._lock:
@@ -300,6 +330,15 @@ def _signature(path: str) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _cli_storage_error(path: Path, exc: sqlite3.Error) -> StorageError:
+    """The CLI's one line for a file it cannot use: damage is left to the daemon, which recovers it."""
+    if is_damage(exc):
+        return StorageError(0, f"{exc}; the bridge moves it aside and recovers what it can when it starts "
+                               f"(systemctl restart josev-bridge), then `josev-bridge status` shows what was lost",
+                            str(path))
+    return storage_error(path, exc)
 
 
 def _share_with_group(path: Path) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from .damage import open_or_set_aside
 from .sqlite_tx import immediate
 from ..core.journal_entry import Direction, JournalEntry, NoAnswer
 from ..core.journal_query import JournalQuery, Position
@@ -24,6 +25,9 @@ from ..core.journal_query import JournalQuery, Position
 log = logging.getLogger("josev_bridge.journal")
 
 FILE_NAME = "journal.sqlite"
+LOSES = ("its past rows (the API, `josev-bridge messages` and the export see only rows from now on; "
+         "the moved file still holds what was readable)")
+QUICK_CHECK_MAX_BYTES = 4 * 2**20  # a bigger journal gets the cheap checks only (adapters/damage.py)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -131,7 +135,9 @@ class StoredEntry:
 class JournalStore:
     """One connection; not shared between threads (the writer and each reader open their own)."""
 
-    def __init__(self, path: str | Path, *, readonly: bool = False, timeout: float = 5.0) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False, timeout: float = 5.0,
+                 repair: bool = False) -> None:
+        """`repair` (the daemon's writer only): move a damaged file aside and start a new one."""
         self.path = Path(path)
         if readonly:
             if not self.path.exists():
@@ -140,16 +146,30 @@ class JournalStore:
                                        isolation_level=None, check_same_thread=False)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # effective on a new file only
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA journal_size_limit=1048576")  # the WAL shrinks back to 1 MiB
-            self._db.execute("PRAGMA wal_autocheckpoint=256")  # pages: keeps the WAL small on flash
-            self._db.execute("PRAGMA cache_size=-512")  # KiB: the writer needs little; RSS stays small
-            self._db.executescript(SCHEMA)
+            self._db = self._open_writer(timeout) if repair else self._connect_writer(timeout)
             self.path.chmod(0o640)
         self.bytes_written = 0  # JSON text inserted through this connection: when to check the size bound
+
+    def _connect_writer(self, timeout: float) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # effective on a new file only
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA journal_size_limit=1048576")  # the WAL shrinks back to 1 MiB
+            db.execute("PRAGMA wal_autocheckpoint=256")  # pages: keeps the WAL small on flash
+            db.execute("PRAGMA cache_size=-512")  # KiB: the writer needs little; RSS stays small
+            db.executescript(SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_writer(self, timeout: float) -> sqlite3.Connection:
+        """The daemon's writer: a damaged journal is moved aside and a new one started, because the
+        journal is a record of what happened, never a reason to stop answering."""
+        return open_or_set_aside(self.path, lambda: self._connect_writer(timeout), what="journal", loses=LOSES,
+                                 quick_check_max_bytes=QUICK_CHECK_MAX_BYTES)
 
     def close(self) -> None:
         self._db.close()

@@ -16,10 +16,10 @@ def immediate(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("BEGIN IMMEDIATE")
     try:
         yield
-    except BaseException:
+        db.execute("COMMIT")  # inside: a COMMIT refused (a full disk) must not leave the transaction open,
+    except BaseException:  # or every later BEGIN on this connection fails
         try:
             db.execute("ROLLBACK")
         except sqlite3.Error:  # the connection may already have rolled back (e.g. SQLITE_FULL)
             pass
         raise
-    db.execute("COMMIT")

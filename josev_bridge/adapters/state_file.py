@@ -9,37 +9,42 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import datetime, timezone
 from pathlib import Path
+
+from .damage import aside_path
 
 log = logging.getLogger("josev_bridge.state")
 
 
 class AtomicJsonFile:
-    def __init__(self, path: str | Path, mode: int = 0o600) -> None:
+    def __init__(self, path: str | Path, mode: int = 0o600, loses: str = "") -> None:
+        """`loses`: what starting without the document loses, for the ERROR line when it is damaged."""
         self.path = Path(path)
         self.mode = mode
+        self.loses = loses
 
     def load(self) -> dict | None:
         """The stored document, or None if there is none (or it was unreadable and moved aside)."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
         try:
-            data = json.loads(text)
+            data = json.loads(raw.decode("utf-8"))  # random bytes: UnicodeDecodeError, a ValueError too
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
             return data
         except ValueError as exc:
-            self.quarantine(f"does not parse ({exc})")
+            self.quarantine(f"does not parse ({_brief(exc)})")
             return None
 
     def quarantine(self, why: str) -> Path:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        """Move the damaged document aside and say, in one ERROR line, what starting without it loses.
+        Raises OSError when it cannot be moved (a read-only file system: the daemon cannot start)."""
+        aside = aside_path(self.path)
         os.replace(self.path, aside)
-        log.error("state file %s %s; moved aside to %s and starting without it", self.path, why, aside)
+        lost = f"; lost: {self.loses}" if self.loses else ""
+        log.error("state file %s %s; moved aside to %s and starting without it%s", self.path, why, aside, lost)
         return aside
 
     def save(self, data: dict) -> None:
@@ -60,3 +65,9 @@ class AtomicJsonFile:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _brief(exc: ValueError, limit: int = 120) -> str:
+    """A decoder's message, short (a UnicodeDecodeError quotes the bytes it choked on)."""
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
