@@ -455,8 +455,9 @@ def _status_extras(status: dict) -> list[list[str]]:
     journal = status.get("journal")
     if journal:
         trouble = f", ERROR {journal['last_error']}" if journal.get("last_error") else ""
+        shed = f", {journal['payloads_shed']} payloads shed" if journal.get("payloads_shed") else ""
         rows.append(["journal", f"{journal['written']} rows written (last id {journal['last_id']}), "
-                                f"{journal['pending']} pending, {journal['dropped']} dropped{trouble}"])
+                                f"{journal['pending']} pending, {journal['dropped']} dropped{shed}{trouble}"])
     if status.get("api"):
         rows.append(["API", f"http://{status['api']['listen']}"])
     alerts = status.get("alerts")
@@ -468,6 +469,8 @@ def _status_extras(status: dict) -> list[list[str]]:
     if export:
         rows.append(["export", f"{export['broker']} {'connected' if export['connected'] else 'DISCONNECTED'}, "
                                f"backlog {export['backlog']} rows" +
+                               (f", {export['lost_to_retention']} rows lost to retention"
+                                if export.get("lost_to_retention") else "") +
                                (f", last error {export['last_error']}" if export.get("last_error") else "")])
     return rows
 

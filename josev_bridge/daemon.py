@@ -156,7 +156,7 @@ class Bridge:
         result = router.route(message.payload)
         if self.journal is not None:
             latency_us = (time.perf_counter_ns() - t0) // 1000
-            self.journal.record(_journal_entry(received_us, message, result, latency_us))
+            self.journal.record(_journal_entry(received_us, message, result, latency_us), len(message.payload))
         if isinstance(result, Rejected):
             self.rejected[result.kind] = self.rejected.get(result.kind, 0) + 1
             about = f" (id={result.id}, name={result.name})" if result.id or result.name else ""

@@ -1,10 +1,15 @@
 """The journal writer: callers hand over entries in microseconds; one thread writes them to SQLite.
 
-`record()` never touches the disk, so an answer never waits for it: entries go into a bounded
-in-memory queue that the `journal` thread drains in batches, one transaction per batch. When
-the disk is full or the database is locked, the thread keeps the entries (up to MAX_PENDING), logs
-once, retries, and makes room by retention; only beyond MAX_PENDING are the oldest entries dropped,
-counted and logged. Retention (age and size) runs in the same thread in small steps.
+`record()` never touches the disk, so an answer never waits for it: entries go into an in-memory
+queue that the `journal` thread drains in batches, one transaction per batch. When the disk is full
+or the database is locked, the thread keeps the entries, logs once, retries, and makes room by
+retention. Retention (age and size) runs in the same thread in small steps.
+
+The queue is bounded by bytes (QUEUE_BYTES, the payloads' size as received plus a per-entry cost)
+and by count (MAX_PENDING). A flood of large messages faster than the writer first loses payloads,
+not rows: past PAYLOAD_BYTES a row keeps what came, when, and what was answered, and its note says
+the payload was not kept. Only when even those rows do not fit are the oldest dropped. Both are counted
+(`payloads_shed`, `dropped`) and logged once per episode: when it starts and when it ends.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ SIZE_CHECK_SHARE = 50  # one insert adds at most 1/50 of the size bound (JSON te
 SIZE_CHECK_INTERVAL = 1.0  # once that much was written since the last check, or after this many seconds
 # (five PRAGMAs per batch were a GIL hand-over each): the file stays under ~95 % of the bound
 MAX_PENDING = 50_000  # entries held in memory while the database cannot take them
+QUEUE_BYTES = 16 * 2**20  # what the entries waiting for the writer may hold, about
+PAYLOAD_BYTES = QUEUE_BYTES * 3 // 4  # beyond this, large payloads are shed; the rest is room for their rows
+ENTRY_COST = 800  # bytes of one queued entry beyond its payload as received (tracemalloc: ~970 B for a 169 B request)
+PAYLOAD_KEPT = 1024  # payloads up to this size are kept even while the queue is over its byte bound
 RETRY_DELAY = 1.0  # seconds between attempts while writing fails
 RETENTION_INTERVAL = 2.0  # seconds between age-retention steps
 
@@ -40,6 +49,7 @@ class JournalCounters:
     dropped: int = 0  # lost because the database could not take them for too long
     write_errors: int = 0
     retained_away: int = 0  # deleted by retention (age or size)
+    payloads_shed: int = 0  # rows journaled without their payload: the queue was over its byte bound
 
 
 class Journal:
@@ -51,7 +61,10 @@ class Journal:
         self.last_id = self.store.last_id()
         self.last_error: str | None = None
         self._clock_us = clock_us
-        self._queue: deque[JournalEntry] = deque()
+        self._queue: deque[tuple[JournalEntry, int]] = deque()  # (entry, what it costs in memory)
+        self._queued_bytes = 0
+        self._lock = threading.Lock()  # record() runs in several threads; the byte count must not drift
+        self._shedding = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._listeners: list[Callable[[int], None]] = []
@@ -60,18 +73,58 @@ class Journal:
         self._size_checked = (-1, 0.0)  # store.bytes_written and time.monotonic() at the last size check
 
     # -- any thread -------------------------------------------------------------------------------
-    def record(self, entry: JournalEntry) -> None:
-        """Queue an entry (deque.append is atomic); the writer thread takes it within milliseconds."""
-        if len(self._queue) >= MAX_PENDING:
-            self._queue.popleft()
-            self.counters.dropped += 1
-            if self.counters.dropped == 1 or self.counters.dropped % 1000 == 0:
-                log.error("journal: %d entries dropped so far: the database has not taken entries for too long",
-                          self.counters.dropped)
-        self._queue.append(entry)
-        if len(self._queue) >= WAKE_AT:  # no wake-up per entry: the writer would contend for the GIL
+    def record(self, entry: JournalEntry, size: int = 0) -> None:
+        """Queue an entry; `size` is its payload's size as received, when that is large. The writer
+        thread takes it within COMMIT_INTERVAL, or at once when WAKE_AT entries wait."""
+        cost = ENTRY_COST + size
+        with self._lock:
+            if self._queued_bytes + cost > PAYLOAD_BYTES and size > PAYLOAD_KEPT:
+                self._shed_payload(entry, size)
+                cost = ENTRY_COST
+            while self._queue and (self._queued_bytes + cost > QUEUE_BYTES or len(self._queue) >= MAX_PENDING):
+                self._queued_bytes -= self._queue.popleft()[1]
+                self.counters.dropped += 1
+                self._start_episode()
+            self._queue.append((entry, cost))
+            self._queued_bytes += cost
+            waiting = len(self._queue)
+        if waiting >= WAKE_AT:  # no wake-up per entry: the writer would contend for the GIL
             self._wake.set()  # with the thread answering requests; it comes round every COMMIT_INTERVAL
 
+    def _shed_payload(self, entry: JournalEntry, size: int) -> None:
+        entry.payload = None
+        kept = f"payload of {size} bytes not journaled: the journal queue was over its {QUEUE_BYTES >> 20} MiB bound"
+        entry.note = kept if not entry.note else f"{entry.note}; {kept}"
+        self.counters.payloads_shed += 1
+        self._start_episode()
+
+    def _start_episode(self) -> None:
+        if not self._shedding:
+            self._shedding = True
+            log.error("journal: messages arrive faster than the database takes them; over the queue's %d MiB "
+                      "bound, rows are kept without large payloads and then the oldest rows dropped (%d payloads "
+                      "shed, %d rows dropped so far)", QUEUE_BYTES >> 20, self.counters.payloads_shed,
+                      self.counters.dropped)
+
+    def _take(self, count: int) -> list[tuple[JournalEntry, int]]:
+        """The oldest entries, out of the queue (so record() cannot drop them while they are written);
+        their bytes stay counted until they are stored."""
+        with self._lock:
+            return [self._queue.popleft() for _ in range(min(count, len(self._queue)))]
+
+    def _give_back(self, batch: list[tuple[JournalEntry, int]], stored: int) -> None:
+        """The first `stored` of `batch` are in the database; the rest go back to the queue's front."""
+        with self._lock:
+            self._queued_bytes -= sum(cost for _, cost in batch[:stored])
+            self._queue.extendleft(reversed(batch[stored:]))
+            if self._shedding and self._queued_bytes < PAYLOAD_BYTES // 2:
+                self._shedding = False
+                log.warning("journal: caught up with arrivals (%d payloads shed, %d rows dropped since start)",
+                            self.counters.payloads_shed, self.counters.dropped)
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
 
     def add_listener(self, callback: Callable[[int], None]) -> None:
         """`callback(last_id)` after each commit, in the journal thread (export wakes up on it)."""
@@ -115,14 +168,15 @@ class Journal:
                 return
 
     def _write_batch(self) -> bool:
-        batch = [self._queue[i] for i in range(min(BATCH, len(self._queue)))]
+        batch = self._take(BATCH)
         try:
-            last_id, written = self.store.insert_some(batch, self.policy.max_bytes // SIZE_CHECK_SHARE)
+            last_id, written = self.store.insert_some([entry for entry, _ in batch],
+                                                      self.policy.max_bytes // SIZE_CHECK_SHARE)
         except Exception as exc:  # sqlite3.Error, OSError: a full disk must not end the thread
+            self._give_back(batch, 0)
             self._write_failed(exc)
             return False
-        for _ in range(written):
-            self._queue.popleft()
+        self._give_back(batch, written)
         if self.last_error is not None:
             log.warning("journal: writing works again (%s before)", self.last_error)
             self.last_error = None

@@ -45,7 +45,8 @@ def build(bridge) -> dict:
         "device_model": device_model_status(bridge.device_model),
         "journal": None if bridge.journal is None else {
             "path": str(bridge.journal.store.path), "last_id": bridge.journal.last_id,
-            "pending": bridge.journal.pending, "last_error": bridge.journal.last_error,
+            "pending": bridge.journal.pending, "pending_bytes": bridge.journal.queued_bytes,
+            "last_error": bridge.journal.last_error,
             **dataclasses.asdict(bridge.journal.counters)},
         "api": None if bridge.api is None else {"listen": "%s:%d" % bridge.api.address},
         "alerts": None if bridge.alerts is None else {

@@ -168,6 +168,7 @@ class JournalExporter:
         self._saved_at = 0.0
         self._publish_properties: Properties | None = None
         self._highest_sent = self.watermark  # gaps above this are rows retention took before export
+        self._lost_upto = self.watermark  # rows up to here that retention took are already counted
         self._notified_last_id = 0  # written by the journal thread only (notify)
         self._polled_last_id = 0  # written by the export thread only
         self._wake = threading.Event()
@@ -225,7 +226,7 @@ class JournalExporter:
                 if healthy:
                     delay = self._cfg.reconnect_min_delay
                 log.debug("export: reconnecting in %.3g s", delay)
-                self._stop.wait(delay)
+                self._wait_counting_losses(delay)
                 delay = min(delay * 2, self._cfg.reconnect_max_delay)
         finally:
             self._save_watermark(force=True)
@@ -410,9 +411,24 @@ class JournalExporter:
         row = to_row(stored.id, stored.entry, self._identity, self._fleet_id)
         return json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
+    def _wait_counting_losses(self, delay: float) -> None:
+        """The backoff between connections. While the uplink is down, retention may delete rows never
+        sent: count them as they go (every POLL_INTERVAL), so `status` shows the loss during the
+        outage, not only once the uplink returns."""
+        end = time.monotonic() + delay
+        while not self._stop.is_set():
+            oldest = self._read(self.store.oldest_id, 0)
+            if oldest:
+                self._count_gap(self._highest_sent, oldest)
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self._stop.wait(min(left, POLL_INTERVAL))
+
     def _count_gap(self, after: int, row_id: int) -> None:
         """Ids between `after` and `row_id` that were never sent: retention deleted them first."""
-        lost = row_id - max(after, self._highest_sent) - 1
+        lost = row_id - max(after, self._highest_sent, self._lost_upto) - 1
+        self._lost_upto = max(self._lost_upto, row_id - 1)
         if lost > 0:
             self.counters.lost_to_retention += lost
             log.warning("export: %d journal rows (ids %d..%d) were deleted by retention before they could be "

@@ -245,6 +245,24 @@ def test_rows_deleted_by_retention_before_export_are_counted_and_logged(upstream
     assert "30 journal rows (ids 1..30) were deleted by retention" in caplog.text
 
 
+def test_rows_retention_deletes_during_an_outage_are_counted_while_it_lasts(tmp_path, journal, stoppers):
+    """status must show the loss during the outage, not only once the uplink is back."""
+    record(journal, 1, 100)
+    wait_until(lambda: journal.last_id == 100, 5, "100 journaled rows")
+    exporter = make_exporter(export_config(free_port()), journal.store.path)  # nothing listens there
+    exporter.start()
+    stoppers.append(exporter)
+    retention = JournalStore(journal.store.path)
+    assert retention.delete_oldest(40) == 40
+    retention.close()
+    wait_until(lambda: exporter.counters.lost_to_retention == 40, 10, "the 40 deleted rows counted")
+    assert not exporter.connected
+    retention = JournalStore(journal.store.path)
+    assert retention.delete_oldest(10) == 10
+    retention.close()
+    wait_until(lambda: exporter.counters.lost_to_retention == 50, 10, "10 more, not counted twice")
+
+
 def test_unreachable_broker_backs_off_and_delivers_once_it_appears(tmp_path, journal, stoppers, caplog):
     caplog.set_level(logging.DEBUG, logger="josev_bridge.export")
     port = free_port()
