@@ -129,4 +129,11 @@ class EventTimestampService:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("request %s: %s/%s -> %s (EVSE %s)", message.id, query.event_type.value,
                       query.condition.value, result.timestamp, result.evse_id)
-        return Outcome({"timestamp": result.timestamp})
+        return Outcome({"timestamp": result.timestamp}, note=bound_note(result.error_us))
+
+
+def bound_note(error_us: int | None) -> str:
+    """The journal row's statement of how true the answer is (the clock mapping's error bound)."""
+    if error_us is None:
+        return "MCU time; mapping error bound not recorded (edge stored by an older version)"
+    return f"MCU time, mapping error bound {error_us / 1000:.3f} ms"

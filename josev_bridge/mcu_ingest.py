@@ -238,7 +238,7 @@ class McuIngest:
                 return
             utc_us = to_utc_us(clock, record.time_us, self._realtime_offset_us())
             edges = self.store.apply(SignalRecord(record.evse_id, record.connector_id, record.signal,
-                                                  record.state, utc_us))
+                                                  record.state, utc_us), clock.error_bound_us(record.time_us))
         self.last_record_us = utc_us
         c.edges += len(edges)
         if edges and log.isEnabledFor(logging.INFO):  # formatting costs more than applying

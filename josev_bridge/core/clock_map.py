@@ -7,10 +7,13 @@ absorbs an MCU clock that is off by hours (a) and drifts by +/-100 ppm (b). The 
 clock never steps, so an NTP step of the Linux clock does not disturb the fit; UTC is derived
 from it with the realtime-minus-monotonic offset current when a record is stored.
 
-Error bound for a record stamped at MCU time m (docs/serial-protocol.md, clock section):
-    |error| <= rtt_min/2 + |b_err| * |m - m_last| + the MCU's own stamping latency
-where rtt_min is the best round trip in the window and b_err the slope uncertainty (under
-~5 ppm after a minute of 1 Hz probes; the slope is taken as exactly 1 until the window spans 10 s).
+Error bound for a record stamped at MCU time m (docs/serial-protocol.md, clock section), as
+`error_bound_us` computes it from the fit in use:
+    |error| <= u + b_err * |m - m0| (+ the MCU's own stamping latency, which the host cannot see)
+where u = (rtt_min + RTT_TOLERANCE_US) / 2 bounds each low-latency sample's error (and so the
+fit's centre m0), and b_err bounds the slope's error: 2u / span for a slope fitted over `span` of
+MCU time (each end of the span off by at most u), MAX_DRIFT when the slope is taken as 1 (the
+MCU's crystal may be off by that much) or when a fit restored after a restart no longer knows its span.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ MAX_SLOPE_ERROR = 500e-6  # a fit implying more than 500 ppm is noise, not a cry
 RTT_TOLERANCE_US = 200  # samples up to best rtt + this count as low-latency
 OUTLIER_US = 50_000  # a sample this far off the fit is not jitter
 RESTART_AFTER = 3  # consecutive outliers: the MCU clock was set or stepped; start the mapping again
+MAX_DRIFT = 100e-6  # the drift an MCU crystal may have (docs/serial-protocol.md): the slope error when unfitted
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,7 @@ class ClockSample:
 class ClockMap:
     samples: list[ClockSample] = field(default_factory=list)
     _fit: tuple[int, int, float] | None = None  # (m0, h0, slope): host = h0 + slope * (mcu - m0)
+    _slope_error: float | None = None  # bound on |slope - true slope|, set with the fit
     _best_rtt: int | None = None
     outliers: int = 0  # consecutive
     restarts: int = 0
@@ -59,6 +64,7 @@ class ClockMap:
         self.samples.append(sample)
         del self.samples[:-WINDOW]
         self._fit = None
+        self._slope_error = None
         self._best_rtt = None
         return verdict
 
@@ -79,8 +85,16 @@ class ClockMap:
 
     def fit(self) -> tuple[int, int, float]:
         if self._fit is None:
-            self._fit = self._compute()
+            self._fit, self._slope_error = self._compute()
         return self._fit
+
+    def error_bound_us(self, mcu_us: int) -> int:
+        """How far the mapped time of a reading at `mcu_us` may be from the truth (the module's
+        docstring), in whole microseconds, rounded up. Requires `ready`."""
+        m0, _, _ = self.fit()
+        sample_error = ((self.best_rtt_us() or 0) + RTT_TOLERANCE_US) / 2
+        slope_error = MAX_DRIFT if self._slope_error is None else self._slope_error
+        return int(sample_error + slope_error * abs(mcu_us - m0)) + 1
 
     def offset_us(self) -> int:
         """MCU clock minus host monotonic clock now (for status)."""
@@ -90,22 +104,23 @@ class ClockMap:
     def drift_ppm(self) -> float:
         return (self.fit()[2] - 1.0) * 1e6
 
-    def _compute(self) -> tuple[int, int, float]:
+    def _compute(self) -> tuple[tuple[int, int, float], float]:
+        """The fit and the bound on its slope's error."""
         if not self.samples:
             raise ValueError("no clock samples yet")
         best = min(s.rtt_us for s in self.samples)
         good = [s for s in self.samples if s.rtt_us <= best + RTT_TOLERANCE_US]
         m0 = sum(s.mcu_us for s in good) // len(good)
         h0 = sum(s.host_us for s in good) // len(good)
-        slope = 1.0
+        slope, slope_error = 1.0, MAX_DRIFT
         span = max(s.mcu_us for s in good) - min(s.mcu_us for s in good)
         if len(good) >= 3 and span >= MIN_SPAN_FOR_SLOPE_US:
             sxx = sum((s.mcu_us - m0) ** 2 for s in good)
             sxy = sum((s.mcu_us - m0) * (s.host_us - h0) for s in good)
             fitted = sxy / sxx
             if abs(fitted - 1.0) <= MAX_SLOPE_ERROR:
-                slope = fitted
-        return m0, h0, slope
+                slope, slope_error = fitted, (best + RTT_TOLERANCE_US) / span
+        return (m0, h0, slope), slope_error
 
     # -- persistence: only the fit, which is what maps records replayed after a restart ------------
     def snapshot(self) -> dict:

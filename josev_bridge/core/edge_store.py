@@ -20,6 +20,8 @@ class ConditionState:
     active: bool = False
     rise_us: int | None = None  # when it last became true
     fall_us: int | None = None  # when it last stopped being true
+    rise_error_us: int | None = None  # the clock mapping's error bound for rise_us (None: not known)
+    fall_error_us: int | None = None
 
     def stop_after_start_us(self) -> int | None:
         """The fall that ended the latest rise; None while the condition is still true or never rose."""
@@ -39,6 +41,7 @@ class Miss(str, Enum):
 class Found:
     evse_id: int
     time_us: int
+    error_us: int | None = None  # the bound on |time_us - truth| stated when it was mapped to UTC
 
 
 class EdgeStore:
@@ -48,14 +51,15 @@ class EdgeStore:
         self._evses: dict[int, dict[Condition, ConditionState]] = {}
 
     # -- feeding -------------------------------------------------------------------------------
-    def apply(self, record: SignalRecord) -> list[Edge]:
-        """Apply one MCU record; return the edges it caused (none if the state did not change)."""
+    def apply(self, record: SignalRecord, error_us: int | None = None) -> list[Edge]:
+        """Apply one MCU record whose time is in UTC within `error_us`; return the edges it caused
+        (none if the state did not change)."""
         states = self._evse(record.evse_id)
         condition = SIGNAL_CONDITION[record.signal]
-        edges = self._set(record.evse_id, states, condition, record.state, record.time_us)
+        edges = self._set(record.evse_id, states, condition, record.state, record.time_us, error_us)
         if edges and condition in (Condition.EV_CONNECTED, Condition.AUTHORIZED):
             both = states[Condition.EV_CONNECTED].active and states[Condition.AUTHORIZED].active
-            edges += self._set(record.evse_id, states, Condition.POWER_PATH_CLOSED, both, record.time_us)
+            edges += self._set(record.evse_id, states, Condition.POWER_PATH_CLOSED, both, record.time_us, error_us)
         return edges
 
     def _evse(self, evse_id: int) -> dict[Condition, ConditionState]:
@@ -66,15 +70,15 @@ class EdgeStore:
 
     @staticmethod
     def _set(evse_id: int, states: dict[Condition, ConditionState], condition: Condition,
-             active: bool, time_us: int) -> list[Edge]:
+             active: bool, time_us: int, error_us: int | None) -> list[Edge]:
         state = states[condition]
         if state.active == active:
             return []
         state.active = active
         if active:
-            state.rise_us = time_us
+            state.rise_us, state.rise_error_us = time_us, error_us
         else:
-            state.fall_us = time_us
+            state.fall_us, state.fall_error_us = time_us, error_us
         return [Edge(evse_id, condition, active, time_us)]
 
     def forget_states(self) -> None:
@@ -101,9 +105,12 @@ class EdgeStore:
             if states is None:
                 continue
             state = states[condition]
-            time_us = state.rise_us if event_type is EventType.START else state.stop_after_start_us()
+            if event_type is EventType.START:
+                time_us, error_us = state.rise_us, state.rise_error_us
+            else:
+                time_us, error_us = state.stop_after_start_us(), state.fall_error_us
             if time_us is not None and (best is None or time_us > best.time_us):
-                best = Found(candidate, time_us)
+                best = Found(candidate, time_us, error_us)
         return best if best is not None else Miss.NO_EVENT_RECORDED
 
     def state(self, evse_id: int, condition: Condition) -> ConditionState | None:
@@ -119,7 +126,8 @@ class EdgeStore:
             "version": SNAPSHOT_VERSION,
             "evses": {
                 str(evse_id): {
-                    c.value: {"active": s.active, "rise_us": s.rise_us, "fall_us": s.fall_us}
+                    c.value: {"active": s.active, "rise_us": s.rise_us, "fall_us": s.fall_us,
+                              "rise_error_us": s.rise_error_us, "fall_error_us": s.fall_error_us}
                     for c, s in states.items()
                     if s.active or s.rise_us is not None or s.fall_us is not None
                 }
@@ -140,6 +148,8 @@ class EdgeStore:
                 state.active = bool(raw["active"])
                 state.rise_us = _opt_int(raw.get("rise_us"))
                 state.fall_us = _opt_int(raw.get("fall_us"))
+                state.rise_error_us = _opt_int(raw.get("rise_error_us"))  # absent: stored by an older version
+                state.fall_error_us = _opt_int(raw.get("fall_error_us"))
         return store
 
 

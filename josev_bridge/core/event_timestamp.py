@@ -24,6 +24,7 @@ class Answer:
     timestamp: str  # RFC 3339, UTC, Z, milliseconds truncated
     evse_id: int | None  # the EVSE whose edge answered; None for a current-time fallback
     from_hardware: bool  # False only for the opt-in current-time fallback
+    error_us: int | None = None  # the clock mapping's bound on the hardware time's error (None: unknown)
 
 
 @dataclass(slots=True)  # not frozen: built per request on the answer path, where a frozen __init__ costs 4x
@@ -56,7 +57,7 @@ def answer(query: Query, store: EdgeStore, *, enabled: bool, supported: frozense
                        f"{query.condition.value} has no stop event")
     found = store.lookup(query.event_type, query.condition, query.evse_id)
     if isinstance(found, Found):
-        return Answer(format_us(found.time_us), found.evse_id, True)
+        return Answer(format_us(found.time_us), found.evse_id, True, found.error_us)
     if reply_with_current_time_when_unknown:
         return Answer(format_us(now_us), None, False)
     return Silence(Miss.NO_EVENT_RECORDED.value,

@@ -69,3 +69,31 @@ def test_snapshot_keeps_the_fit():
     m = mcu_at(29_000_000, HOUR_US, 80)
     assert restored.to_host_us(m) == clock.to_host_us(m)
     assert restored.best_rtt_us() == clock.best_rtt_us() == 300  # the uncertainty survives a restart too
+
+
+@given(st.floats(-100, 100), st.integers(-10 * HOUR_US, 10 * HOUR_US), st.integers(0, 2**32),
+       st.integers(2, 64), st.integers(0, 600_000_000))
+def test_the_stated_error_bound_holds(ppm, offset_us, seed, probes, after_us):
+    """Any number of 1 Hz probes (so: an assumed slope of 1, or a fitted one), an event up to ten
+    minutes after the last probe (a link outage): the truth is within the bound the map states."""
+    rng = random.Random(seed)
+    clock = ClockMap()
+    for i in range(probes):
+        clock.add(probe(i * 1_000_000, offset_us, ppm, rng.choice([300, 500, 2000]), rng))
+    host_us = (probes - 1) * 1_000_000 + after_us
+    event = mcu_at(host_us, offset_us, ppm)
+    assert abs(clock.to_host_us(event) - host_us) <= clock.error_bound_us(event)
+
+
+def test_the_bound_narrows_as_the_slope_is_learnt():
+    rng = random.Random(3)
+    clock = ClockMap()
+    for i in range(5):
+        clock.add(probe(i * 1_000_000, HOUR_US, 80, 300, rng))
+    event = mcu_at(4_000_000 + 60_000_000, HOUR_US, 80)  # a minute after the last probe
+    early = clock.error_bound_us(event)
+    for i in range(5, 64):
+        clock.add(probe(i * 1_000_000, HOUR_US, 80, 300, rng))
+    late = clock.error_bound_us(mcu_at(63_000_000 + 60_000_000, HOUR_US, 80))
+    assert early >= 6000  # 100 ppm over a minute: the slope is not known yet
+    assert late < early / 4

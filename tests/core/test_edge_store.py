@@ -74,3 +74,13 @@ def test_after_an_mcu_reboot_states_are_unknown_but_times_stay():
     assert s.lookup(STOP, C.EV_CONNECTED) is Miss.NO_EVENT_RECORDED  # no invented fall
     edges = s.apply(rec(Signal.EV_CONNECTED, True, 500))  # re-detected after the reboot
     assert [(e.condition, e.time_us) for e in edges] == [(C.EV_CONNECTED, 500)]
+
+
+def test_an_answer_carries_the_error_bound_stated_for_its_edge_and_it_survives_a_snapshot():
+    store = EdgeStore()
+    store.apply(SignalRecord(1, 1, Signal.EV_CONNECTED, True, 1_000), error_us=350)
+    store.apply(SignalRecord(1, 1, Signal.EV_CONNECTED, False, 9_000), error_us=2_100)
+    again = EdgeStore.from_snapshot(store.snapshot())
+    for s in (store, again):
+        assert s.lookup(EventType.START, C.EV_CONNECTED) == Found(1, 1_000, 350)
+        assert s.lookup(EventType.STOP, C.EV_CONNECTED) == Found(1, 9_000, 2_100)
