@@ -437,7 +437,9 @@ def _status(args: argparse.Namespace) -> int:
         ["faults", ", ".join(f"{k} {v}" for k, v in faults.items()) or "none"],
         ["get_event_timestamp", f"{'enabled' if status['get_event_timestamp']['enabled'] else 'DISABLED'}, "
                                 f"answered {status['get_event_timestamp']['answered']}, "
-                                f"silent {status['get_event_timestamp']['silent']}"],
+                                f"silent {status['get_event_timestamp']['silent']}" +
+                                (f", NOT SENT {status['get_event_timestamp']['not_sent']}"
+                                 if status['get_event_timestamp'].get('not_sent') else "")],
     ]
     rows += _status_extras(status)
     _table(None, rows)

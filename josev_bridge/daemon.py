@@ -91,6 +91,7 @@ class Bridge:
         self.routers[m.josev_request_topic].register(
             SET_VARIABLE_VALIDATE, "request", "set_variable_validate.request", self.dm_sync.handle,
             response_topic=m.josev_response_topic, response_schema="set_variable_validate.response", cache_size=1024)
+        self.answers = self.routers[m.request_topic].counts(NAME)
         self.serial = SerialLink(config.serial, self.ingest)
         self.alerts = AlertService(config, self._send_own) if config.alerts.enabled else None
         if self.alerts is not None:
@@ -267,7 +268,7 @@ class Bridge:
 
     def status_line(self) -> str:
         return (f"broker {'up' if self.mqtt.connected.is_set() else 'down'}, MCU link {self.serial.state.value}, "
-                f"answered {self.timestamps.answered}, silent {self.timestamps.silent}")
+                f"answered {self.answers.answered}, silent {self.answers.silent}, not sent {self.answers.not_sent}")
 
     def _log_device_model_changes(self) -> None:
         """Log every change made since the last tick, by whoever made it (CLI user or csms).

@@ -82,8 +82,6 @@ class EventTimestampService:
         self._dm = device_model
         self._clock_us = clock_us or (lambda: time.time_ns() // 1000)
         self._settings_cache: tuple[int, tuple[bool, frozenset[Condition]]] = (-1, (False, frozenset()))
-        self.answered = 0
-        self.silent = 0
 
     def reconfigure(self, config: Config) -> None:
         self._config = config
@@ -118,10 +116,8 @@ class EventTimestampService:
                             self._config.get_event_timestamp.reply_with_current_time_when_unknown,
                             now_us=self._clock_us())
         if not isinstance(result, Answer):
-            self.silent += 1
             log.warning("request %s: %s", message.id, result.detail)
             return Outcome(no_answer=result.reason, note=result.cause)
-        self.answered += 1
         if not result.from_hardware:
             log.warning("request %s: no %s/%s edge recorded; answered with the current time as configured",
                         message.id, query.event_type.value, query.condition.value)

@@ -34,6 +34,7 @@ log = logging.getLogger("josev_bridge.messages")
 MAX_PAYLOAD = 64 * 1024
 MAX_DEPTH = 32  # Josev's messages nest 4 levels; SQLite's JSON functions stop at 1000
 RAW_TEXT = 2048  # characters of an unusable payload kept (as text) for the journal
+NOT_SENT = NoAnswer.NOT_SENT.value
 
 #: Queue a message on the broker link: None when it was handed over, else why it was not.
 Publish = Callable[[str, bytes], "str | None"]
@@ -220,6 +221,15 @@ def encode_response(request: Message, data: dict) -> bytes:
 
 
 @dataclass(slots=True)
+class ReplyCounts:
+    """What became of the requests of one message name (status and the systemd status line)."""
+
+    answered: int = 0  # answers the MQTT link took
+    silent: int = 0  # no answer by decision (NotSupported, NoEventRecorded, Ignored)
+    not_sent: int = 0  # an answer decided, but not sent (NotSent)
+
+
+@dataclass(slots=True)
 class _Route:
     validator: Draft202012Validator
     handler: Handler
@@ -228,6 +238,7 @@ class _Route:
     response_check: ResponseCheck
     encode: Encoder
     replies: ReplyCache
+    counts: ReplyCounts
 
 
 class Router:
@@ -246,10 +257,13 @@ class Router:
         `encode` may format the envelope faster than the JSON encoder; it must write the same bytes."""
         self._routes[(name, type_)] = _Route(schemas.validator(schema_name), handler, certainly_valid,
                                              response_topic, ResponseCheck(response_schema), encode,
-                                             ReplyCache(cache_size))
+                                             ReplyCache(cache_size), ReplyCounts())
 
     def handles(self, name: str, type_: str) -> bool:
         return (name, type_) in self._routes
+
+    def counts(self, name: str, type_: str = "request") -> ReplyCounts:
+        return self._routes[(name, type_)].counts
 
     def route(self, payload: bytes) -> Handled | Rejected:
         """Parse and validate; call the handler, send its answer, and return what happened (or why not)."""
@@ -259,13 +273,21 @@ class Router:
         route, message = checked
         body_hash = hash(payload)
         cached = route.replies.get(message.id)
-        if cached is not None:
-            if cached[0] == body_hash:
-                return Handled(message, self._repeat(route, message, cached[1]))
-            log.warning("request id %s reused with a different body: handled as a new request", message.id)
-        outcome = route.handler(message)
-        if outcome.response is not None:
-            self._send(route, message, outcome, body_hash)
+        if cached is not None and cached[0] == body_hash:
+            outcome = self._repeat(route, message, cached[1])
+        else:
+            if cached is not None:
+                log.warning("request id %s reused with a different body: handled as a new request", message.id)
+            outcome = route.handler(message)
+            if outcome.response is not None:
+                self._send(route, message, outcome, body_hash)
+        counts = route.counts
+        if outcome.sent:
+            counts.answered += 1
+        elif outcome.no_answer == NOT_SENT:
+            counts.not_sent += 1
+        else:
+            counts.silent += 1
         return Handled(message, outcome)
 
     def _check(self, payload: bytes) -> tuple[_Route, Message] | Rejected:
@@ -301,7 +323,7 @@ class Router:
         problem = route.response_check.error(data, reply)
         if problem is not None:  # a bug of ours: never sent, journaled with what it was
             log.error("%s %s: our response fails its schema, not sent: %s", message.name, message.id, problem)
-            outcome.no_answer, outcome.note = NoAnswer.NOT_SENT.value, f"response fails its schema: {problem}"
+            outcome.no_answer, outcome.note = NOT_SENT, f"response fails its schema: {problem}"
             return
         if self._hand_over(route, message, outcome, reply):
             route.replies.put(message.id, body_hash, reply)
@@ -311,6 +333,6 @@ class Router:
         if refused is None:
             outcome.sent = True
             return True
-        outcome.no_answer = NoAnswer.NOT_SENT.value
+        outcome.no_answer = NOT_SENT
         outcome.note = f"the MQTT link did not take the answer ({refused})"
         return False

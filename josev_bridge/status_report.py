@@ -39,8 +39,7 @@ def build(bridge) -> dict:
             "counters": {**dataclasses.asdict(serial.decode_counters), **dataclasses.asdict(serial.counters),
                          **dataclasses.asdict(ingest.counters)},
         },
-        "get_event_timestamp": {"enabled": bridge.timestamps.enabled(), "answered": bridge.timestamps.answered,
-                                "silent": bridge.timestamps.silent},
+        "get_event_timestamp": {"enabled": bridge.timestamps.enabled(), **dataclasses.asdict(bridge.answers)},
         "rejected_messages": dict(bridge.rejected),
         "device_model": device_model_status(bridge.device_model),
         "journal": None if bridge.journal is None else {
