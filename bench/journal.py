@@ -18,7 +18,7 @@ Ingest rate. Entries/s from the first `Journal.record()` to the commit of the la
 (`Journal.last_id`, via the journal's commit listener), with the default retention policy
 (30 days, 32 MiB): once starting from an empty journal (it reaches the bound on the way), once
 into a journal already at its size bound, so retention deletes in batches from the first write
-(a board's steady state). The producer keeps the queue under the journal's MAX_PENDING so nothing
+(a board's steady state). The producer keeps the queue under half the journal's QUEUE_BYTES so nothing
 is dropped, and its time per `record()` (the cost on the response path) is reported. Baseline:
 the same rows as pre-built tuples, executemany into a bare table (no index, no AUTOINCREMENT) in
 transactions of the journal's BATCH size, same pragmas. Bar: >= 15,000 entries/s in both states,
@@ -328,12 +328,12 @@ def ingest_journal(path: Path, batch: list[JournalEntry], label: str) -> IngestR
     journal.add_listener(lambda last_id: done.set() if last_id >= target else None)
     journal.start()
     chunk = 1000
-    high_water = journal_module.MAX_PENDING - 2 * chunk  # room for the next chunk: the journal must not drop
+    high_water = journal_module.QUEUE_BYTES // 2  # bytes: room for the next chunk, so the journal drops nothing
     record_s = 0.0
     gc.collect()
     t0 = time.perf_counter()
     for i in range(0, len(batch), chunk):
-        while journal.pending > high_water:  # a producer faster than any real one: wait for the writer
+        while journal.queued_bytes > high_water:  # a producer faster than any real one: wait for the writer
             time.sleep(0.001)
         t1 = time.perf_counter()
         for entry in batch[i:i + chunk]:
