@@ -361,6 +361,8 @@ def _outgoing_entry(created_us: int, topic: str, payload: bytes, refused: str | 
 
 
 def run(config_path: str) -> int:
+    """The daemon. Exit 2: the configuration must be fixed (the unit stays failed); exit 1: a start-up
+    fault that may heal, such as a full or read-only state_dir (systemd tries again)."""
     try:
         config = load(config_path)
     except ConfigError as exc:
@@ -373,7 +375,10 @@ def run(config_path: str) -> int:
     except OSError as exc:  # StorageError too: read-only, full, no permission; names the path and errno
         log.error("cannot start: %s; exiting for systemd to restart the bridge", describe(exc))
         return 1
-    except (ConfigError, ValueError, sqlite3.Error) as exc:
+    except ConfigError as exc:  # a file a person must fix (an empty password file): does not heal by itself
+        log.error("cannot start: %s", exc)
+        return 2
+    except (ValueError, sqlite3.Error) as exc:
         log.error("cannot start: %s", exc)
         return 1
     except Exception as exc:  # a bug: still one line in the journal; the stack at DEBUG level

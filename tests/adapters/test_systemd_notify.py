@@ -294,7 +294,8 @@ def test_bridge_unit_lifecycle():
     assert _last(svc, "ExecReload") == "/bin/kill -HUP $MAINPID"
     assert _last(svc, "Restart") == "on-failure"
     assert _last(svc, "RestartSec")
-    assert _last(u, "StartLimitIntervalSec") and _last(u, "StartLimitBurst")
+    assert _last(u, "StartLimitIntervalSec") == "0"  # a storage fault that heals must not leave it failed
+    assert _last(svc, "RestartPreventExitStatus") == "2"  # ... a broken configuration must
     assert "mosquitto.service" in _words(u, "Wants")
     assert "mosquitto.service" in _words(u, "After")
     assert "mosquitto.service" not in _words(u, "Requires") + _words(u, "BindsTo")
