@@ -39,7 +39,7 @@ from .messages import Handled, Rejected, Router, raw_text
 from .adapters.http_api import ApiServer, load_or_create_token
 from .adapters.journal_store import FILE_NAME as JOURNAL_FILE, RetentionPolicy
 from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_LINK, Direction, JournalEntry, NoAnswer
-from .journal import Journal
+from .journal import Journal, parsed_cost
 from .journal_api import PATH as MESSAGES_PATH, JournalApi
 from .alert_service import AlertService
 from .alerts_api import PATH as ALERTS_PATH, AlertsApi
@@ -157,7 +157,8 @@ class Bridge:
         result = router.route(message.payload)
         if self.journal is not None:
             latency_us = (time.perf_counter_ns() - t0) // 1000
-            self.journal.record(_journal_entry(received_us, message, result, latency_us), len(message.payload))
+            entry = _journal_entry(received_us, message, result, latency_us)
+            self.journal.record(entry, _payload_cost(entry.payload, message.payload))
         if isinstance(result, Rejected):
             self.rejected[result.kind] = self.rejected.get(result.kind, 0) + 1
             about = f" (id={result.id}, name={result.name})" if result.id or result.name else ""
@@ -350,6 +351,16 @@ def _journal_entry(received_us: int, message: mqtt.MQTTMessage, result: Handled 
         payload = raw_text(message.payload)
     return JournalEntry(received_us, Direction.IN, result.name or "unknown", message.topic, result.id, payload,
                         why, note=result.detail)
+
+
+def _payload_cost(kept: object, raw: bytes) -> int:
+    """What the journaled payload holds in memory: the raw text kept for an unusable message, or the
+    parsed `data` (estimated from the message's text, which holds it)."""
+    if kept is None:
+        return 0
+    if isinstance(kept, str):
+        return len(kept)
+    return parsed_cost(raw)
 
 
 def _outgoing_entry(created_us: int, topic: str, payload: bytes, refused: str | None) -> JournalEntry:

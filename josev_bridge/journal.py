@@ -39,6 +39,16 @@ QUEUE_BYTES = 16 * 2**20  # what the entries waiting for the writer may hold, ab
 PAYLOAD_BYTES = QUEUE_BYTES * 3 // 4  # beyond this, large payloads are shed; the rest is room for their rows
 ENTRY_COST = 800  # bytes of one queued entry beyond its payload as received (tracemalloc: ~970 B for a 169 B request)
 PAYLOAD_KEPT = 1024  # payloads up to this size are kept even while the queue is over its byte bound
+ELEMENT_COST = 64  # bytes a parsed JSON element costs beyond its text (a dict, a list slot, a small str)
+
+
+def parsed_cost(raw: bytes) -> int:
+    """About what the parsed form of the JSON text `raw` holds in memory: its text, plus ELEMENT_COST
+    per container or item. `[{},{},...]` costs ~24x its text, a long string ~1x; counting the
+    separators (C-speed scans, only for large payloads) tells them apart."""
+    if len(raw) <= PAYLOAD_KEPT:
+        return len(raw)
+    return len(raw) + ELEMENT_COST * (raw.count(b"{") + raw.count(b"[") + raw.count(b","))
 RETRY_DELAY = 1.0  # seconds between attempts while writing fails
 RETENTION_INTERVAL = 2.0  # seconds between age-retention steps
 
@@ -50,6 +60,12 @@ class JournalCounters:
     write_errors: int = 0
     retained_away: int = 0  # deleted by retention (age or size)
     payloads_shed: int = 0  # rows journaled without their payload: the queue was over its byte bound
+
+
+def _shed_payload(entry: JournalEntry, size: int) -> None:
+    entry.payload = None
+    kept = f"payload of {size} bytes not journaled: the journal queue was over its {PAYLOAD_BYTES >> 20} MiB bound"
+    entry.note = kept if not entry.note else f"{entry.note}; {kept}"
 
 
 class Journal:
@@ -64,7 +80,8 @@ class Journal:
         self._queue: deque[tuple[JournalEntry, int]] = deque()  # (entry, what it costs in memory)
         self._queued_bytes = 0
         self._lock = threading.Lock()  # record() runs in several threads; the byte count must not drift
-        self._shedding = False
+        self._shedding = False  # in an episode of shedding; logged when it starts and when it ends
+        self._shed_seen = (0, 0)  # (payloads_shed, dropped) when the last episode ended
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._listeners: list[Callable[[int], None]] = []
@@ -74,37 +91,29 @@ class Journal:
 
     # -- any thread -------------------------------------------------------------------------------
     def record(self, entry: JournalEntry, size: int = 0) -> None:
-        """Queue an entry; `size` is its payload's size as received, when that is large. The writer
+        """Queue an entry; `size` is what its payload holds in memory, when that is large. The writer
         thread takes it within COMMIT_INTERVAL, or at once when WAKE_AT entries wait."""
         cost = ENTRY_COST + size
         with self._lock:
             if self._queued_bytes + cost > PAYLOAD_BYTES and size > PAYLOAD_KEPT:
-                self._shed_payload(entry, size)
+                _shed_payload(entry, size)
+                self.counters.payloads_shed += 1
                 cost = ENTRY_COST
             while self._queue and (self._queued_bytes + cost > QUEUE_BYTES or len(self._queue) >= MAX_PENDING):
                 self._queued_bytes -= self._queue.popleft()[1]
                 self.counters.dropped += 1
-                self._start_episode()
             self._queue.append((entry, cost))
             self._queued_bytes += cost
             waiting = len(self._queue)
-        if waiting >= WAKE_AT:  # no wake-up per entry: the writer would contend for the GIL
-            self._wake.set()  # with the thread answering requests; it comes round every COMMIT_INTERVAL
-
-    def _shed_payload(self, entry: JournalEntry, size: int) -> None:
-        entry.payload = None
-        kept = f"payload of {size} bytes not journaled: the journal queue was over its {QUEUE_BYTES >> 20} MiB bound"
-        entry.note = kept if not entry.note else f"{entry.note}; {kept}"
-        self.counters.payloads_shed += 1
-        self._start_episode()
-
-    def _start_episode(self) -> None:
-        if not self._shedding:
-            self._shedding = True
+            started = not self._shedding and (self.counters.payloads_shed, self.counters.dropped) != self._shed_seen
+            self._shedding |= started
+        if started:  # logged outside the lock: a slow log handler must not hold up the writer
             log.error("journal: messages arrive faster than the database takes them; over the queue's %d MiB "
                       "bound, rows are kept without large payloads and then the oldest rows dropped (%d payloads "
                       "shed, %d rows dropped so far)", QUEUE_BYTES >> 20, self.counters.payloads_shed,
                       self.counters.dropped)
+        if waiting >= WAKE_AT:  # no wake-up per entry: the writer would contend for the GIL
+            self._wake.set()  # with the thread answering requests; it comes round every COMMIT_INTERVAL
 
     def _take(self, count: int) -> list[tuple[JournalEntry, int]]:
         """The oldest entries, out of the queue (so record() cannot drop them while they are written);
@@ -117,10 +126,13 @@ class Journal:
         with self._lock:
             self._queued_bytes -= sum(cost for _, cost in batch[:stored])
             self._queue.extendleft(reversed(batch[stored:]))
-            if self._shedding and self._queued_bytes < PAYLOAD_BYTES // 2:
+            ended = self._shedding and self._queued_bytes < PAYLOAD_BYTES // 2
+            if ended:
                 self._shedding = False
-                log.warning("journal: caught up with arrivals (%d payloads shed, %d rows dropped since start)",
-                            self.counters.payloads_shed, self.counters.dropped)
+                self._shed_seen = (self.counters.payloads_shed, self.counters.dropped)
+        if ended:
+            log.warning("journal: caught up with arrivals (%d payloads shed, %d rows dropped since start)",
+                        *self._shed_seen)
 
     @property
     def queued_bytes(self) -> int:

@@ -34,6 +34,7 @@ log = logging.getLogger("josev_bridge.messages")
 MAX_PAYLOAD = 64 * 1024
 MAX_DEPTH = 32  # Josev's messages nest 4 levels; SQLite's JSON functions stop at 1000
 RAW_TEXT = 2048  # characters of an unusable payload kept (as text) for the journal
+DETAIL_TEXT = 300  # characters of a rejection's detail (a schema error can quote the whole value)
 NOT_SENT = NoAnswer.NOT_SENT.value
 
 #: Queue a message on the broker link: None when it was handed over, else why it was not.
@@ -71,8 +72,8 @@ def decode(payload: bytes) -> object:
         raise BadJson("nested too deeply") from None
     if b"\\u" in payload and _has_unsafe_text(obj):
         raise BadJson("text holds a lone surrogate or a NUL character")
-    if _depth_exceeds(obj, MAX_DEPTH):
-        raise BadJson(f"nested deeper than {MAX_DEPTH} levels")
+    if payload.count(b"{") + payload.count(b"[") > MAX_DEPTH and _depth_exceeds(obj, MAX_DEPTH):
+        raise BadJson(f"nested deeper than {MAX_DEPTH} levels")  # (fewer brackets than that: not deeper)
     return obj
 
 
@@ -306,8 +307,10 @@ class Router:
             return Rejected("ignored", f"no handler for name={name!r} type={type_!r}", msg_id, name, obj.get("data"))
         fast = route.certainly_valid
         if not (fast is not None and fast(obj)) and not route.validator.is_valid(obj):
-            return Rejected("schema_violation", schemas.first_error(route.validator, obj) or "invalid",
-                            msg_id, name, obj.get("data"))
+            detail = schemas.first_error(route.validator, obj) or "invalid"
+            if len(detail) > DETAIL_TEXT:
+                detail = detail[:DETAIL_TEXT] + f"... ({len(detail)} characters)"
+            return Rejected("schema_violation", detail, msg_id, name, obj.get("data"))
         return route, Message(obj["id"], name, type_, obj["data"])
 
     def _repeat(self, route: _Route, message: Message, reply: bytes) -> Outcome:

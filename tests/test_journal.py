@@ -65,3 +65,24 @@ def test_small_payloads_are_kept_even_over_the_bound(tmp_path):
     small = JournalEntry(NOW_US, Direction.IN, "get_event_timestamp", payload={"event_type": "TxEventStart"})
     j.record(small, PAYLOAD_KEPT)
     assert small.payload == {"event_type": "TxEventStart"}
+
+
+def test_the_bound_holds_in_memory_for_payloads_that_parse_into_many_small_objects(tmp_path):
+    """`[{},{},...]` costs ~24x its text once parsed: the bound must count what is held, not the wire size."""
+    import json
+    import tracemalloc
+
+    from josev_bridge.journal import parsed_cost
+    raw = json.dumps({"name": "heartbeat", "data": [{} for _ in range(20_000)]}).encode()  # 60 KB of text
+    j = journal(tmp_path)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(300):
+            j.record(JournalEntry(NOW_US + i, Direction.IN, "heartbeat", payload=json.loads(raw)["data"]),
+                     parsed_cost(raw))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < QUEUE_BYTES * 5 // 4, f"{held >> 20} MiB held for a {QUEUE_BYTES >> 20} MiB bound"
+    assert j.counters.payloads_shed > 0

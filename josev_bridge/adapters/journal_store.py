@@ -46,10 +46,11 @@ CREATE INDEX IF NOT EXISTS journal_type_created ON journal (message_type, create
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, row_id INTEGER NOT NULL);
 """
 def _json_column(index: int) -> str:
-    """Element `index` of a json_each row as stored: JSON text, or NULL for null (strings stay quoted)."""
+    """Element `index` of a json_each row as stored: its JSON text (`->`, so numbers keep the digits
+    they arrived with: json_extract would turn a 30-digit integer into a REAL, and one past a double
+    into 'Inf', which no JSON reader takes back), or NULL for null."""
     path = f"'$[{index}]'"
-    return (f"CASE json_type(value, {path}) WHEN 'null' THEN NULL WHEN 'text' THEN json_quote(json_extract(value, {path})) "
-            f"WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE json_extract(value, {path}) END")
+    return f"CASE json_type(value, {path}) WHEN 'null' THEN NULL ELSE value -> {path} END"
 
 
 _INSERT_FROM_JSON = (
