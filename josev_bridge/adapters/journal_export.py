@@ -221,6 +221,9 @@ class JournalExporter:
                     healthy = False
                 self.connected = False
                 self._save_watermark(force=True)
+                # what was sent but never acknowledged is pending again: the next connection starts at
+                # the watermark, and rows above it that retention deletes meanwhile are lost to export
+                self._highest_sent = self.watermark
                 if self._stop.is_set():
                     break
                 if healthy:
