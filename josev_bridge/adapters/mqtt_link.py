@@ -6,8 +6,11 @@ still delivered; set TCP_NODELAY or every QoS 1 round trip costs ~44 ms; never b
 callback (it kills or wedges paho's network thread); bound the outgoing queue.
 
 Backpressure: a request is acknowledged (PUBACK) only once the broker has acknowledged its answer
-(or at once when there is no answer), so a request the bridge took but never answered (a crash, a
-lost connection) is delivered again. The bridge asks for at most `receive_maximum(cfg)` requests in
+(or at once when there is no answer, or when the queue refused its answer: that one is journaled
+NotSent, not retried), in the order requests arrived, so a request the bridge took but never
+answered (a crash, a lost connection) is delivered again. After a reconnect to the same session,
+paho re-sends the answers still unacknowledged; the broker's redelivery of their requests is then
+not answered a second time. The bridge asks for at most `receive_maximum(cfg)` requests in
 flight (MQTT 5 Receive Maximum); mosquitto 2.0.11 (Debian 12) overruns that window once the client
 publishes too (measured: 3,500 unacknowledged with a window of 100; eclipse-mosquitto/mosquitto#2301),
 so the outgoing queue itself is sized to take everything the shipped broker settings let the broker
@@ -22,6 +25,7 @@ import logging
 import socket
 import ssl
 import threading
+from collections import deque
 from typing import Callable
 
 import paho.mqtt.client as mqtt
@@ -79,6 +83,33 @@ def _set_nodelay(client: mqtt.Client, userdata: object, sock: socket.socket) -> 
         log.debug("TCP_NODELAY not set: %s", exc)
 
 
+class InboundAcks:
+    """Requests are acknowledged in the order they arrived (MQTT 5 section 4.6 asks for it; 3.1.1
+    brokers expect it), each once it is done: at once when it got no answer, else when the broker
+    acknowledged its answer. Network thread only."""
+
+    def __init__(self) -> None:
+        self._order: deque[int] = deque()
+        self._done: set[int] = set()
+
+    def arrived(self, mid: int) -> None:
+        self._order.append(mid)
+
+    def done(self, mid: int) -> list[int]:
+        """Mark `mid` done; returns the requests to acknowledge now, in order."""
+        self._done.add(mid)
+        ready = []
+        while self._order and self._order[0] in self._done:
+            head = self._order.popleft()
+            self._done.discard(head)
+            ready.append(head)
+        return ready
+
+    def clear(self) -> None:
+        self._order.clear()
+        self._done.clear()
+
+
 class MqttLink:
     """A long-lived, self-healing connection with a retained online/offline status and a last will."""
 
@@ -99,8 +130,11 @@ class MqttLink:
         self._loop_thread: int | None = None
         self._handling_mid: int | None = None  # the request being handled in the network thread
         self._ack_after: dict[int, int] = {}  # answer's mid -> request's mid, acknowledged on its PUBACK
+        self._answer_in_flight: set[int] = set()  # requests whose answer paho re-sends after a reconnect
+        self._acks = InboundAcks()
         self.connected = threading.Event()
         self.dropped_publishes = 0
+        self.refused_by_broker = 0  # answers the broker acknowledged with a failure code (MQTT 5)
 
     def start(self) -> None:
         """Start connecting in the background; start-up never waits for the broker."""
@@ -154,7 +188,10 @@ class MqttLink:
                 return
             log.info("connected to broker %s:%d (session present: %s)", self._cfg.host, self._cfg.port,
                      flags.session_present)
-            self._ack_after.clear()  # acknowledgements belong to a connection; unacknowledged requests come again
+            self._acks.clear()  # the broker sends every unacknowledged request again, in order
+            if not flags.session_present:
+                self._ack_after.clear()  # a new session: its requests are new too
+            self._answer_in_flight = set(self._ack_after.values())
             client.subscribe([(topic, 1) for topic in self._subscriptions])
             client.publish(self._status_topic, ONLINE, qos=1, retain=True)
             self.connected.set()
@@ -167,6 +204,12 @@ class MqttLink:
             log.warning("disconnected from broker: %s (reconnecting with backoff)", reason_code)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        if message.qos:
+            self._acks.arrived(message.mid)
+            if message.mid in self._answer_in_flight:  # sent again after a reconnect, and paho is
+                self._answer_in_flight.discard(message.mid)  # re-sending its answer: wait for that one
+                log.debug("request mid %d delivered again; its answer is being re-sent", message.mid)
+                return
         self._handling_mid = message.mid if message.qos else None
         try:
             self._handler(message)
@@ -174,10 +217,18 @@ class MqttLink:
             log.exception("error handling a message on %s; message dropped", message.topic)
         finally:
             if self._handling_mid is not None:  # no answer was queued: done with it now
-                client.ack(message.mid, message.qos)
+                self._acknowledge(client, self._handling_mid)
             self._handling_mid = None
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         request = self._ack_after.pop(mid, None)
-        if request is not None:
-            client.ack(request, 1)
+        if request is None:
+            return
+        if reason_code.is_failure:  # e.g. an ACL refusing cs/ocpp: the answer went nowhere
+            self.refused_by_broker += 1
+            log.error("the broker refused our answer (mid %d) to request mid %d: %s", mid, request, reason_code)
+        self._acknowledge(client, request)
+
+    def _acknowledge(self, client: mqtt.Client, request: int) -> None:
+        for mid in self._acks.done(request):
+            client.ack(mid, 1)
