@@ -509,8 +509,13 @@ def _asdict(obj) -> dict:
     return asdict(obj)
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7f]}  # shown, never sent to the terminal
+
+
 def _table(header: list[str] | None, rows: list[list[str]]) -> None:
-    cells = ([header] if header else []) + [[str(c) for c in row] for row in rows]
+    """Columns padded to fit. Control characters (an ESC in a message id from the bus) are shown
+    escaped: a table must not be able to move a technician's cursor or recolour the terminal."""
+    cells = ([header] if header else []) + [[str(c).translate(_CONTROL) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))] if cells else []
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())

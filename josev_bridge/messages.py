@@ -167,13 +167,14 @@ class ReplyCache:
 
     def __init__(self, size: int = 4096) -> None:
         self._size = size
-        self._replies: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._replies: OrderedDict[str, tuple[int, bytes, str | None]] = OrderedDict()
 
-    def get(self, msg_id: str) -> tuple[int, bytes] | None:
+    def get(self, msg_id: str) -> tuple[int, bytes, str | None] | None:
+        """(body hash, reply, the first answer's note)."""
         return self._replies.get(msg_id)
 
-    def put(self, msg_id: str, body_hash: int, payload: bytes) -> None:
-        self._replies[msg_id] = (body_hash, payload)
+    def put(self, msg_id: str, body_hash: int, payload: bytes, note: str | None = None) -> None:
+        self._replies[msg_id] = (body_hash, payload, note)
         if len(self._replies) > self._size:
             self._replies.popitem(last=False)
 
@@ -206,6 +207,9 @@ class ResponseCheck:
 
 
 def _memo_key(data: dict) -> Hashable | None:
+    if len(data) == 1:  # the usual answer, {"timestamp": ...} or {"result": ...}: no set to build
+        key, value = next(iter(data.items()))
+        return (key, value) if isinstance(value, (str, int)) else None
     try:
         return frozenset(data.items())
     except TypeError:  # a nested value: validate every time
@@ -275,7 +279,7 @@ class Router:
         body_hash = hash(payload)
         cached = route.replies.get(message.id)
         if cached is not None and cached[0] == body_hash:
-            outcome = self._repeat(route, message, cached[1])
+            outcome = self._repeat(route, message, cached[1], cached[2])
         else:
             if cached is not None:
                 log.warning("request id %s reused with a different body: handled as a new request", message.id)
@@ -313,9 +317,10 @@ class Router:
             return Rejected("schema_violation", detail, msg_id, name, obj.get("data"))
         return route, Message(obj["id"], name, type_, obj["data"])
 
-    def _repeat(self, route: _Route, message: Message, reply: bytes) -> Outcome:
+    def _repeat(self, route: _Route, message: Message, reply: bytes, note: str | None) -> Outcome:
         log.info("request %s seen again (QoS 1 redelivery); repeating the same answer", message.id)
-        outcome = Outcome(json.loads(reply)["data"], note="redelivery: the same answer repeated")
+        repeated = "redelivery: the same answer repeated"
+        outcome = Outcome(json.loads(reply)["data"], note=f"{repeated}; {note}" if note else repeated)
         self._hand_over(route, message, outcome, reply)
         return outcome
 
@@ -329,7 +334,7 @@ class Router:
             outcome.no_answer, outcome.note = NOT_SENT, f"response fails its schema: {problem}"
             return
         if self._hand_over(route, message, outcome, reply):
-            route.replies.put(message.id, body_hash, reply)
+            route.replies.put(message.id, body_hash, reply, outcome.note)
 
     def _hand_over(self, route: _Route, message: Message, outcome: Outcome, reply: bytes) -> bool:
         refused = self._publish(route.response_topic, reply)

@@ -75,7 +75,7 @@ def test_reply_cache_is_bounded():
     cache = ReplyCache(size=2)
     for i in range(3):
         cache.put(str(i), i, b"%d" % i)
-    assert cache.get("0") is None and cache.get("2") == (2, b"2")
+    assert cache.get("0") is None and cache.get("2") == (2, b"2", None)
 
 
 def test_router_sends_the_answer_and_repeats_it_for_a_redelivery():

@@ -25,6 +25,7 @@ HOSTILE = [
     b'{"id": "1", "name": "x", "type": "request", "data": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
     b'{"id": "1", "name": "heartbeat", "type": "request", "data": {"a": "\xff\x00raw"}}',
 ]
+ESCAPE = b'{"id": "\\u001b[2J\\u001b[31m", "name": "heartbeat", "type": "request", "data": {}}'  # clear, recolour
 
 
 def strict_json(text: str):
@@ -45,7 +46,7 @@ def test_hostile_payloads_are_journaled_readably_and_the_next_request_is_answere
     status, body = sim.command("plug-connector")
     bridge.wait_log("EVConnected TxEventStart")
     with RequestClient(MqttConfig(host="127.0.0.1", port=broker.port)) as client:
-        for payload in HOSTILE:
+        for payload in HOSTILE + [ESCAPE]:
             client.publish_raw(payload)
         reply = client.send("get_event_timestamp", {"event_type": "TxEventStart", "trigger_reason": "EVConnected"})
     assert reply.response["data"] == {"timestamp": body["edges"][0]["timestamp"]}
@@ -65,5 +66,6 @@ def test_hostile_payloads_are_journaled_readably_and_the_next_request_is_answere
     assert {r["id"] for r in rows} <= {line["id"] for line in lines}  # rows may have been added since
     table = bridge.cli("messages", "--limit", "100")
     assert table.returncode == 0, table.stderr
+    assert "\x1b" not in table.stdout  # an id from the bus cannot drive the technician's terminal
     assert "Traceback" not in bridge.log_text()
     assert bridge.proc.poll() is None
