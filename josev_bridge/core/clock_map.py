@@ -11,16 +11,22 @@ Error bound for a record stamped at MCU time m (docs/serial-protocol.md, clock s
     |error| <= rtt_min/2 + |b_err| * |m - m_last| + the MCU's own stamping latency
 where rtt_min is the best round trip in the window and b_err the slope uncertainty (under
 ~5 ppm after a minute of 1 Hz probes; the slope is taken as exactly 1 until the window spans 10 s).
+`ClockMap.error_bound_us` computes it for the current fit, without the MCU's stamping latency
+(unknown to the host): each fitted sample is off by at most e = its rtt/2, so the line is off by at
+most e_max at its centroid m0, and its slope by at most e_max * sum|m_i - m0| / sum (m_i - m0)^2
+(least squares), or by MCU_MAX_DRIFT while the slope is taken as 1.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 WINDOW = 64  # samples kept (about a minute at one probe per second)
 MIN_SPAN_FOR_SLOPE_US = 10_000_000  # below this span the slope is assumed to be 1
 MAX_SLOPE_ERROR = 500e-6  # a fit implying more than 500 ppm is noise, not a crystal
 RTT_TOLERANCE_US = 200  # samples up to best rtt + this count as low-latency
+MCU_MAX_DRIFT = 100e-6  # what docs/serial-protocol.md allows an MCU crystal; the slope error while it is taken as 1
 OUTLIER_US = 50_000  # a sample this far off the fit is not jitter
 RESTART_AFTER = 3  # consecutive outliers: the MCU clock was set or stepped; start the mapping again
 
@@ -36,6 +42,7 @@ class ClockSample:
 class ClockMap:
     samples: list[ClockSample] = field(default_factory=list)
     _fit: tuple[int, int, float] | None = None  # (m0, h0, slope): host = h0 + slope * (mcu - m0)
+    _fit_error: tuple[int, float] | None = None  # (e_max_us, slope_error) of the fit
     _best_rtt: int | None = None
     outliers: int = 0  # consecutive
     restarts: int = 0
@@ -59,6 +66,7 @@ class ClockMap:
         self.samples.append(sample)
         del self.samples[:-WINDOW]
         self._fit = None
+        self._fit_error = None
         self._best_rtt = None
         return verdict
 
@@ -79,8 +87,15 @@ class ClockMap:
 
     def fit(self) -> tuple[int, int, float]:
         if self._fit is None:
-            self._fit = self._compute()
+            self._fit, self._fit_error = self._compute()
         return self._fit
+
+    def error_bound_us(self, mcu_us: int) -> int:
+        """The most a host time from `to_host_us(mcu_us)` can be off, MCU stamping latency aside
+        (rounded up to the µs). Requires `ready`."""
+        m0 = self.fit()[0]
+        e_max, slope_error = self._fit_error
+        return e_max + math.ceil(slope_error * abs(mcu_us - m0)) + 1  # +1: the fit's integer rounding
 
     def offset_us(self) -> int:
         """MCU clock minus host monotonic clock now (for status)."""
@@ -90,14 +105,16 @@ class ClockMap:
     def drift_ppm(self) -> float:
         return (self.fit()[2] - 1.0) * 1e6
 
-    def _compute(self) -> tuple[int, int, float]:
+    def _compute(self) -> tuple[tuple[int, int, float], tuple[int, float]]:
+        """(m0, h0, slope) and its (e_max_us, slope_error)."""
         if not self.samples:
             raise ValueError("no clock samples yet")
         best = min(s.rtt_us for s in self.samples)
         good = [s for s in self.samples if s.rtt_us <= best + RTT_TOLERANCE_US]
         m0 = sum(s.mcu_us for s in good) // len(good)
         h0 = sum(s.host_us for s in good) // len(good)
-        slope = 1.0
+        e_max = (max(s.rtt_us for s in good) + 1) // 2
+        slope, slope_error = 1.0, MCU_MAX_DRIFT
         span = max(s.mcu_us for s in good) - min(s.mcu_us for s in good)
         if len(good) >= 3 and span >= MIN_SPAN_FOR_SLOPE_US:
             sxx = sum((s.mcu_us - m0) ** 2 for s in good)
@@ -105,12 +122,15 @@ class ClockMap:
             fitted = sxy / sxx
             if abs(fitted - 1.0) <= MAX_SLOPE_ERROR:
                 slope = fitted
-        return m0, h0, slope
+                slope_error = e_max * sum(abs(s.mcu_us - m0) for s in good) / sxx
+        return (m0, h0, slope), (e_max, slope_error)
 
     # -- persistence: only the fit, which is what maps records replayed after a restart ------------
     def snapshot(self) -> dict:
         m0, h0, slope = self.fit()
-        return {"m0": m0, "h0": h0, "slope": slope, "best_rtt_us": self.best_rtt_us()}
+        e_max, slope_error = self._fit_error
+        return {"m0": m0, "h0": h0, "slope": slope, "best_rtt_us": self.best_rtt_us(),
+                "max_error_us": e_max, "slope_error": slope_error}
 
     @classmethod
     def from_snapshot(cls, data: dict) -> "ClockMap":
@@ -119,16 +139,31 @@ class ClockMap:
             raise ValueError(f"bad clock snapshot {data!r}")
         restored = cls(restored_rtt_us=data.get("best_rtt_us"))
         restored._fit = (m0, h0, slope)
+        # a snapshot from before the bound was saved: the widest the fit's own samples allowed
+        e_max = data.get("max_error_us", ((data.get("best_rtt_us") or 0) + RTT_TOLERANCE_US + 1) // 2)
+        slope_error = data.get("slope_error", MCU_MAX_DRIFT if slope == 1.0 else MAX_SLOPE_ERROR)
+        if not (isinstance(e_max, int) and isinstance(slope_error, (int, float))):
+            raise ValueError(f"bad clock snapshot {data!r}")
+        restored._fit_error = (e_max, float(slope_error))
         return restored
 
 
 def to_utc_us(clock: ClockMap, mcu_us: int, realtime_minus_monotonic_us: int) -> int:
+    return to_utc_with_bound(clock, mcu_us, realtime_minus_monotonic_us)[0]
+
+
+def to_utc_with_bound(clock: ClockMap, mcu_us: int, realtime_minus_monotonic_us: int) -> tuple[int, int]:
     """UTC microseconds for an MCU clock reading.
 
     When the MCU's clock already runs on UTC (an RTC the integrator keeps set) and agrees with the
     host within the measurement's own uncertainty, its reading is reported unaltered: a correction
     smaller than the error of measuring it would only add noise to what the hardware recorded.
+    Returns (UTC µs, error bound µs): the clock map's bound for that reading, plus the distance to
+    the mapped time when the MCU's own reading is reported.
     """
     mapped = clock.to_host_us(mcu_us) + realtime_minus_monotonic_us
+    bound = clock.error_bound_us(mcu_us)
     uncertainty = (clock.best_rtt_us() or 0) // 2 + RTT_TOLERANCE_US
-    return mcu_us if abs(mapped - mcu_us) <= uncertainty else mapped
+    if abs(mapped - mcu_us) <= uncertainty:
+        return mcu_us, bound + abs(mapped - mcu_us)
+    return mapped, bound

@@ -1,3 +1,4 @@
+import json
 import random
 
 from hypothesis import given, strategies as st
@@ -69,3 +70,46 @@ def test_snapshot_keeps_the_fit():
     m = mcu_at(29_000_000, HOUR_US, 80)
     assert restored.to_host_us(m) == clock.to_host_us(m)
     assert restored.best_rtt_us() == clock.best_rtt_us() == 300  # the uncertainty survives a restart too
+
+
+@given(st.floats(-100, 100), st.integers(-10 * HOUR_US, 10 * HOUR_US), st.integers(0, 2**32),
+       st.integers(1, 64), st.sampled_from([1, 250_000, 1_000_000]))
+def test_the_stated_error_bound_holds_from_the_first_sample_on(ppm, offset_us, seed, n, step_us):
+    """Whatever the round trips (a busy host: up to 20 ms) and however few the samples, the mapping
+    is never further off than `error_bound_us` says, before, inside and after the samples."""
+    rng = random.Random(seed)
+    clock = ClockMap()
+    for i in range(n):
+        clock.add(probe(i * step_us, offset_us, ppm, rng.choice([150, 300, 2000, 7000, 20_000]), rng))
+    last = (n - 1) * step_us
+    for host_us in (-5_000_000, 0, last // 2, last, last + 500_000, last + 10_000_000):
+        m = mcu_at(host_us, offset_us, ppm)
+        assert abs(clock.to_host_us(m) - host_us) <= clock.error_bound_us(m), (host_us, clock.fit())
+
+
+def test_the_bound_is_tight_enough_to_mean_something():
+    """A minute of 1 Hz probes at 300 µs round trips: live records are bounded well under a millisecond,
+    and the bound grows with the distance from the samples, as the slope's uncertainty does."""
+    rng = random.Random(7)
+    clock = ClockMap()
+    for i in range(64):
+        clock.add(probe(i * 1_000_000, 3 * HOUR_US, 100, 300, rng))
+    near = clock.error_bound_us(mcu_at(64_000_000, 3 * HOUR_US, 100))
+    far = clock.error_bound_us(mcu_at(664_000_000, 3 * HOUR_US, 100))
+    assert near < 500
+    assert far > near
+    one_sample = ClockMap()
+    one_sample.add(probe(0, 3 * HOUR_US, 100, 300, rng))
+    assert 150 + 100 <= one_sample.error_bound_us(mcu_at(1_000_000, 3 * HOUR_US, 100)) <= 150 + 100 + 2  # rtt/2 + 100 ppm * 1 s
+
+
+def test_a_restored_fit_states_the_same_bound():
+    rng = random.Random(3)
+    clock = ClockMap()
+    for i in range(30):
+        clock.add(probe(i * 1_000_000, HOUR_US, -60, 400, rng))
+    m = mcu_at(31_000_000, HOUR_US, -60)
+    restored = ClockMap.from_snapshot(json.loads(json.dumps(clock.snapshot())))
+    assert restored.error_bound_us(m) == clock.error_bound_us(m)
+    legacy = {k: v for k, v in clock.snapshot().items() if k not in ("max_error_us", "slope_error")}
+    assert ClockMap.from_snapshot(legacy).error_bound_us(m) >= clock.error_bound_us(m)  # older files: wider
