@@ -163,3 +163,17 @@ def test_with_mosquittos_default_autosave_a_sigkill_loses_the_queue(tmp_path, si
                 josev.close()
         finally:
             bridge.stop()
+
+
+def test_broker_sigkilled_under_a_connected_bridge(broker, sim, bridge):
+    """The bridge's session was saved when it connected: after a kill it reconnects to it, and answers."""
+    edges = plug_and_authorize(sim, bridge)
+    mark = len(bridge.log_text())
+    broker.kill()
+    bridge.wait_log("disconnected from broker", start=mark)
+    broker.start()
+    assert "(session present: True)" in bridge.wait_log("connected to broker", timeout=15, start=mark)
+    with RequestClient(MqttConfig(host="127.0.0.1", port=broker.port)) as client:
+        reply = client.send("get_event_timestamp", {"event_type": "TxEventStart", "trigger_reason": "Authorized"},
+                            timeout=15)
+    assert reply.response is not None and reply.response["data"]["timestamp"] == edges[("TxEventStart", "Authorized")]
