@@ -7,26 +7,28 @@ absorbs an MCU clock that is off by hours (a) and drifts by +/-100 ppm (b). The 
 clock never steps, so an NTP step of the Linux clock does not disturb the fit; UTC is derived
 from it with the realtime-minus-monotonic offset current when a record is stored.
 
-Error bound for a record stamped at MCU time m (docs/serial-protocol.md, clock section), as
-`error_bound_us` computes it from the fit in use:
-    |error| <= u + b_err * |m - m0| (+ the MCU's own stamping latency, which the host cannot see)
-where u = (rtt_min + RTT_TOLERANCE_US) / 2 bounds each low-latency sample's error (and so the
-fit's centre m0), and b_err bounds the slope's error: 2u / span for a slope fitted over `span` of
-MCU time (each end of the span off by at most u), MAX_DRIFT when the slope is taken as 1 (the
-MCU's crystal may be off by that much) or when a fit restored after a restart no longer knows its span.
+Error bound for a record stamped at MCU time m (docs/serial-protocol.md, clock section):
+    |error| <= rtt_min/2 + |b_err| * |m - m_last| + the MCU's own stamping latency
+where rtt_min is the best round trip in the window and b_err the slope uncertainty (under
+~5 ppm after a minute of 1 Hz probes; the slope is taken as exactly 1 until the window spans 10 s).
+`ClockMap.error_bound_us` computes it for the current fit, without the MCU's stamping latency
+(unknown to the host): each fitted sample is off by at most e = its rtt/2, so the line is off by at
+most e_max at its centroid m0, and its slope by at most e_max * sum|m_i - m0| / sum (m_i - m0)^2
+(least squares), or by MCU_MAX_DRIFT while the slope is taken as 1.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 WINDOW = 64  # samples kept (about a minute at one probe per second)
 MIN_SPAN_FOR_SLOPE_US = 10_000_000  # below this span the slope is assumed to be 1
 MAX_SLOPE_ERROR = 500e-6  # a fit implying more than 500 ppm is noise, not a crystal
 RTT_TOLERANCE_US = 200  # samples up to best rtt + this count as low-latency
+MCU_MAX_DRIFT = 100e-6  # what docs/serial-protocol.md allows an MCU crystal; the slope error while it is taken as 1
 OUTLIER_US = 50_000  # a sample this far off the fit is not jitter
 RESTART_AFTER = 3  # consecutive outliers: the MCU clock was set or stepped; start the mapping again
-MAX_DRIFT = 100e-6  # the drift an MCU crystal may have (docs/serial-protocol.md): the slope error when unfitted
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +42,7 @@ class ClockSample:
 class ClockMap:
     samples: list[ClockSample] = field(default_factory=list)
     _fit: tuple[int, int, float] | None = None  # (m0, h0, slope): host = h0 + slope * (mcu - m0)
-    _slope_error: float | None = None  # bound on |slope - true slope|, set with the fit
+    _fit_error: tuple[int, float] | None = None  # (e_max_us, slope_error) of the fit
     _best_rtt: int | None = None
     outliers: int = 0  # consecutive
     restarts: int = 0
@@ -64,7 +66,7 @@ class ClockMap:
         self.samples.append(sample)
         del self.samples[:-WINDOW]
         self._fit = None
-        self._slope_error = None
+        self._fit_error = None
         self._best_rtt = None
         return verdict
 
@@ -85,16 +87,15 @@ class ClockMap:
 
     def fit(self) -> tuple[int, int, float]:
         if self._fit is None:
-            self._fit, self._slope_error = self._compute()
+            self._fit, self._fit_error = self._compute()
         return self._fit
 
     def error_bound_us(self, mcu_us: int) -> int:
-        """How far the mapped time of a reading at `mcu_us` may be from the truth (the module's
-        docstring), in whole microseconds, rounded up. Requires `ready`."""
-        m0, _, _ = self.fit()
-        sample_error = ((self.best_rtt_us() or 0) + RTT_TOLERANCE_US) / 2
-        slope_error = MAX_DRIFT if self._slope_error is None else self._slope_error
-        return int(sample_error + slope_error * abs(mcu_us - m0)) + 1
+        """The most a host time from `to_host_us(mcu_us)` can be off, MCU stamping latency aside
+        (rounded up to the µs). Requires `ready`."""
+        m0 = self.fit()[0]
+        e_max, slope_error = self._fit_error
+        return e_max + math.ceil(slope_error * abs(mcu_us - m0)) + 1  # +1: the fit's integer rounding
 
     def offset_us(self) -> int:
         """MCU clock minus host monotonic clock now (for status)."""
@@ -104,28 +105,41 @@ class ClockMap:
     def drift_ppm(self) -> float:
         return (self.fit()[2] - 1.0) * 1e6
 
-    def _compute(self) -> tuple[tuple[int, int, float], float]:
-        """The fit and the bound on its slope's error."""
+    def _compute(self) -> tuple[tuple[int, int, float], tuple[int, float]]:
+        """(m0, h0, slope) and its (e_max_us, slope_error)."""
         if not self.samples:
             raise ValueError("no clock samples yet")
         best = min(s.rtt_us for s in self.samples)
         good = [s for s in self.samples if s.rtt_us <= best + RTT_TOLERANCE_US]
         m0 = sum(s.mcu_us for s in good) // len(good)
         h0 = sum(s.host_us for s in good) // len(good)
-        slope, slope_error = 1.0, MAX_DRIFT
+        e_max = (max(s.rtt_us for s in good) + 1) // 2
+        slope, sxx = 1.0, 0
         span = max(s.mcu_us for s in good) - min(s.mcu_us for s in good)
         if len(good) >= 3 and span >= MIN_SPAN_FOR_SLOPE_US:
             sxx = sum((s.mcu_us - m0) ** 2 for s in good)
             sxy = sum((s.mcu_us - m0) * (s.host_us - h0) for s in good)
             fitted = sxy / sxx
             if abs(fitted - 1.0) <= MAX_SLOPE_ERROR:
-                slope, slope_error = fitted, (best + RTT_TOLERANCE_US) / span
-        return (m0, h0, slope), slope_error
+                slope = fitted
+            else:
+                sxx = 0
+        # A sample is within its rtt/2 of the true line, and the fit within e_max of it near the
+        # samples. A sample further from the fit than both (any sample, also a slow one) says the
+        # line is not the truth (an MCU clock stepped by less than OUTLIER_US and absorbed): its
+        # distance is then added to the error, for the centre and the slope alike.
+        residual = max((abs(s.host_us - h0 - (s.mcu_us - m0) * slope) for s in self.samples
+                        if abs(s.host_us - h0 - (s.mcu_us - m0) * slope) > (s.rtt_us + 1) // 2 + e_max), default=0)
+        e_max += math.ceil(residual)
+        slope_error = e_max * sum(abs(s.mcu_us - m0) for s in good) / sxx if sxx else MCU_MAX_DRIFT
+        return (m0, h0, slope), (e_max, slope_error)
 
     # -- persistence: only the fit, which is what maps records replayed after a restart ------------
     def snapshot(self) -> dict:
         m0, h0, slope = self.fit()
-        return {"m0": m0, "h0": h0, "slope": slope, "best_rtt_us": self.best_rtt_us()}
+        e_max, slope_error = self._fit_error
+        return {"m0": m0, "h0": h0, "slope": slope, "best_rtt_us": self.best_rtt_us(),
+                "max_error_us": e_max, "slope_error": slope_error}
 
     @classmethod
     def from_snapshot(cls, data: dict) -> "ClockMap":
@@ -134,16 +148,31 @@ class ClockMap:
             raise ValueError(f"bad clock snapshot {data!r}")
         restored = cls(restored_rtt_us=data.get("best_rtt_us"))
         restored._fit = (m0, h0, slope)
+        # a snapshot from before the bound was saved: the widest the fit's own samples allowed
+        e_max = data.get("max_error_us", ((data.get("best_rtt_us") or 0) + RTT_TOLERANCE_US + 1) // 2)
+        slope_error = data.get("slope_error", MCU_MAX_DRIFT if slope == 1.0 else MAX_SLOPE_ERROR)
+        if not (isinstance(e_max, int) and isinstance(slope_error, (int, float))):
+            raise ValueError(f"bad clock snapshot {data!r}")
+        restored._fit_error = (e_max, float(slope_error))
         return restored
 
 
 def to_utc_us(clock: ClockMap, mcu_us: int, realtime_minus_monotonic_us: int) -> int:
+    return to_utc_with_bound(clock, mcu_us, realtime_minus_monotonic_us)[0]
+
+
+def to_utc_with_bound(clock: ClockMap, mcu_us: int, realtime_minus_monotonic_us: int) -> tuple[int, int]:
     """UTC microseconds for an MCU clock reading.
 
     When the MCU's clock already runs on UTC (an RTC the integrator keeps set) and agrees with the
     host within the measurement's own uncertainty, its reading is reported unaltered: a correction
     smaller than the error of measuring it would only add noise to what the hardware recorded.
+    Returns (UTC µs, error bound µs): the clock map's bound for that reading, plus the distance to
+    the mapped time when the MCU's own reading is reported.
     """
     mapped = clock.to_host_us(mcu_us) + realtime_minus_monotonic_us
+    bound = clock.error_bound_us(mcu_us)
     uncertainty = (clock.best_rtt_us() or 0) // 2 + RTT_TOLERANCE_US
-    return mcu_us if abs(mapped - mcu_us) <= uncertainty else mapped
+    if abs(mapped - mcu_us) <= uncertainty:
+        return mcu_us, bound + abs(mapped - mcu_us)
+    return mapped, bound

@@ -30,12 +30,21 @@ def mosquitto_binary() -> str:
     return found
 
 
-def shipped_settings() -> str:
-    """The shipped broker snippet minus what the harness must own."""
-    if not SHIPPED_CONF.exists():
-        return _FALLBACK
-    keep = [line for line in SHIPPED_CONF.read_text().splitlines()
-            if line.strip() and not line.lstrip().startswith("#") and line.split()[0] not in _OWN]
+def shipped_directives() -> list[tuple[str, str]]:
+    """(directive, value) for every setting line of the shipped snippet, in order."""
+    lines = SHIPPED_CONF.read_text().splitlines() if SHIPPED_CONF.exists() else _FALLBACK.splitlines()
+    return [(line.split(None, 1)[0], line.split(None, 1)[1].strip() if len(line.split(None, 1)) > 1 else "")
+            for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def shipped_settings(overrides: dict[str, str | None] | None = None) -> str:
+    """The shipped broker snippet minus what the harness must own; `overrides` replaces a directive's
+    value (None drops it), for tests that show what the shipped value buys."""
+    overrides = overrides or {}
+    keep = [f"{key} {overrides.get(key, value)}" for key, value in shipped_directives()
+            if key not in _OWN and not (key in overrides and overrides[key] is None)]
+    keep += [f"{key} {value}" for key, value in overrides.items()
+             if value is not None and key not in {k for k, _ in shipped_directives()}]
     return "\n".join(keep) + "\n"
 
 
@@ -53,8 +62,10 @@ def wait_for_port(port: int, deadline_s: float, proc: subprocess.Popen | None = 
 
 
 class Mosquitto:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None,
+                 overrides: dict[str, str | None] | None = None) -> None:
         self.workdir = Path(workdir)
+        self.overrides = overrides
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
@@ -66,7 +77,7 @@ class Mosquitto:
                  f"persistence_location {self.workdir}/", f"log_dest file {self.log}"]
         if os.geteuid() == 0:
             lines.append("user root")  # otherwise mosquitto drops to a user that cannot write workdir
-        self.conf.write_text(shipped_settings() + "\n".join(lines) + "\n")
+        self.conf.write_text(shipped_settings(self.overrides) + "\n".join(lines) + "\n")
         self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, 10, self.proc)
@@ -80,6 +91,18 @@ class Mosquitto:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc = None
+
+    @property
+    def db_path(self) -> Path:
+        """The persistence file (mosquitto's default name, in `persistence_location`)."""
+        return self.workdir / "mosquitto.db"
+
+    def kill(self) -> None:
+        """SIGKILL: the broker saves nothing on the way out (a crash, the OOM killer)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
         self.proc = None
 
     def restart(self) -> None:

@@ -1,3 +1,4 @@
+import json
 import random
 
 from hypothesis import given, strategies as st
@@ -72,6 +73,49 @@ def test_snapshot_keeps_the_fit():
 
 
 @given(st.floats(-100, 100), st.integers(-10 * HOUR_US, 10 * HOUR_US), st.integers(0, 2**32),
+       st.integers(1, 64), st.sampled_from([1, 250_000, 1_000_000]))
+def test_the_stated_error_bound_holds_from_the_first_sample_on(ppm, offset_us, seed, n, step_us):
+    """Whatever the round trips (a busy host: up to 20 ms) and however few the samples, the mapping
+    is never further off than `error_bound_us` says, before, inside and after the samples."""
+    rng = random.Random(seed)
+    clock = ClockMap()
+    for i in range(n):
+        clock.add(probe(i * step_us, offset_us, ppm, rng.choice([150, 300, 2000, 7000, 20_000]), rng))
+    last = (n - 1) * step_us
+    for host_us in (-5_000_000, 0, last // 2, last, last + 500_000, last + 10_000_000):
+        m = mcu_at(host_us, offset_us, ppm)
+        assert abs(clock.to_host_us(m) - host_us) <= clock.error_bound_us(m), (host_us, clock.fit())
+
+
+def test_the_bound_is_tight_enough_to_mean_something():
+    """A minute of 1 Hz probes at 300 µs round trips: live records are bounded well under a millisecond,
+    and the bound grows with the distance from the samples, as the slope's uncertainty does."""
+    rng = random.Random(7)
+    clock = ClockMap()
+    for i in range(64):
+        clock.add(probe(i * 1_000_000, 3 * HOUR_US, 100, 300, rng))
+    near = clock.error_bound_us(mcu_at(64_000_000, 3 * HOUR_US, 100))
+    far = clock.error_bound_us(mcu_at(664_000_000, 3 * HOUR_US, 100))
+    assert near < 500
+    assert far > near
+    one_sample = ClockMap()
+    one_sample.add(probe(0, 3 * HOUR_US, 100, 300, rng))
+    assert 150 + 100 <= one_sample.error_bound_us(mcu_at(1_000_000, 3 * HOUR_US, 100)) <= 150 + 100 + 2  # rtt/2 + 100 ppm * 1 s
+
+
+def test_a_restored_fit_states_the_same_bound():
+    rng = random.Random(3)
+    clock = ClockMap()
+    for i in range(30):
+        clock.add(probe(i * 1_000_000, HOUR_US, -60, 400, rng))
+    m = mcu_at(31_000_000, HOUR_US, -60)
+    restored = ClockMap.from_snapshot(json.loads(json.dumps(clock.snapshot())))
+    assert restored.error_bound_us(m) == clock.error_bound_us(m)
+    legacy = {k: v for k, v in clock.snapshot().items() if k not in ("max_error_us", "slope_error")}
+    assert ClockMap.from_snapshot(legacy).error_bound_us(m) >= clock.error_bound_us(m)  # older files: wider
+
+
+@given(st.floats(-100, 100), st.integers(-10 * HOUR_US, 10 * HOUR_US), st.integers(0, 2**32),
        st.integers(2, 64), st.integers(0, 600_000_000))
 def test_the_stated_error_bound_holds(ppm, offset_us, seed, probes, after_us):
     """Any number of 1 Hz probes (so: an assumed slope of 1, or a fitted one), an event up to ten
@@ -97,3 +141,22 @@ def test_the_bound_narrows_as_the_slope_is_learnt():
     late = clock.error_bound_us(mcu_at(63_000_000 + 60_000_000, HOUR_US, 80))
     assert early >= 6000  # 100 ppm over a minute: the slope is not known yet
     assert late < early / 4
+
+
+@given(st.floats(-100, 100), st.integers(0, 2**32), st.sampled_from([-45_000, -5_000, 2_000, 30_000, 45_000]),
+       st.integers(1, 62))
+def test_a_clock_step_too_small_to_restart_the_fit_widens_the_bound(ppm, seed, step_us, at):
+    """An MCU clock stepped by less than OUTLIER_US is absorbed into the fit, which is then not the
+    truth: the samples that disagree with it must widen the bound enough to cover what follows."""
+    rng = random.Random(seed)
+    clock = ClockMap()
+
+    def mcu(host_us):
+        return HOUR_US + round(host_us * (1 + ppm / 1e6)) + (step_us if host_us >= at * 1_000_000 - 10_000 else 0)
+
+    for i in range(64):
+        rtt = rng.choice([300, 500, 2000])
+        clock.add(ClockSample(mcu(i * 1_000_000 + rng.randint(0, rtt) - rtt // 2), i * 1_000_000, rtt))
+    for host_us in (63_000_000, 64_000_000, 70_000_000, 600_000_000):
+        m = mcu(host_us)
+        assert abs(clock.to_host_us(m) - host_us) <= clock.error_bound_us(m)
