@@ -66,8 +66,9 @@ def test_a_flood_of_60_kb_messages_keeps_memory_bounded_and_answers_flowing(brok
         reply = client.send("get_event_timestamp", {"event_type": "TxEventStart", "trigger_reason": "EVConnected"},
                             timeout=60)
     assert reply.response["data"] == {"timestamp": body["edges"][0]["timestamp"]}
-    journal = wait_until(lambda: (j := bridge.status()["journal"]) and j["pending"] == 0 and j, 60,
-                         "the journal to catch up")
-    assert journal["written"] + journal["dropped"] >= MESSAGES  # every message is a row, or counted as dropped
+    # every message becomes a row, or a counted drop (status.json is refreshed every 0.5 s: poll it)
+    journal = wait_until(lambda: (j := bridge.status()["journal"]) and j["written"] + j["dropped"] >= MESSAGES
+                         and j, 60, "a journal row (or a counted drop) for every message")
+    assert journal["payloads_shed"] > 0  # the flood did outrun the writer: the bound was what held it
     peak = peak_rss_kib(bridge.proc.pid)
     assert peak < MEMORY_MAX_KIB * 3 // 4, f"peak RSS {peak} KiB"
