@@ -18,7 +18,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from josev_bridge.adapters.journal_store import JournalStore
 from josev_bridge.core.journal_entry import NoAnswer
-from josev_bridge.harness.broker import Mosquitto
 from josev_bridge.harness.waiting import wait_until
 
 QUESTION = {"event_type": "TxEventStart", "trigger_reason": "EVConnected"}
@@ -63,16 +62,6 @@ class Requester:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-@pytest.fixture
-def broker(tmp_path):
-    """The shipped broker settings, but saving every 1000 changes instead of after each: a backlog of
-    thousands queued for one client makes the shipped setting rewrite the database per message
-    (~7.5 GiB and 20 s for 5000, measured by bench/overload.py; README, MQTT and broker choices).
-    What is tested here is the bridge's backpressure, not the broker's persistence."""
-    with Mosquitto(tmp_path / "broker", overrides={"autosave_interval": "1000"}) as b:
-        yield b
 
 
 def peak_rss_kib(pid: int) -> int:

@@ -11,27 +11,15 @@ import threading
 import uuid
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from josev_bridge.config import MqttConfig
-from josev_bridge.harness.broker import Mosquitto
 from josev_bridge.harness.waiting import wait_until
 from josev_bridge.request_client import RequestClient
 
 MEMORY_MAX_KIB = 128 * 1024  # the unit's MemoryMax
 MESSAGES = 3000
 PAYLOAD = 60_000
-
-
-@pytest.fixture
-def broker(tmp_path):
-    """The shipped broker settings, but saving every 1000 changes instead of after each: a backlog of
-    thousands queued for one client makes the shipped setting rewrite the database per message
-    (~7.5 GiB and 20 s for 5000, measured by bench/overload.py; README, MQTT and broker choices).
-    What is tested here is the bridge's backpressure, not the broker's persistence."""
-    with Mosquitto(tmp_path / "broker", overrides={"autosave_interval": "1000"}) as b:
-        yield b
 
 
 def peak_rss_kib(pid: int) -> int:
