@@ -29,6 +29,7 @@ from .adapters.serial_link import SerialLink
 from .adapters.state_file import AtomicJsonFile
 from .adapters.systemd_notify import SystemdNotifier
 from .config import Config, ConfigError, load
+from .core.rate_limit import RateLimiter
 from .core.timestamps import format_us
 from .device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
 from .event_timestamp_service import NAME, EventTimestampService, certainly_valid_request
@@ -53,6 +54,7 @@ SERIAL_STALL_LIMIT = 5.0  # the serial loop turns at least every 0.2 s; 5 s with
 # waits for the GIL up to the switch interval (5 ms by default): that is the p99 of an answer. 0.5 ms
 # bounds the wait; the cost (more switches) is paid only while threads actually contend.
 GIL_SWITCH_INTERVAL_S = 0.0005
+BAD_INPUT_BURST = 20.0  # bad-message log lines at once, then one a second (a summary for the rest)
 EXPORT_QUIET_S = 0.005  # export sends its bursts when no message arrived for this long (answers first)
 
 
@@ -106,6 +108,10 @@ class Bridge:
         self._link_seen: dict = {}
         self.notifier = SystemdNotifier()
         self.rejected: dict[str, int] = {}
+        # one line per bad message, up to BAD_INPUT_BURST at once and one a second after that: a flood
+        # of bad input must not flood the system journal (journald would then drop our other lines)
+        self._bad_input_log = RateLimiter(rate=1.0, burst=BAD_INPUT_BURST)
+        self._unlogged: dict[str, int] = {}
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._status_sent = ""
@@ -164,9 +170,11 @@ class Bridge:
             about = f" (id={result.id}, name={result.name})" if result.id or result.name else ""
             if result.kind == "ignored":
                 log.debug("ignoring message on %s%s: %s", message.topic, about, result.detail)
-            else:
+            elif self._bad_input_log.allow(result.kind, time.monotonic()):
                 log.warning("dropping %s message on %s%s: %s", result.kind.replace("_", " "), message.topic,
                             about, result.detail)
+            else:
+                self._unlogged[result.kind] = self._unlogged.get(result.kind, 0) + 1
 
     def _send_own(self, topic: str, payload: bytes) -> str | None:
         """Publish a message of the bridge's own (not an answer); Josev envelopes are journaled as `out`,
@@ -228,6 +236,7 @@ class Bridge:
             self._log_device_model_changes()
             self._journal_link_events()
             self._tick_alerts()
+            self._log_unlogged()
             self._write_status()
             problem = self.health_problem()
             if problem is None:
@@ -286,6 +295,13 @@ class Bridge:
                 "component": change.component, "variable": change.variable, "attribute": change.attribute,
                 "oldValue": change.old_value, "newValue": change.new_value, "source": change.source,
                 "user": change.user})
+
+    def _log_unlogged(self) -> None:
+        """The bad messages the rate limit kept out of the log, as one summary line per kind."""
+        for kind, count in list(self._unlogged.items()):
+            del self._unlogged[kind]
+            log.warning("dropped %d more %s message(s) without a log line each (counted in status: "
+                        "rejected_messages; journaled as InvalidMessage)", count, kind.replace("_", " "))
 
     def _tick_alerts(self) -> None:
         """The engine's clock: holds expire, and the MCU link's silence becomes offlineCharger.

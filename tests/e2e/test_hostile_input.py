@@ -69,3 +69,26 @@ def test_hostile_payloads_are_journaled_readably_and_the_next_request_is_answere
     assert "\x1b" not in table.stdout  # an id from the bus cannot drive the technician's terminal
     assert "Traceback" not in bridge.log_text()
     assert bridge.proc.poll() is None
+
+
+def test_a_flood_of_bad_messages_does_not_flood_the_log(broker, bridge):
+    """One line per bad message up to a burst, then a summary with the count: journald would otherwise
+    drop the unit's other lines. Every message is still counted and journaled."""
+    import re
+    n = 300
+    mark = len(bridge.log_text())
+    with RequestClient(MqttConfig(host="127.0.0.1", port=broker.port)) as client:
+        for i in range(n):
+            client.publish_raw(b"{not json %d" % i)
+    wait_until(lambda: bridge.status()["rejected_messages"].get("malformed_json", 0) >= n, 20, "all counted")
+
+    def logged() -> tuple[int, int]:
+        text = bridge.log_text()[mark:]
+        return (text.count("dropping malformed json message"),
+                sum(int(m) for m in re.findall(r"dropped (\d+) more malformed json", text)))
+
+    each, summarized = wait_until(lambda: (c := logged()) and sum(c) == n and c, 10,
+                                  "a line or a summary count for every message")
+    assert summarized > 0 and each < n // 4
+    rows = api_rows(bridge, limit=500)
+    assert sum(1 for r in rows if r["messageResponse"] == "InvalidMessage") >= n
