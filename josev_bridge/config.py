@@ -345,7 +345,16 @@ def _check_export(config: Config, source: str) -> None:
                           f"enabled (it is a topic level), got {config.charger.identity!r}")
 
 
-class EmptySecret(ConfigError):
+class DamagedSecret(ConfigError):
+    """A secret file whose content cannot be a secret: empty, or not text. A caller that made the file
+    itself (the API token) may replace it; for any other it is an error to fix."""
+
+
+class NotTextSecret(DamagedSecret):
+    """A secret file that is not UTF-8 text (random bytes: flash corruption, a wrong file)."""
+
+
+class EmptySecret(DamagedSecret):
     """A secret file that holds nothing but whitespace (a crash between creating and writing it leaves
     one). It is an error, never an empty password or token: an empty token would match an empty
     `Authorization: Bearer` header, an empty password would be sent to the broker."""
@@ -359,7 +368,8 @@ def read_secret(path: str, what: str, *, fix: str = SECRET_FIX) -> str:
     """Read a secret from a file that only its owner may read; never log its content.
 
     Every failure is a ConfigError naming the key and the file (never a traceback); `fix` says what to
-    do about an empty file, which raises EmptySecret so a caller that can repair it (the API token) may.
+    do about an empty or garbled file, which raises DamagedSecret so a caller that can repair it (the
+    API token) may.
     """
     p = Path(path)
     try:
@@ -377,7 +387,7 @@ def read_secret(path: str, what: str, *, fix: str = SECRET_FIX) -> str:
     except OSError as exc:  # e.g. a directory
         raise ConfigError(f"{what}: {p}: cannot read it: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{what}: {p} is not UTF-8 text; {fix}") from None
+        raise NotTextSecret(f"{what}: {p} is not UTF-8 text; {fix}") from None
     if not secret:
         raise EmptySecret(f"{what}: {p} is empty (or only whitespace); {fix}")
     return secret

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
-from ..config import API_TOKEN_FIX, ConfigError, EmptySecret, read_secret
+from ..config import API_TOKEN_FIX, ConfigError, DamagedSecret, EmptySecret, read_secret
 from ..core.http_guard import BodyRefused, bearer_matches, body_length
 from ..core.rate_limit import RateLimiter
 
@@ -68,8 +68,8 @@ TOKEN_KEY = "[api] token_file"
 def load_or_create_token(path: Path) -> str:
     """The bearer token: read from a 0600 file, or created there (random, 0600) at first start.
 
-    A file left empty by a crash between its creation and its write is replaced with a new token
-    (one WARNING naming the file): the daemon made it, nobody can hold its token, and an empty token
+    A file left empty by a crash between its creation and its write, or garbled, is replaced with a
+    new token (one WARNING naming the file): the daemon made it, nobody can hold its token, and an empty token
     must never be the one compared against `Authorization: Bearer `.
     """
     try:
@@ -77,8 +77,9 @@ def load_or_create_token(path: Path) -> str:
     except FileExistsError:
         try:
             return read_secret(str(path), TOKEN_KEY, fix=API_TOKEN_FIX)
-        except EmptySecret:
-            log.warning("API token file %s is empty (cut short by a crash?); writing a new token into it", path)
+        except DamagedSecret as exc:
+            why = "empty (cut short by a crash?)" if isinstance(exc, EmptySecret) else "not text (corrupted?)"
+            log.warning("API token file %s is %s; writing a new token into it", path, why)
             return _replace_token(path)
     except OSError as exc:
         raise ConfigError(f"{TOKEN_KEY}: cannot create {path}: {exc}") from None

@@ -25,7 +25,7 @@ def status_for(server: ApiServer, authorization: str | None) -> int:
         conn.close()
 
 
-@pytest.mark.parametrize("content", [b"", b"  \n\t\n"])
+@pytest.mark.parametrize("content", [b"", b"  \n\t\n", b"\xff\xfe\x00garbled"])
 def test_an_empty_token_file_is_replaced_and_an_empty_bearer_never_accepted(tmp_path, caplog, content):
     path = tmp_path / "api-token"
     path.write_bytes(content)  # what a crash between creating and writing the file leaves
