@@ -91,15 +91,21 @@ def no_traceback(bridge) -> None:
 
 
 # -- journal and alerts: moved aside, new ones work, answers go on ---------------------------------------
-@pytest.mark.parametrize("kind", ["random", "truncated", "malformed"])
-def test_damaged_journal_is_moved_aside_and_the_bridge_answers(broker, sim, make_bridge, kind):
+def start_on_damaged(make_bridge, sim, broker, name: str, kind: str, make_real) -> tuple:
+    """A bridge started on a state_dir whose `name` is damaged (`kind`); it answers; the file went aside."""
     bridge = make_bridge()
     state = bridge.workdir / "state"
     state.mkdir(parents=True)
-    damage(state / "journal.sqlite", kind, real_journal)
+    damage(state / name, kind, make_real)
     bridge.start()
     plug_and_ask(sim, bridge, broker)
-    assert moved_aside(state, "journal.sqlite")
+    assert moved_aside(state, name)
+    return bridge, state
+
+
+@pytest.mark.parametrize("kind", ["random", "truncated", "malformed"])
+def test_damaged_journal_is_moved_aside_and_the_bridge_answers(broker, sim, make_bridge, kind):
+    bridge, _ = start_on_damaged(make_bridge, sim, broker, "journal.sqlite", kind, real_journal)
     rows = wait_until(lambda: [json.loads(line) for line in bridge.cli("messages", "--json").stdout.splitlines()
                                if '"get_event_timestamp"' in line], 5, "the answer in the new journal")
     assert rows[-1]["messageResponse"] and rows[-1]["messageResponse"]["timestamp"]
@@ -108,13 +114,7 @@ def test_damaged_journal_is_moved_aside_and_the_bridge_answers(broker, sim, make
 
 @pytest.mark.parametrize("kind", ["random", "truncated", "malformed"])
 def test_damaged_alert_store_is_moved_aside_and_the_bridge_answers(broker, sim, make_bridge, kind):
-    bridge = make_bridge()
-    state = bridge.workdir / "state"
-    state.mkdir(parents=True)
-    damage(state / "alerts.sqlite", kind, real_alerts)
-    bridge.start()
-    plug_and_ask(sim, bridge, broker)
-    assert moved_aside(state, "alerts.sqlite")
+    bridge, _ = start_on_damaged(make_bridge, sim, broker, "alerts.sqlite", kind, real_alerts)
     listed = bridge.cli("alerts", "--json")
     assert listed.returncode == 0 and listed.stdout == ""  # a new, empty, readable store
     no_traceback(bridge)
