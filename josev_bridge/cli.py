@@ -509,7 +509,7 @@ def _asdict(obj) -> dict:
     return asdict(obj)
 
 
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7f]}  # shown, never sent to the terminal
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)]}  # C0, DEL, C1: shown, never sent
 
 
 def _table(header: list[str] | None, rows: list[list[str]]) -> None:

@@ -390,4 +390,6 @@ def read_secret(path: str, what: str, *, fix: str = SECRET_FIX) -> str:
         raise NotTextSecret(f"{what}: {p} is not UTF-8 text; {fix}") from None
     if not secret:
         raise EmptySecret(f"{what}: {p} is empty (or only whitespace); {fix}")
+    if not secret.isprintable():  # NULs or control characters: flash corruption, not a secret anyone set
+        raise NotTextSecret(f"{what}: {p} holds control characters; {fix}")
     return secret

@@ -112,6 +112,7 @@ class Bridge:
         # of bad input must not flood the system journal (journald would then drop our other lines)
         self._bad_input_log = RateLimiter(rate=1.0, burst=BAD_INPUT_BURST)
         self._unlogged: dict[str, int] = {}
+        self._unlogged_lock = threading.Lock()
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._status_sent = ""
@@ -174,7 +175,8 @@ class Bridge:
                 log.warning("dropping %s message on %s%s: %s", result.kind.replace("_", " "), message.topic,
                             about, result.detail)
             else:
-                self._unlogged[result.kind] = self._unlogged.get(result.kind, 0) + 1
+                with self._unlogged_lock:  # counted here (paho's thread), summed up by housekeeping
+                    self._unlogged[result.kind] = self._unlogged.get(result.kind, 0) + 1
 
     def _send_own(self, topic: str, payload: bytes) -> str | None:
         """Publish a message of the bridge's own (not an answer); Josev envelopes are journaled as `out`,
@@ -298,8 +300,9 @@ class Bridge:
 
     def _log_unlogged(self) -> None:
         """The bad messages the rate limit kept out of the log, as one summary line per kind."""
-        for kind, count in list(self._unlogged.items()):
-            del self._unlogged[kind]
+        with self._unlogged_lock:
+            unlogged, self._unlogged = self._unlogged, {}
+        for kind, count in unlogged.items():
             log.warning("dropped %d more %s message(s) without a log line each (counted in status: "
                         "rejected_messages; journaled as InvalidMessage)", count, kind.replace("_", " "))
 

@@ -5,7 +5,8 @@ queue that the `journal` thread drains in batches, one transaction per batch. Wh
 or the database is locked, the thread keeps the entries, logs once, retries, and makes room by
 retention. Retention (age and size) runs in the same thread in small steps.
 
-The queue is bounded by bytes (QUEUE_BYTES, the payloads' size as received plus a per-entry cost)
+The queue is bounded by bytes (QUEUE_BYTES: what each payload holds in memory, estimated by the
+caller with `parsed_cost`, plus a per-entry cost)
 and by count (MAX_PENDING). A flood of large messages faster than the writer first loses payloads,
 not rows: past PAYLOAD_BYTES a row keeps what came, when, and what was answered, and its note says
 the payload was not kept. Only when even those rows do not fit are the oldest dropped. Both are counted
@@ -64,7 +65,8 @@ class JournalCounters:
 
 def _shed_payload(entry: JournalEntry, size: int) -> None:
     entry.payload = None
-    kept = f"payload of {size} bytes not journaled: the journal queue was over its {PAYLOAD_BYTES >> 20} MiB bound"
+    kept = (f"payload not journaled (about {size} bytes in memory): the journal queue was over its "
+            f"{PAYLOAD_BYTES >> 20} MiB bound")
     entry.note = kept if not entry.note else f"{entry.note}; {kept}"
 
 

@@ -45,20 +45,25 @@ AlertRecord = FaultRecord | EvStatusRecord
 AlertListener = Callable[[AlertRecord], None]
 
 
-def realtime_minus_monotonic_us() -> int:
-    """The realtime clock read between two monotonic readings. Two bare reads are not atomic: a
-    preemption between them (a busy board) would shift every time mapped with the result by its
-    length. Take the pair that lay closest (at most 5 tries, done once it is within 20 µs)."""
-    best_gap, best = None, 0
-    for _ in range(5):
+def realtime_offset_with_error_us() -> tuple[int, int]:
+    """The realtime clock read between two monotonic readings, and how far off that can be (half the
+    gap between them). Two bare reads are not atomic: a preemption between them (a busy board) would
+    shift every time mapped with the result by its length. Take the pair that lay closest (at most 5
+    tries, done once it is within 20 µs)."""
+    best_gap, best = 0, 0
+    for attempt in range(5):
         before = time.monotonic_ns()
         real = time.time_ns()
         after = time.monotonic_ns()
-        if best_gap is None or after - before < best_gap:
+        if attempt == 0 or after - before < best_gap:
             best_gap, best = after - before, real - (before + after) // 2
         if best_gap <= 20_000:
             break
-    return best // 1000
+    return best // 1000, (best_gap + 1999) // 2000
+
+
+def realtime_minus_monotonic_us() -> int:
+    return realtime_offset_with_error_us()[0]
 
 
 def host_boot_id() -> str:
@@ -90,7 +95,7 @@ class McuIngest:
     """Owns the edge store, the link position and the clock maps; shared with the MQTT thread via `lock`."""
 
     def __init__(self, state_file: AtomicJsonFile,
-                 realtime_offset_us: Callable[[], int] = realtime_minus_monotonic_us) -> None:
+                 realtime_offset_us: Callable[[], int | tuple[int, int]] = realtime_offset_with_error_us) -> None:
         self.lock = threading.Lock()
         self.counters = IngestCounters()
         self.mcu_firmware: str | None = None
@@ -248,7 +253,9 @@ class McuIngest:
                 log.error("MCU record seq %d (%s) carries no hardware time; not used (never invent a time)",
                           seq, record.signal.name)
                 return
-            utc_us, bound_us = to_utc_with_bound(clock, record.time_us, self._realtime_offset_us())
+            offset, offset_error = self._offset_and_error()
+            utc_us, bound_us = to_utc_with_bound(clock, record.time_us, offset)
+            bound_us += offset_error
             edges = self.store.apply(SignalRecord(record.evse_id, record.connector_id, record.signal,
                                                   record.state, utc_us), bound_us)
         self.last_record_us = utc_us
@@ -280,7 +287,7 @@ class McuIngest:
                 log.error("MCU record seq %d (%s) carries no hardware time; not used (never invent a time)",
                           seq, _describe(record))
                 return
-            offset = self._realtime_offset_us()
+            offset = self._offset_and_error()[0]
             mapped = _to_utc(record, lambda mcu_us: to_utc_us(clock, mcu_us, offset))
         self.last_record_us = mapped.time_us
         _log_alert(mapped)
@@ -291,6 +298,11 @@ class McuIngest:
                 self.counters.alert_listener_errors += 1
                 log.exception("alert listener %r failed on MCU record seq %d (%s); ingest goes on",
                               listener, seq, _describe(mapped))
+
+    def _offset_and_error(self) -> tuple[int, int]:
+        """UTC minus host monotonic now, and the error of that reading (0 when given as a plain value)."""
+        value = self._realtime_offset_us()
+        return value if isinstance(value, tuple) else (value, 0)
 
     def _give_up_waiting(self, why: str) -> None:
         if self._waiting:

@@ -78,11 +78,11 @@ def load_or_create_token(path: Path) -> str:
         try:
             return read_secret(str(path), TOKEN_KEY, fix=API_TOKEN_FIX)
         except DamagedSecret as exc:
-            why = "empty (cut short by a crash?)" if isinstance(exc, EmptySecret) else "not text (corrupted?)"
+            why = "empty (cut short by a crash?)" if isinstance(exc, EmptySecret) else "garbled (corrupted?)"
             log.warning("API token file %s is %s; writing a new token into it", path, why)
             return _replace_token(path)
-    except OSError as exc:
-        raise ConfigError(f"{TOKEN_KEY}: cannot create {path}: {exc}") from None
+    except OSError as exc:  # a full or read-only disk, or no permission: the daemon says which, with the path
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     token = secrets.token_urlsafe(32)
     try:
         with os.fdopen(fd, "w") as fh:
@@ -90,7 +90,7 @@ def load_or_create_token(path: Path) -> str:
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as exc:  # e.g. a full disk: the empty file left behind is replaced at the next start
-        raise ConfigError(f"{TOKEN_KEY}: cannot write {path}: {exc.strerror}") from None
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     log.warning("API token created in %s (mode 0600); send it as 'Authorization: Bearer <token>'", path)
     return token
 
@@ -110,8 +110,8 @@ def _replace_token(path: Path) -> str:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    except OSError as exc:
-        raise ConfigError(f"{TOKEN_KEY}: cannot replace the empty {path}: {exc.strerror}; {API_TOKEN_FIX}") from None
+    except OSError as exc:  # a full or read-only disk: exit 1, systemd tries again (not a config error)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     return token
 
 

@@ -8,9 +8,7 @@ callback (it kills or wedges paho's network thread); bound the outgoing queue.
 Backpressure: a request is acknowledged (PUBACK) only once the broker has acknowledged its answer
 (or at once when there is no answer, or when the queue refused its answer: that one is journaled
 NotSent, not retried), in the order requests arrived, so a request the bridge took but never
-answered (a crash, a lost connection) is delivered again. After a reconnect to the same session,
-paho re-sends the answers still unacknowledged; the broker's redelivery of their requests is then
-not answered a second time. The bridge asks for at most `receive_maximum(cfg)` requests in
+answered (a crash, a lost connection) is delivered again, and answered again from the reply cache. The bridge asks for at most `receive_maximum(cfg)` requests in
 flight (MQTT 5 Receive Maximum); mosquitto 2.0.11 (Debian 12) overruns that window once the client
 publishes too (measured: 3,500 unacknowledged with a window of 100; eclipse-mosquitto/mosquitto#2301),
 so the outgoing queue itself is sized to take everything the shipped broker settings let the broker
@@ -90,23 +88,30 @@ class InboundAcks:
 
     def __init__(self) -> None:
         self._order: deque[int] = deque()
+        self._waiting: set[int] = set()  # the mids in _order
         self._done: set[int] = set()
 
     def arrived(self, mid: int) -> None:
         self._order.append(mid)
+        self._waiting.add(mid)
 
     def done(self, mid: int) -> list[int]:
-        """Mark `mid` done; returns the requests to acknowledge now, in order."""
+        """Mark `mid` done; returns the requests to acknowledge now, in order. A mid this connection
+        is not waiting for (an answer's PUBACK from before a reconnect) is ignored."""
+        if mid not in self._waiting:
+            return []
         self._done.add(mid)
         ready = []
         while self._order and self._order[0] in self._done:
             head = self._order.popleft()
             self._done.discard(head)
+            self._waiting.discard(head)
             ready.append(head)
         return ready
 
     def clear(self) -> None:
         self._order.clear()
+        self._waiting.clear()
         self._done.clear()
 
 
@@ -130,7 +135,6 @@ class MqttLink:
         self._loop_thread: int | None = None
         self._handling_mid: int | None = None  # the request being handled in the network thread
         self._ack_after: dict[int, int] = {}  # answer's mid -> request's mid, acknowledged on its PUBACK
-        self._answer_in_flight: set[int] = set()  # requests whose answer paho re-sends after a reconnect
         self._acks = InboundAcks()
         self.connected = threading.Event()
         self.dropped_publishes = 0
@@ -188,10 +192,12 @@ class MqttLink:
                 return
             log.info("connected to broker %s:%d (session present: %s)", self._cfg.host, self._cfg.port,
                      flags.session_present)
-            self._acks.clear()  # the broker sends every unacknowledged request again, in order
-            if not flags.session_present:
-                self._ack_after.clear()  # a new session: its requests are new too
-            self._answer_in_flight = set(self._ack_after.values())
+            # Acknowledgements belong to a connection: the broker sends every request we did not
+            # acknowledge again (a broker restored from its last save may also reuse their ids for
+            # new ones), so nothing from before is carried over; a request sent again is answered
+            # again, with the same answer from the reply cache (QoS 1 is at least once).
+            self._acks.clear()
+            self._ack_after.clear()
             client.subscribe([(topic, 1) for topic in self._subscriptions])
             client.publish(self._status_topic, ONLINE, qos=1, retain=True)
             self.connected.set()
@@ -206,10 +212,6 @@ class MqttLink:
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         if message.qos:
             self._acks.arrived(message.mid)
-            if message.mid in self._answer_in_flight:  # sent again after a reconnect, and paho is
-                self._answer_in_flight.discard(message.mid)  # re-sending its answer: wait for that one
-                log.debug("request mid %d delivered again; its answer is being re-sent", message.mid)
-                return
         self._handling_mid = message.mid if message.qos else None
         try:
             self._handler(message)

@@ -150,7 +150,8 @@ class ClockMap:
         restored._fit = (m0, h0, slope)
         # a snapshot from before the bound was saved: the widest the fit's own samples allowed
         e_max = data.get("max_error_us", ((data.get("best_rtt_us") or 0) + RTT_TOLERANCE_US + 1) // 2)
-        slope_error = data.get("slope_error", MCU_MAX_DRIFT if slope == 1.0 else MAX_SLOPE_ERROR)
+        # (the fitted slope may be off the truth by its distance from 1 plus what a crystal may drift)
+        slope_error = data.get("slope_error", abs(slope - 1.0) + MCU_MAX_DRIFT)
         if not (isinstance(e_max, int) and isinstance(slope_error, (int, float))):
             raise ValueError(f"bad clock snapshot {data!r}")
         restored._fit_error = (e_max, float(slope_error))

@@ -20,3 +20,13 @@ def test_clear_forgets_a_connection():
     acks.clear()
     acks.arrived(8)
     assert acks.done(8) == [8]
+
+
+def test_a_mid_the_connection_is_not_waiting_for_is_ignored():
+    """An answer's PUBACK from before a reconnect names a request id the broker may have given to a
+    new request since: it must not acknowledge that one."""
+    acks = InboundAcks()
+    acks.arrived(7)
+    assert acks.done(9) == []
+    assert acks.done(7) == [7]
+    assert acks.done(7) == []  # never twice
