@@ -30,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 import common  # bench/common.py; first: it puts this checkout on sys.path
-from common import rss_kib
+from common import load_average, mosquitto_version, rss_kib
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -134,6 +134,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1000-request burst, 5 s of flood")
     args = parser.parse_args()
     requests, flood_s = (1000, 5.0) if args.quick else (5000, 25.0)
+    common.print_start(common.machine(mosquitto=mosquitto_version()), 14)
     ok = True
     with tempfile.TemporaryDirectory() as tmp, Mosquitto(Path(tmp) / "broker") as broker, \
             start_sim(Path(tmp) / "sim") as sim:
@@ -170,6 +171,7 @@ def main() -> int:
                           f"RSS peak {peak} KiB (idle {idle} KiB, bar {BAR_RSS_KIB}) {'PASS' if passed else 'FAIL'}")
             finally:
                 bridge.stop()
+    print(f"load average at the end: {load_average()}")
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

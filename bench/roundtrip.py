@@ -30,11 +30,9 @@ import json
 import math
 import os
 import statistics
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -207,34 +205,14 @@ def machine() -> dict[str, str]:
                              "mosquitto": mosquitto_version()})
 
 
-class NotifyDrain:
-    """Read the bridge's sd_notify datagrams for as long as it runs, as systemd does.
-
-    BridgeProcess reads its notify socket only until READY=1. Left unread, the socket's queue (10
-    datagrams, net.unix.max_dgram_qlen) fills within seconds from the STATUS= lines the bridge sends
-    every 0.5 s, and the next sd_notify blocks - inside systemd-python, which holds the GIL, so the whole
-    bridge stops. A benchmark must not measure that, so this thread plays systemd's part."""
-
-    def __init__(self, bridge: BridgeProcess) -> None:
-        self.sock: socket.socket = bridge._notify  # the harness's socket; no public accessor
-        self.count = 0
-        self.last_status = ""
-        self.sock.settimeout(0.2)
-        self._thread = threading.Thread(target=self._run, name="notify-drain", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                message = self.sock.recv(4096).decode(errors="replace")
-            except socket.timeout:
-                continue
-            except OSError:  # closed by BridgeProcess.stop()
-                return
-            self.count += 1
-            for line in message.split("\n"):
-                if line.startswith("STATUS="):
-                    self.last_status = line.removeprefix("STATUS=")
+def last_status(bridge: BridgeProcess) -> str:
+    """The last STATUS= line the bridge sent over sd_notify (the harness reads the socket throughout, as
+    systemd does: left unread, its 10-datagram queue fills and the bridge's next notify blocks)."""
+    for message in reversed(bridge.notifications):
+        for line in reversed(message.split("\n")):
+            if line.startswith("STATUS="):
+                return line.removeprefix("STATUS=")
+    return ""
 
 
 def start_echo_responder(port: int) -> subprocess.Popen:
@@ -379,7 +357,6 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 bridge.start()
                 assert bridge.proc is not None
-                notify = NotifyDrain(bridge)
                 bridge_t.pid = bridge.proc.pid
                 echo_proc = start_echo_responder(broker.port)
                 echo.pid = echo_proc.pid
@@ -394,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                 assert broker.proc is not None
                 run_phases(args, bc, targets, results, broker.proc.pid)
                 bc.drain(1.0)
-                print(f"bridge status (sd_notify): {notify.last_status}")
+                print(f"bridge status (sd_notify): {last_status(bridge)}")
                 print_journal_and_export(bridge)
                 ok = report(args, targets, results, bridge.log_text()[log_offset:], bridge) == 0
             finally:
