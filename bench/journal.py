@@ -22,8 +22,8 @@ into a journal already at its size bound, so retention deletes in batches from t
 is dropped, and its time per `record()` (the cost on the response path) is reported. Baseline:
 the same rows as pre-built tuples, executemany into a bare table (no index, no AUTOINCREMENT) in
 transactions of the journal's BATCH size, same pragmas. Bar: >= 15,000 entries/s in both states,
-none dropped (2x the ~7,000 requests/s the bridge answers at most on the development machine,
-docs/performance.md, each of which is one entry).
+none dropped (set at 2x the ~7,000 requests/s the bridge answered at d9a0269, each of which is
+one entry; ~1.7x the ~9,000/s of 1394a15: docs/performance.md).
 
 Exit status 0 when every bar passes, 1 otherwise.
 """
