@@ -15,16 +15,14 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout works without `pip install`
+import common  # noqa: F401  (bench/common.py: puts this checkout on sys.path)
+import serial
 
-import serial  # noqa: E402
-
-from josev_bridge.core.conditions import SignalRecord  # noqa: E402
-from josev_bridge.protocol import records  # noqa: E402
-from josev_bridge.protocol.framing import PROTOCOL_VERSION, FrameDecoder  # noqa: E402
-from josev_bridge.protocol.records import Ack, Hello, HostHello, RecordError  # noqa: E402
+from josev_bridge.core.conditions import SignalRecord
+from josev_bridge.protocol import records
+from josev_bridge.protocol.framing import PROTOCOL_VERSION, FrameDecoder
+from josev_bridge.protocol.records import Ack, Hello, HostHello, RecordError
 
 
 def main(argv: list[str]) -> int:

@@ -38,10 +38,8 @@ import argparse
 import json
 import math
 import os
-import platform
 import secrets
 import select
-import shlex
 import statistics
 import subprocess
 import sys
@@ -54,25 +52,21 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # a checkout works without `pip install`
+import common  # bench/common.py; first: it puts this checkout on sys.path
+from common import cpu_seconds, cpu_split, filesystem_of, load_average, mosquitto_version
 
-from josev_bridge.core.conditions import Signal, SignalRecord  # noqa: E402
-from josev_bridge.harness.bridge_process import BridgeProcess  # noqa: E402
-import exit_on_signal  # noqa: E402  (bench/exit_on_signal.py)
-from machine_facts import cpu_description, mosquitto_version  # noqa: E402  (bench/machine_facts.py)
-from josev_bridge.harness.broker import Mosquitto  # noqa: E402
-from josev_bridge.protocol import records  # noqa: E402
-from josev_bridge.protocol.framing import DELIMITER, PROTOCOL_VERSION, FrameDecoder  # noqa: E402
-from josev_bridge.protocol.records import (Ack, ClockProbe, ClockReply, Hello, HostHello,  # noqa: E402
-                                           KeepAlive, RecordError)
+from josev_bridge.core.conditions import Signal, SignalRecord
+from josev_bridge.harness.bridge_process import BridgeProcess
+from josev_bridge.harness.broker import Mosquitto
+from josev_bridge.protocol import records
+from josev_bridge.protocol.framing import DELIMITER, PROTOCOL_VERSION, FrameDecoder
+from josev_bridge.protocol.records import Ack, ClockProbe, ClockReply, Hello, HostHello, KeepAlive, RecordError
 
 RING_SIZE = 1_000_000
 BATCH_FRAMES = 512  # frames per os.write
 KEEPALIVE_S = 1.0
 FIRMWARE = "bench-mcu 1"
 EVSE, CONNECTOR, SIGNAL = 1, 1, Signal.BAY_OCCUPIED
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 STATUS_DEADLINE_S = 10.0  # the daemon refreshes status.json every 0.5-2 s
 LEAD_IN_S = 1.0
 
@@ -296,18 +290,6 @@ class BenchMcu:
 
 
 # -- measuring ----------------------------------------------------------------------------------------
-def cpu_split(pid: int) -> tuple[float, float]:
-    """(utime, stime) of a process (all its threads) in seconds, from /proc/<pid>/stat."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2:].split()  # fields[0] is field 3 (state)
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads)."""
-    return sum(cpu_split(pid))
-
-
 def machine_ticks() -> tuple[int, int]:
     """(busy, total) clock ticks of all CPUs since boot, from /proc/stat (idle and iowait are not busy)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
@@ -442,41 +424,9 @@ def rate_phase(mcu: BenchMcu, pid: int, rate: float, seconds: float) -> dict:
 
 
 # -- machine facts -------------------------------------------------------------------------------------
-def filesystem_of(path: Path) -> str:
-    path = path.resolve()
-    best = ("?", "?", "?")
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        left, _, right = line.partition(" - ")
-        mount_point = left.split()[4]
-        fstype, source = right.split()[:2]
-        if (str(path) == mount_point or str(path).startswith(mount_point.rstrip("/") + "/")) \
-                and len(mount_point) >= len(best[0]):
-            best = (mount_point, fstype, source)
-    return f"{best[1]} on {best[2]} (mounted at {best[0]})"
-
-
-def code_revision() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE.parent, capture_output=True,
-                              text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "josev_bridge"], cwd=HERE.parent,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-    return f"{head or '?'}{' + uncommitted changes in josev_bridge/' if dirty else ''}"
-
-
 def machine(workdir: Path) -> dict[str, str]:
-    return {
-        "cpu": cpu_description(),
-        "kernel": f"{platform.system()} {platform.release()} ({platform.machine()})",
-        "python": f"{platform.python_version()} ({sys.executable})",
-        "pyserial": metadata.version("pyserial"),
-        "mosquitto": mosquitto_version(),
-        "state dir fs": filesystem_of(workdir),
-        "load average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "code": code_revision(),
-    }
+    return common.machine(pyserial=metadata.version("pyserial"), mosquitto=mosquitto_version(),
+                          **{"state dir fs": filesystem_of(workdir)})
 
 
 # -- the run ---------------------------------------------------------------------------------------------
@@ -508,51 +458,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def start_bare_reader(link: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, str(HERE / "bare_reader.py"), str(link)], stdout=subprocess.PIPE,
-                            text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if line != "READY":
-        proc.kill()
-        raise RuntimeError(f"bare reader did not start: {line!r}")
-    return proc
+    return common.start_helper("bare_reader.py", str(link))
 
 
 def stop_bare_reader(proc: subprocess.Popen) -> dict:
-    proc.terminate()
+    """Its counters: the JSON line it prints on SIGTERM."""
     try:
-        out, _ = proc.communicate(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    try:
-        return json.loads(out.strip().splitlines()[-1])
+        return json.loads(common.stop_helper(proc).strip().splitlines()[-1])
     except (ValueError, IndexError):
         return {}
 
 
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    exit_on_signal.install()  # `kill`, `timeout`: still stop what it started
-    print("command:", shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])))
+    common.exit_on_sigterm()  # `kill`, `timeout`: still stop what it started
     started = time.monotonic()
-    results: dict = {"command": getattr(sys, "orig_argv", sys.argv), "args": {k: str(v) for k, v in vars(args).items()}}
+    results: dict = {"command": common.command_line(), "args": {k: str(v) for k, v in vars(args).items()}}
     with tempfile.TemporaryDirectory(prefix="josev-bridge-ingest-", dir=args.workdir) as tmp:
         work = Path(tmp)
         info = machine(work)
         results["machine"] = info
-        for key, value in info.items():
-            print(f"{key + ':':<15}{value}")
-        if os.getloadavg()[0] > 0.5 * len(os.sched_getaffinity(0)):
-            print("note:          the machine is already busy (load average above); expect noisier figures")
+        common.print_start(info, 15)
         print(f"{'records:':<15}SIGNAL {SIGNAL.name} ({int(SIGNAL)}) toggling on EVSE {EVSE}: every record is an "
               f"edge; bridge log level {args.log_level}")
         ok = run(args, work, results)
     elapsed = time.monotonic() - started
     results["elapsed_s"] = elapsed
     results["pass"] = ok
-    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average at the end: {load_average()}")
     print(f"\n{'ALL BARS PASS' if ok else 'SOME BARS FAIL'} ({elapsed:.0f} s)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -22,8 +22,8 @@ into a journal already at its size bound, so retention deletes in batches from t
 is dropped, and its time per `record()` (the cost on the response path) is reported. Baseline:
 the same rows as pre-built tuples, executemany into a bare table (no index, no AUTOINCREMENT) in
 transactions of the journal's BATCH size, same pragmas. Bar: >= 15,000 entries/s in both states,
-none dropped (2x the ~7,000 requests/s the bridge answers at most on the development machine,
-docs/performance.md, each of which is one entry).
+none dropped (set at 2x the ~7,000 requests/s the bridge answered at d9a0269, each of which is
+one entry; ~1.7x the ~9,000/s of 1394a15: docs/performance.md).
 
 Exit status 0 when every bar passes, 1 otherwise.
 """
@@ -34,8 +34,6 @@ import argparse
 import gc
 import http.client
 import json
-import os
-import platform
 import random
 import shutil
 import sqlite3
@@ -48,20 +46,17 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlencode
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # a checkout works without `pip install`
+import common  # bench/common.py; first: it puts this checkout on sys.path
+from common import filesystem_of, load_average, percentile
 
-from roundtrip import code_revision, percentile  # noqa: E402  (bench/roundtrip.py)
-
-from machine_facts import cpu_description  # noqa: E402  (bench/machine_facts.py)
-from josev_bridge import journal as journal_module  # noqa: E402
-from josev_bridge.adapters.http_api import ApiServer  # noqa: E402
-from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy, page_statement  # noqa: E402
-from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer  # noqa: E402
-from josev_bridge.core.journal_query import DAY_US, DEFAULT_LIMIT, Position, encode_cursor, parse_query  # noqa: E402
-from josev_bridge.core.timestamps import format_us  # noqa: E402
-from josev_bridge.journal import Journal  # noqa: E402
-from josev_bridge.journal_api import PATH, JournalApi  # noqa: E402
+from josev_bridge import journal as journal_module
+from josev_bridge.adapters.http_api import ApiServer
+from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy, page_statement
+from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer
+from josev_bridge.core.journal_query import DAY_US, DEFAULT_LIMIT, Position, encode_cursor, parse_query
+from josev_bridge.core.timestamps import format_us
+from josev_bridge.journal import Journal
+from josev_bridge.journal_api import PATH, JournalApi
 
 IDENTITY, FLEET_ID, TOKEN = "bench-charger", 7, "bench-token"
 QUERY_BAR_MS = 20.0
@@ -398,22 +393,7 @@ def run_ingest(workdir: Path, n: int) -> list[IngestResult]:
 
 # -- report -----------------------------------------------------------------------------------------
 def machine(db_dir: Path) -> dict[str, str]:
-    fs = "?"
-    try:
-        mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
-        best = max((m for m in mounts if str(db_dir.resolve()).startswith(m[1])), key=lambda m: len(m[1]))
-        fs = f"{best[2]} on {best[0]}"
-    except (OSError, ValueError):
-        pass
-    return {
-        "cpu": cpu_description(),
-        "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "database directory": f"{db_dir} ({fs})",
-        "load average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "code": code_revision(),
-    }
+    return common.machine(sqlite=sqlite3.sqlite_version, **{"database directory": f"{db_dir} ({filesystem_of(db_dir)})"})
 
 
 def report(facts: dict[str, str], rows: int, fill_s: float | None, db_bytes: int, queries: list[QueryResult],
@@ -459,6 +439,7 @@ def main() -> int:
     ap.add_argument("--dir", type=Path, help="where the databases go (default: a temporary directory)")
     ap.add_argument("--quick", action="store_true", help="100,000 rows, 500 queries, 50,000 entries: a smoke run")
     args = ap.parse_args()
+    common.exit_on_sigterm()  # `kill`, `timeout`: the work directory is still removed
     if args.quick:
         args.rows, args.queries, args.ingest = 100_000, 500, 50_000
     workdir = Path(tempfile.mkdtemp(prefix="josev-bench-journal-", dir=args.dir))
@@ -489,7 +470,7 @@ def main() -> int:
         plans = explain(db_path, end_us)
         print(f"ingest ({args.ingest:,} entries per run)")
         ingest = run_ingest(workdir, args.ingest)
-        facts["load average"] += " (start) / " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + " (end)"
+        facts["load average"] += f" (start) / {load_average()} (end)"
         return 0 if report(facts, args.rows, fill_s, db_path.stat().st_size, queries, ingest, plans) else 1
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

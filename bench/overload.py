@@ -29,19 +29,18 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+import common  # bench/common.py; first: it puts this checkout on sys.path
+from common import load_average, mosquitto_version, rss_kib
 
-import paho.mqtt.client as mqtt  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
-import exit_on_signal  # noqa: E402
-from josev_bridge.config import MqttConfig  # noqa: E402
-from josev_bridge.harness.bridge_process import BridgeProcess  # noqa: E402
-from josev_bridge.harness.broker import Mosquitto  # noqa: E402
-from josev_bridge.harness.waiting import wait_until  # noqa: E402
-from josev_bridge.request_client import RequestClient  # noqa: E402
-from josev_bridge.sim.launcher import start_sim  # noqa: E402
+from josev_bridge.config import MqttConfig
+from josev_bridge.harness.bridge_process import BridgeProcess
+from josev_bridge.harness.broker import Mosquitto
+from josev_bridge.harness.waiting import wait_until
+from josev_bridge.request_client import RequestClient
+from josev_bridge.sim.launcher import start_sim
 
 QUESTION = {"event_type": "TxEventStart", "trigger_reason": "EVConnected"}
 BAR_RSS_KIB = 96 * 1024
@@ -52,13 +51,6 @@ def written_kib(pid: int) -> int:
     for line in open(f"/proc/{pid}/io"):
         if line.startswith("write_bytes:"):
             return int(line.split()[1]) >> 10
-    return 0
-
-
-def rss_kib(pid: int, field: str = "VmRSS:") -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(field):
-            return int(line.split()[1])
     return 0
 
 
@@ -137,11 +129,12 @@ def run_bridge(work: Path, broker: Mosquitto, sim, protocol: str) -> BridgeProce
 
 
 def main() -> int:
-    exit_on_signal.install()
+    common.exit_on_sigterm()  # `kill`, `timeout`: still stop what it started
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1000-request burst, 5 s of flood")
     args = parser.parse_args()
     requests, flood_s = (1000, 5.0) if args.quick else (5000, 25.0)
+    common.print_start(common.machine(mosquitto=mosquitto_version()), 14)
     ok = True
     with tempfile.TemporaryDirectory() as tmp, Mosquitto(Path(tmp) / "broker") as broker, \
             start_sim(Path(tmp) / "sim") as sim:
@@ -157,7 +150,7 @@ def main() -> int:
                 saved_before = written_kib(broker.proc.pid)
                 result = burst(broker.port, requests)
                 saved = written_kib(broker.proc.pid) - saved_before
-                peak = rss_kib(bridge.proc.pid, "VmHWM:")
+                peak = rss_kib(bridge.proc.pid, "VmHWM")
                 passed = result["answered"] == requests and not result["twice"] and peak < BAR_RSS_KIB
                 ok &= passed
                 print(f"burst MQTT {protocol:5}: {result['answered']}/{requests} answered, {result['twice']} twice, "
@@ -168,7 +161,7 @@ def main() -> int:
                         result = flood(broker.port, 800, flood_s, 60_000, asker)
                     journal = wait_until(lambda: (j := bridge.status()["journal"]) and j["pending"] == 0 and j, 120,
                                          "the journal to catch up")
-                    peak = rss_kib(bridge.proc.pid, "VmHWM:")
+                    peak = rss_kib(bridge.proc.pid, "VmHWM")
                     passed = peak < BAR_RSS_KIB and result["unanswered"] == 0
                     ok &= passed
                     print(f"flood 800/s x 60 KB x {flood_s:g} s: {result['sent']} sent; journal {journal['written']} "
@@ -178,6 +171,7 @@ def main() -> int:
                           f"RSS peak {peak} KiB (idle {idle} KiB, bar {BAR_RSS_KIB}) {'PASS' if passed else 'FAIL'}")
             finally:
                 bridge.stop()
+    print(f"load average at the end: {load_average()}")
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

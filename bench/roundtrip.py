@@ -29,15 +29,10 @@ import gc
 import json
 import math
 import os
-import platform
-import select
-import shlex
 import statistics
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -45,22 +40,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # a checkout works without `pip install`
+import common  # bench/common.py; first: it puts this checkout on sys.path
+from common import REPO, cpu_seconds, load_average, mosquitto_version, percentile, rss_kib
 
-import paho.mqtt  # noqa: E402
-import paho.mqtt.client as paho_client  # noqa: E402
+import paho.mqtt
+import paho.mqtt.client as paho_client
 
-import echo_responder  # noqa: E402  (bench/echo_responder.py)
-from josev_bridge.adapters.mqtt_link import build_client  # noqa: E402
-from josev_bridge.config import MqttConfig  # noqa: E402
-from josev_bridge.core.timestamps import parse_us  # noqa: E402
-from josev_bridge.harness.bridge_process import BridgeProcess  # noqa: E402
-import exit_on_signal  # noqa: E402  (bench/exit_on_signal.py)
-from machine_facts import cpu_description, mosquitto_version  # noqa: E402  (bench/machine_facts.py)
-from josev_bridge.harness.broker import SHIPPED_CONF, Mosquitto  # noqa: E402
-from josev_bridge.harness.waiting import wait_until  # noqa: E402
-from josev_bridge.sim.launcher import start_sim  # noqa: E402
+import echo_responder  # (bench/echo_responder.py)
+from josev_bridge.adapters.mqtt_link import build_client
+from josev_bridge.config import MqttConfig
+from josev_bridge.core.timestamps import parse_us
+from josev_bridge.harness.bridge_process import BridgeProcess
+from josev_bridge.harness.broker import SHIPPED_CONF, Mosquitto
+from josev_bridge.harness.waiting import wait_until
+from josev_bridge.sim.launcher import start_sim
 
 EVENT_TYPE, TRIGGER_REASON = "TxEventStart", "EVConnected"
 REQUEST_TEMPLATE = ('{"id":"%s","name":"get_event_timestamp","type":"request",'
@@ -206,93 +199,24 @@ def pipelined(bc: BenchClient, target: Target, n: int, window: int,
     return state["answered"], state["last"] - start
 
 
-# -- process measurements ---------------------------------------------------------------------------
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    if not sorted_values:
-        return math.nan
-    return sorted_values[max(0, math.ceil(p / 100 * len(sorted_values)) - 1)]
-
-
 # -- setting up ---------------------------------------------------------------------------------------
 def machine() -> dict[str, str]:
-    return {
-        "cpu": cpu_description(),
-        "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
-        "python": platform.python_version(),
-        "paho-mqtt": paho.mqtt.__version__,
-        "jsonschema": metadata.version("jsonschema"),
-        "mosquitto": mosquitto_version(),
-        "load average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "code": code_revision(),
-    }
+    return common.machine(**{"paho-mqtt": paho.mqtt.__version__, "jsonschema": metadata.version("jsonschema"),
+                             "mosquitto": mosquitto_version()})
 
 
-def code_revision() -> str:
-    """The commit the bridge was measured at, and whether the working tree had changes."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE.parent, capture_output=True,
-                              text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "josev_bridge", "schemas", "device_model"],
-                               cwd=HERE.parent, capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-    return f"{head or '?'}" + (" + uncommitted changes in josev_bridge/schemas/device_model" if dirty else "")
-
-
-class NotifyDrain:
-    """Read the bridge's sd_notify datagrams for as long as it runs, as systemd does.
-
-    BridgeProcess reads its notify socket only until READY=1. Left unread, the socket's queue (10
-    datagrams, net.unix.max_dgram_qlen) fills within seconds from the STATUS= lines the bridge sends
-    every 0.5 s, and the next sd_notify blocks - inside systemd-python, which holds the GIL, so the whole
-    bridge stops. A benchmark must not measure that, so this thread plays systemd's part."""
-
-    def __init__(self, bridge: BridgeProcess) -> None:
-        self.sock: socket.socket = bridge._notify  # the harness's socket; no public accessor
-        self.count = 0
-        self.last_status = ""
-        self.sock.settimeout(0.2)
-        self._thread = threading.Thread(target=self._run, name="notify-drain", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                message = self.sock.recv(4096).decode(errors="replace")
-            except socket.timeout:
-                continue
-            except OSError:  # closed by BridgeProcess.stop()
-                return
-            self.count += 1
-            for line in message.split("\n"):
-                if line.startswith("STATUS="):
-                    self.last_status = line.removeprefix("STATUS=")
+def last_status(bridge: BridgeProcess) -> str:
+    """The last STATUS= line the bridge sent over sd_notify (the harness reads the socket throughout, as
+    systemd does: left unread, its 10-datagram queue fills and the bridge's next notify blocks)."""
+    for message in reversed(bridge.notifications):
+        for line in reversed(message.split("\n")):
+            if line.startswith("STATUS="):
+                return line.removeprefix("STATUS=")
+    return ""
 
 
 def start_echo_responder(port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, str(HERE / "echo_responder.py"), "--port", str(port)],
-                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], 10)
-    line = proc.stdout.readline() if ready else b""
-    if line.strip() != b"READY":
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"echo responder did not become ready (got {line!r})")
-    return proc
+    return common.start_helper("echo_responder.py", "--port", str(port))
 
 
 def prime_bridge(sim, bc: BenchClient, bridge_target: Target) -> int:
@@ -403,20 +327,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    exit_on_signal.install()  # `kill`, `timeout`: still stop what it started
-    print("command:", shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])))
+    common.exit_on_sigterm()  # `kill`, `timeout`: still stop what it started
     info = machine()
-    for key, value in info.items():
-        print(f"{key + ':':<14}{value}")
-    if os.getloadavg()[0] > 0.5 * len(os.sched_getaffinity(0)):
-        print("note:         the machine is already busy (load average above); expect noisier figures")
-    print(f"{'broker conf:':<14}{SHIPPED_CONF.relative_to(HERE.parent) if SHIPPED_CONF.exists() else '(fallback)'}"
+    common.print_start(info, 14)
+    print(f"{'broker conf:':<14}{SHIPPED_CONF.relative_to(REPO) if SHIPPED_CONF.exists() else '(fallback)'}"
           f" (one mosquitto for both targets, loopback, QoS 1)")
     echo = Target("bare responder", echo_responder.REQUEST_TOPIC, echo_responder.RESPONSE_TOPIC,
                   expected_timestamp=echo_responder.TIMESTAMP)
     bridge_t = Target("bridge", "ocpp/cs", "cs/ocpp")
     targets = [echo, bridge_t]
-    results: dict = {"command": getattr(sys, "orig_argv", sys.argv), "machine": info, "args": vars(args)}
+    results: dict = {"command": common.command_line(), "machine": info, "args": vars(args)}
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="josev-bridge-bench-") as tmp:
@@ -437,7 +357,6 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 bridge.start()
                 assert bridge.proc is not None
-                notify = NotifyDrain(bridge)
                 bridge_t.pid = bridge.proc.pid
                 echo_proc = start_echo_responder(broker.port)
                 echo.pid = echo_proc.pid
@@ -452,15 +371,14 @@ def main(argv: list[str] | None = None) -> int:
                 assert broker.proc is not None
                 run_phases(args, bc, targets, results, broker.proc.pid)
                 bc.drain(1.0)
-                print(f"bridge status (sd_notify): {notify.last_status}")
+                print(f"bridge status (sd_notify): {last_status(bridge)}")
                 print_journal_and_export(bridge)
                 ok = report(args, targets, results, bridge.log_text()[log_offset:], bridge) == 0
             finally:
                 if bc is not None:
                     bc.close()
                 if echo_proc is not None:
-                    echo_proc.terminate()
-                    echo_proc.wait(5)
+                    common.stop_helper(echo_proc)
                 bridge_rc = bridge.stop()
             if bridge_rc not in (0, None):
                 print(f"bridge exited with {bridge_rc}")
@@ -468,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     results["elapsed_s"] = elapsed
     results["load_average_end"] = os.getloadavg()
-    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average at the end: {load_average()}")
     results["pass"] = ok
     print(f"\n{'ALL BARS PASS' if ok else 'SOME BARS FAIL'} ({elapsed:.0f} s)")
     if args.json:
