@@ -1,6 +1,6 @@
 """A flood of large messages faster than the journal writer: memory stays bounded by bytes.
 
-The issue's full case (800 messages/s of 60 KB for 25 s) is `bench/flood.py`; this is the same
+The issue's full case (800 messages/s of 60 KB for 25 s) is `bench/overload.py`; this is the same
 flood, shorter and unpaced, through the real broker and daemon.
 """
 
