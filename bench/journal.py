@@ -54,14 +54,14 @@ sys.path.insert(0, str(HERE.parent))  # a checkout works without `pip install`
 from roundtrip import code_revision, percentile  # noqa: E402  (bench/roundtrip.py)
 
 from machine_facts import cpu_description  # noqa: E402  (bench/machine_facts.py)
-from josev_bridge import journal as journal_module  # noqa: E402
-from josev_bridge.adapters.http_api import ApiServer  # noqa: E402
+from josev_bridge.services import journal as journal_module  # noqa: E402
+from josev_bridge.api.server import ApiServer  # noqa: E402
 from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy, page_statement  # noqa: E402
 from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer  # noqa: E402
 from josev_bridge.core.journal_query import DAY_US, DEFAULT_LIMIT, Position, encode_cursor, parse_query  # noqa: E402
 from josev_bridge.core.timestamps import format_us  # noqa: E402
-from josev_bridge.journal import Journal  # noqa: E402
-from josev_bridge.journal_api import PATH, JournalApi  # noqa: E402
+from josev_bridge.services.journal import Journal  # noqa: E402
+from josev_bridge.api.journal_api import PATH, JournalApi  # noqa: E402
 
 IDENTITY, FLEET_ID, TOKEN = "bench-charger", 7, "bench-token"
 QUERY_BAR_MS = 20.0

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from ..core.alert_inputs import EvStatusRecord, FaultRecord
 from ..core.conditions import SignalRecord
-from ..adapters.http_api import linger_close
+from ..api.server import linger_close
 from ..core.http_guard import BodyRefused, bearer_matches, body_length
 from ..core.timestamps import format_us
 from .catalogue import LINK_COMMANDS, SPECS, Errors, check_object, extra_fields, validate_event

@@ -11,13 +11,13 @@ import re
 import time
 from typing import Callable
 
-from .adapters.device_model_store import DeviceModelStore
-from .config import Config
-from .core.conditions import TRIGGER_REASONS, Condition, EventType
-from .core.device_model import as_bool
-from .core.event_timestamp import Answer, Query, answer
+from ..adapters.device_model_store import DeviceModelStore
+from ..config import Config
+from ..core.conditions import TRIGGER_REASONS, Condition, EventType
+from ..core.device_model import as_bool
+from ..core.event_timestamp import Answer, Query, answer
 from .mcu_ingest import McuIngest
-from .messages import Message, Outcome, encode_response
+from ..messages import Message, Outcome, encode_response
 
 log = logging.getLogger("josev_bridge.get_event_timestamp")
 

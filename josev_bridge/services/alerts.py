@@ -17,18 +17,18 @@ import time
 import uuid
 from typing import Callable
 
-from . import schemas
-from .adapters.alert_store import FILE_NAME, AlertStore
-from .adapters.state_file import AtomicJsonFile
-from .config import Config
-from .core.alert_inputs import EvStatusRecord, FaultRecord
-from .core.alert_muting import is_muted
-from .core.alert_recipients import Recipient, RecipientKind, default_recipients
-from .core.alert_view import ChargerInfo, ChargingSessionInfo, PortInfo, render_alert
-from .core.alerts import (SESSION_CONDITIONS, Alert, AlertChange, AlertEngine, ChangeKind, SessionErrorDetails,
+from .. import schemas
+from ..adapters.alert_store import FILE_NAME, AlertStore
+from ..adapters.state_file import AtomicJsonFile
+from ..config import Config
+from ..core.alert_inputs import EvStatusRecord, FaultRecord
+from ..core.alert_muting import is_muted
+from ..core.alert_recipients import Recipient, RecipientKind, default_recipients
+from ..core.alert_view import ChargerInfo, ChargingSessionInfo, PortInfo, render_alert
+from ..core.alerts import (SESSION_CONDITIONS, Alert, AlertChange, AlertEngine, ChangeKind, SessionErrorDetails,
                           SocDetails, LateDetails, OfflineDetails)
-from .core.conditions import Edge
-from .core.timestamps import format_us
+from ..core.conditions import Edge
+from ..core.timestamps import format_us
 
 log = logging.getLogger("josev_bridge.alerts")
 

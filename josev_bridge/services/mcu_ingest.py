@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .adapters.serial_link import LinkState
-from .adapters.state_file import AtomicJsonFile
-from .core.alert_inputs import EvStatusRecord, FaultRecord
-from .core.clock_map import ClockMap, ClockSample, to_utc_us, to_utc_with_bound
-from .core.conditions import Edge, SignalRecord
-from .core.edge_store import EdgeStore
-from .core.link_sequence import Outcome, SequenceTracker, Verdict
-from .core.timestamps import format_us
-from .protocol.records import SEQUENCED, Ack, Hello, KeepAlive, Record, SequencedRecord, Skipped
+from ..adapters.serial_link import LinkState
+from ..adapters.state_file import AtomicJsonFile
+from ..core.alert_inputs import EvStatusRecord, FaultRecord
+from ..core.clock_map import ClockMap, ClockSample, to_utc_us, to_utc_with_bound
+from ..core.conditions import Edge, SignalRecord
+from ..core.edge_store import EdgeStore
+from ..core.link_sequence import Outcome, SequenceTracker, Verdict
+from ..core.timestamps import format_us
+from ..protocol.records import SEQUENCED, Ack, Hello, KeepAlive, Record, SequencedRecord, Skipped
 
 log = logging.getLogger("josev_bridge.ingest")
 
