@@ -363,7 +363,7 @@ def _alerts(args: argparse.Namespace) -> int:
     import time
 
     from .adapters.alert_store import FILE_NAME, AlertStore
-    from .services.alerts import alert_summary, alert_view, charger_info
+    from .core.alert_view import alert_summary, alert_view, charger_info
     from .core.journal_query import parse_when
     from .core.timestamps import format_us
 
