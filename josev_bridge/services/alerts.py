@@ -25,7 +25,7 @@ from ..core.alert_inputs import EvStatusRecord, FaultRecord
 from ..core.alert_muting import is_muted
 from ..core.alert_recipients import Recipient, RecipientKind, default_recipients
 from ..core.alert_view import alert_summary, alert_view, charger_info, tech_code
-from ..core.alerts import SESSION_CONDITIONS, Alert, AlertChange, AlertEngine, ChangeKind
+from ..core.alerts import SESSION_CONDITIONS, AlertChange, AlertEngine, ChangeKind
 from ..core.conditions import Edge
 from ..core.timestamps import format_us
 
