@@ -6,6 +6,7 @@ Paths stay strings here; adapters open them. Nothing in this module touches the 
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 import types
 import typing
@@ -393,3 +394,28 @@ def read_secret(path: str, what: str, *, fix: str = SECRET_FIX) -> str:
     if not secret.isprintable():  # NULs or control characters: flash corruption, not a secret anyone set
         raise NotTextSecret(f"{what}: {p} holds control characters; {fix}")
     return secret
+
+
+def check_files(config: Config) -> None:
+    """What the daemon reads only when it connects: secrets (present, 0600, readable, not empty; never printed)
+    and TLS files (readable), so a wrong mode or path shows here rather than as a reconnect loop."""
+    e = config.export if config.export.enabled else None
+    secrets = [("[mqtt] password_file", config.mqtt.password_file, SECRET_FIX),
+               ("[export] password_file", e.password_file if e else None, SECRET_FIX)]
+    try:
+        token_exists = config.api.enabled and config.api_token_file.exists()
+    except OSError as exc:  # e.g. the state directory is not searchable by this user
+        raise ConfigError(f"[api] token_file: {config.api_token_file}: cannot check it: {exc.strerror}") from None
+    if token_exists:
+        secrets.append(("[api] token_file", str(config.api_token_file), API_TOKEN_FIX))
+    for what, path, fix in secrets:
+        if path:
+            read_secret(path, what, fix=fix)  # an empty file is an error too (EmptySecret)
+    tls = [("[mqtt] tls_ca", config.mqtt.tls_ca), ("[mqtt] tls_cert", config.mqtt.tls_cert),
+           ("[mqtt] tls_key", config.mqtt.tls_key)]
+    if e is not None:
+        tls += [("[export] tls_ca", e.tls_ca), ("[export] tls_cert", e.tls_cert), ("[export] tls_key", e.tls_key)]
+    for what, path in tls:
+        if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+            why = "not readable" if os.path.isfile(path) else "not a file" if os.path.exists(path) else "no such file"
+            raise ConfigError(f"{what}: {path}: {why}")

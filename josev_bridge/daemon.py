@@ -31,20 +31,20 @@ from .adapters.systemd_notify import SystemdNotifier
 from .config import Config, ConfigError, load
 from .core.rate_limit import RateLimiter
 from .core.timestamps import format_us
-from .device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
-from .event_timestamp_service import NAME, EventTimestampService, certainly_valid_request
-from .event_timestamp_service import encode as encode_event_timestamp
-from .mcu_ingest import STATE_FILE, STATE_LOSES, McuIngest
+from .services.device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
+from .services.event_timestamp import NAME, EventTimestampService, certainly_valid_request
+from .services.event_timestamp import encode as encode_event_timestamp
+from .services.mcu_ingest import STATE_FILE, STATE_LOSES, McuIngest
 from . import status_report
 from .messages import Handled, Rejected, Router, raw_text
-from .adapters.http_api import ApiServer, load_or_create_token
+from .api.server import ApiServer, load_or_create_token
 from .adapters.journal_store import FILE_NAME as JOURNAL_FILE, RetentionPolicy
 from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_LINK, Direction, JournalEntry, NoAnswer
-from .journal import Journal, parsed_cost
-from .journal_api import PATH as MESSAGES_PATH, JournalApi
-from .alert_service import AlertService
-from .alerts_api import PATH as ALERTS_PATH, AlertsApi
-from .adapters.journal_export import JournalExporter
+from .services.journal import Journal, parsed_cost
+from .api.journal_api import PATH as MESSAGES_PATH, JournalApi
+from .services.alerts import AlertService
+from .api.alerts_api import PATH as ALERTS_PATH, AlertsApi
+from .services.journal_export import JournalExporter
 
 log = logging.getLogger("josev_bridge.daemon")
 

@@ -17,11 +17,21 @@ from .core.timestamps import format_us
 STATUS_FILE = "status.json"
 STALE_AFTER_S = 5.0
 
+# The MCU link's counters that count trouble (the rest count work done): from the frame decoder
+# (protocol/framing), the serial link (adapters/serial_link) and the ingest (services/mcu_ingest).
+FAULT_COUNTERS = (
+    "crc_errors", "cobs_errors", "oversize", "runt", "bad_version", "discarded_bytes", "io_errors",
+    "open_failures", "record_errors", "unknown_types", "duplicates", "held", "lost_records",
+    "untimed_records", "clock_outliers", "clock_restarts", "persist_failures", "replay_requests",
+    "skipped_records", "alert_listener_errors")
+
 
 def build(bridge) -> dict:
     """Everything a technician asks first, from a running Bridge."""
     ingest, serial, clock = bridge.ingest, bridge.serial, bridge.ingest.clock
     tracker = ingest.tracker
+    counters = {**dataclasses.asdict(serial.decode_counters), **dataclasses.asdict(serial.counters),
+                **dataclasses.asdict(ingest.counters)}
     return {
         "pid": os.getpid(),
         "mqtt": {"connected": bridge.mqtt.connected.is_set(),
@@ -37,8 +47,8 @@ def build(bridge) -> dict:
             "clock": None if clock is None or not clock.ready else {
                 "offset_us": clock.offset_us(), "drift_ppm": round(clock.drift_ppm(), 2),
                 "best_rtt_us": clock.best_rtt_us(), "samples": len(clock.samples)},
-            "counters": {**dataclasses.asdict(serial.decode_counters), **dataclasses.asdict(serial.counters),
-                         **dataclasses.asdict(ingest.counters)},
+            "counters": counters,
+            "fault_counters": fault_counters(counters),
         },
         "get_event_timestamp": {"enabled": bridge.timestamps.enabled(), **dataclasses.asdict(bridge.answers)},
         "rejected_messages": dict(bridge.rejected),
@@ -54,6 +64,11 @@ def build(bridge) -> dict:
             "muted": bridge.alerts.muted, "delivery_failures": bridge.alerts.delivery_failures},
         "export": None if getattr(bridge, "export", None) is None else bridge.export.status(bridge.journal.last_id),
     }
+
+
+def fault_counters(counters: dict) -> dict:
+    """The fault counters among the link's counters, in the counters' order (zeros included)."""
+    return {k: v for k, v in counters.items() if k in FAULT_COUNTERS}
 
 
 def device_model_status(store) -> dict:

@@ -17,7 +17,7 @@ from josev_bridge.adapters.journal_store import JournalStore
 from josev_bridge.adapters.state_file import AtomicJsonFile
 from josev_bridge.core.device_model import Source
 from josev_bridge.core.journal_entry import Direction, JournalEntry
-from josev_bridge.device_model_sync import DeviceModelSync
+from josev_bridge.services.device_model_sync import DeviceModelSync
 from josev_bridge.messages import Message
 
 FLAG = ("JOSEV_CTRLR", "EnableGetEventTimestampRequest")

@@ -12,7 +12,6 @@ import select
 import threading
 import time
 from dataclasses import dataclass
-from enum import Enum
 from typing import Protocol
 
 import serial
@@ -21,6 +20,7 @@ from ..config import SerialConfig
 from ..protocol import records
 from ..protocol.framing import PROTOCOL_VERSION, FrameDecoder
 from ..core.clock_map import ClockSample
+from ..core.link_state import LinkState
 from ..protocol.records import Ack, ClockProbe, ClockReply, Hello, HostHello, KeepAlive, Record, RecordError
 
 log = logging.getLogger("josev_bridge.serial")
@@ -45,12 +45,6 @@ class RecordSink(Protocol):
     def on_link_state(self, state: "LinkState", detail: str) -> None: ...
 
     def on_clock_sample(self, sample: ClockSample) -> None: ...
-
-
-class LinkState(str, Enum):
-    CLOSED = "closed"  # port not open (never opened, or lost and waiting to reopen)
-    OPEN = "open"  # port open, MCU heard within the silence timeout
-    SILENT = "silent"  # port open, but no frame from the MCU for mcu_silence_timeout
 
 
 @dataclass

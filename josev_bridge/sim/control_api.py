@@ -19,11 +19,12 @@ from typing import Any, Protocol
 
 from ..core.alert_inputs import EvStatusRecord, FaultRecord
 from ..core.conditions import SignalRecord
-from ..adapters.http_api import linger_close
+from ..api.server import linger_close
 from ..core.http_guard import BodyRefused, bearer_matches, body_length
 from ..core.timestamps import format_us
 from .catalogue import LINK_COMMANDS, SPECS, Errors, check_object, extra_fields, validate_event
 from .mcu import COMMANDS, SentRecord, SimulatedMcu, run_command
+from .pty_link import LinkConflict
 
 log = logging.getLogger("josev_bridge.sim.api")
 
@@ -33,10 +34,6 @@ MAX_BODY = 64 * 1024
 
 __all__ = ["COMMAND_PREFIX", "STATUS_PATH", "LINK_COMMANDS", "ControlServer", "HttpError", "LinkConflict",
            "RecordSink", "SimController", "accepted_commands", "parse_hostport", "record_dict", "validate_body"]
-
-
-class LinkConflict(RuntimeError):
-    """A link fault that cannot be applied in the link's current state (e.g. it is unplugged): 409."""
 
 
 class RecordSink(Protocol):

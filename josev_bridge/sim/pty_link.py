@@ -30,7 +30,6 @@ from typing import Any, Callable
 from ..protocol import records
 from ..protocol.framing import DELIMITER, PROTOCOL_VERSION, Frame, FrameDecoder
 from ..protocol.records import Ack, ClockProbe, ClockReply, Hello, HostHello, KeepAlive, RecordError
-from .control_api import LinkConflict
 from .mcu import SentRecord, SimulatedMcu
 
 log = logging.getLogger("josev_bridge.sim.pty")
@@ -40,6 +39,10 @@ WRITE_TIMEOUT_S = 0.5  # per frame: longer means nobody is reading the pty
 POLL_S = 0.5  # idle threads re-check the stop flag; close() also wakes them at once
 OUT_OF_BAND_SEQ = 0  # HELLO, KEEPALIVE and CLOCK_REPLY are not numbered records; records start at 1
 MAX_URGENT = 64  # CLOCK_REPLYs waiting: more means the host floods probes faster than we write
+
+
+class LinkConflict(RuntimeError):
+    """A link fault that cannot be applied in the link's current state (e.g. it is unplugged): 409."""
 
 
 @dataclass

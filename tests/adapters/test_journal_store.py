@@ -15,7 +15,7 @@ from josev_bridge.adapters.journal_store import DUMP_ROWS, JournalStore, Retenti
 from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer
 from josev_bridge.core.journal_query import JournalQuery
 from josev_bridge.harness.waiting import wait_until
-from josev_bridge.journal import Journal
+from josev_bridge.services.journal import Journal
 
 T0 = 1_714_435_200_000_000  # 2024-04-30T00:00:00Z
 BIG = RetentionPolicy(max_age_us=10**15, max_bytes=10**9)
@@ -128,7 +128,7 @@ def test_size_bound_holds_under_a_flood(tmp_path):
         total = 30_000  # ~10 MB of entries through a 1 MiB bound
         for i in range(total):
             journal.record(entry(i))
-            if journal.pending >= 10_000:  # the queue's own byte bound is tested in tests/test_journal.py
+            if journal.pending >= 10_000:  # the queue's own byte bound is tested in tests/services/test_journal.py
                 wait_until(lambda: journal.pending < 5_000, 30, "the writer to catch up")
         wait_until(lambda: journal.last_id == total and journal.pending == 0, 60, "the flood to be written")
         assert journal.store.file_bytes() <= policy.max_bytes
@@ -194,7 +194,7 @@ WRITER = textwrap.dedent("""
     import sys
     from josev_bridge.adapters.journal_store import RetentionPolicy
     from josev_bridge.core.journal_entry import Direction, JournalEntry
-    from josev_bridge.journal import Journal
+    from josev_bridge.services.journal import Journal
     j = Journal(sys.argv[1], RetentionPolicy(max_age_us=10**15, max_bytes=10**9))
     j.start()
     i = 0

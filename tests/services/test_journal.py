@@ -8,7 +8,7 @@ import time
 from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy
 from josev_bridge.core.journal_entry import Direction, JournalEntry
 from josev_bridge.harness.waiting import wait_until
-from josev_bridge.journal import ENTRY_COST, MAX_PENDING, PAYLOAD_KEPT, QUEUE_BYTES, Journal
+from josev_bridge.services.journal import ENTRY_COST, MAX_PENDING, PAYLOAD_KEPT, QUEUE_BYTES, Journal
 
 BIG = 60_000
 NOW_US = time.time_ns() // 1000  # rows of now: age retention leaves them alone
@@ -72,7 +72,7 @@ def test_the_bound_holds_in_memory_for_payloads_that_parse_into_many_small_objec
     import json
     import tracemalloc
 
-    from josev_bridge.journal import parsed_cost
+    from josev_bridge.services.journal import parsed_cost
     raw = json.dumps({"name": "heartbeat", "data": [{} for _ in range(20_000)]}).encode()  # 60 KB of text
     j = journal(tmp_path)
     tracemalloc.start()

@@ -12,7 +12,7 @@ import http.client
 import statistics
 import time
 
-from josev_bridge.adapters.http_api import ApiServer, Response
+from josev_bridge.api.server import ApiServer, Response
 
 
 def test_keep_alive_answers_do_not_wait_for_delayed_acks():

@@ -13,7 +13,7 @@ import logging
 
 import pytest
 
-from josev_bridge.adapters.http_api import MAX_BODY, ApiServer, Response
+from josev_bridge.api.server import MAX_BODY, ApiServer, Response
 from josev_bridge.harness.raw_http import exchange, request
 
 AUTH = {"Authorization": "Bearer t"}

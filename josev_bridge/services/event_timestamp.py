@@ -11,13 +11,13 @@ import re
 import time
 from typing import Callable
 
-from .adapters.device_model_store import DeviceModelStore
-from .config import Config
-from .core.conditions import TRIGGER_REASONS, Condition, EventType
-from .core.device_model import as_bool
-from .core.event_timestamp import Answer, Query, answer
+from ..adapters.device_model_store import DeviceModelStore
+from ..config import Config
+from ..core.conditions import TRIGGER_REASONS, Condition, EventType
+from ..core.device_model import as_bool
+from ..core.event_timestamp import Answer, Query
 from .mcu_ingest import McuIngest
-from .messages import Message, Outcome, encode_response
+from ..messages import Message, Outcome, encode_response
 
 log = logging.getLogger("josev_bridge.get_event_timestamp")
 
@@ -110,11 +110,10 @@ class EventTimestampService:
         data = message.data
         query = Query(_EVENT_TYPES[data["event_type"]], _REASONS[data["trigger_reason"]], data.get("evse_id"))
         enabled, supported = self._settings()  # device model read outside the edge lock
-        with self._ingest.lock:
-            result = answer(query, self._ingest.store, enabled=enabled, supported=supported,
-                            reply_with_current_time_when_unknown=
-                            self._config.get_event_timestamp.reply_with_current_time_when_unknown,
-                            now_us=self._clock_us())
+        result = self._ingest.lookup(query, enabled=enabled, supported=supported,
+                                     reply_with_current_time_when_unknown=
+                                     self._config.get_event_timestamp.reply_with_current_time_when_unknown,
+                                     clock_us=self._clock_us)
         if not isinstance(result, Answer):
             log.warning("request %s: %s", message.id, result.detail)
             return Outcome(no_answer=result.reason, note=result.cause)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from .adapters.device_model_store import DeviceModelStore
-from .core.device_model import DeviceModelError, Source
-from .core.journal_entry import NoAnswer
-from .messages import Message, Outcome
+from ..adapters.device_model_store import DeviceModelStore
+from ..core.device_model import DeviceModelError, Source
+from ..core.journal_entry import NoAnswer
+from ..messages import Message, Outcome
 
 log = logging.getLogger("josev_bridge.device_model_sync")
 

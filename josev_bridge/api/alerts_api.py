@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from .adapters.alert_store import AlertStore
-from .adapters.http_api import ApiError, Request, Response
-from .alert_service import alert_view, charger_info
-from .config import Config
-from .core.alert_query import encode_alert_cursor, parse_alert_query
-from .core.journal_query import QueryError
+from ..adapters.alert_store import AlertStore
+from .server import ApiError, Request, Response
+from ..core.alert_view import alert_view, charger_info
+from ..config import Config
+from ..core.alert_query import encode_alert_cursor, parse_alert_query
+from ..core.journal_query import QueryError
 
 PATH = "/api/alerts"
 

@@ -21,15 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .adapters.serial_link import LinkState
-from .adapters.state_file import AtomicJsonFile
-from .core.alert_inputs import EvStatusRecord, FaultRecord
-from .core.clock_map import ClockMap, ClockSample, to_utc_us, to_utc_with_bound
-from .core.conditions import Edge, SignalRecord
-from .core.edge_store import EdgeStore
-from .core.link_sequence import Outcome, SequenceTracker, Verdict
-from .core.timestamps import format_us
-from .protocol.records import SEQUENCED, Ack, Hello, KeepAlive, Record, SequencedRecord, Skipped
+from ..adapters.state_file import AtomicJsonFile
+from ..core.alert_inputs import EvStatusRecord, FaultRecord
+from ..core.clock_map import ClockMap, ClockSample, to_utc_us, to_utc_with_bound
+from ..core.conditions import Condition, Edge, SignalRecord
+from ..core.edge_store import EdgeStore
+from ..core.event_timestamp import Answer, Query, Silence, answer
+from ..core.link_state import LinkState
+from ..core.link_sequence import Outcome, SequenceTracker, Verdict
+from ..core.timestamps import format_us
+from ..protocol.records import SEQUENCED, Ack, Hello, KeepAlive, Record, SequencedRecord, Skipped
 
 log = logging.getLogger("josev_bridge.ingest")
 
@@ -155,6 +156,15 @@ class McuIngest:
     def clock(self) -> ClockMap | None:
         """The current MCU boot's clock mapping (for status)."""
         return self.clocks.get(self.tracker.boot_id) if self.tracker.boot_id is not None else None
+
+    def lookup(self, query: Query, *, enabled: bool, supported: frozenset[Condition],
+               reply_with_current_time_when_unknown: bool, clock_us: Callable[[], int]) -> Answer | Silence:
+        """Answer one get_event_timestamp query from the edge store, under the ingest's lock (one
+        acquisition, one `core.event_timestamp.answer` call; `clock_us` is read inside the lock)."""
+        with self.lock:
+            return answer(query, self.store, enabled=enabled, supported=supported,
+                          reply_with_current_time_when_unknown=reply_with_current_time_when_unknown,
+                          now_us=clock_us())
 
     # -- RecordSink -------------------------------------------------------------------------------
     def on_record(self, seq: int, record: Record | Skipped) -> None:

@@ -49,7 +49,7 @@ from paho.mqtt.properties import Properties
 
 from ..config import ExportConfig, read_secret
 from ..core.journal_entry import to_row
-from .journal_store import JournalStore
+from ..adapters.journal_store import JournalStore
 
 log = logging.getLogger("josev_bridge.export")
 

@@ -17,18 +17,17 @@ import time
 import uuid
 from typing import Callable
 
-from . import schemas
-from .adapters.alert_store import FILE_NAME, AlertStore
-from .adapters.state_file import AtomicJsonFile
-from .config import Config
-from .core.alert_inputs import EvStatusRecord, FaultRecord
-from .core.alert_muting import is_muted
-from .core.alert_recipients import Recipient, RecipientKind, default_recipients
-from .core.alert_view import ChargerInfo, ChargingSessionInfo, PortInfo, render_alert
-from .core.alerts import (SESSION_CONDITIONS, Alert, AlertChange, AlertEngine, ChangeKind, SessionErrorDetails,
-                          SocDetails, LateDetails, OfflineDetails)
-from .core.conditions import Edge
-from .core.timestamps import format_us
+from .. import schemas
+from ..adapters.alert_store import FILE_NAME, AlertStore
+from ..adapters.state_file import AtomicJsonFile
+from ..config import Config
+from ..core.alert_inputs import EvStatusRecord, FaultRecord
+from ..core.alert_muting import is_muted
+from ..core.alert_recipients import Recipient, RecipientKind, default_recipients
+from ..core.alert_view import alert_summary, alert_view, charger_info, tech_code
+from ..core.alerts import SESSION_CONDITIONS, AlertChange, AlertEngine, ChangeKind
+from ..core.conditions import Edge
+from ..core.timestamps import format_us
 
 log = logging.getLogger("josev_bridge.alerts")
 
@@ -181,46 +180,3 @@ class AlertService:
         if not self._notify_validator.is_valid(message):
             raise RuntimeError(f"notify_event fails its schema: {message!r}")
         return json.dumps(message, separators=(",", ":")).encode()
-
-
-def tech_code(alert) -> str:
-    """The fault's OCPP error code for session errors; the alert type otherwise."""
-    if isinstance(alert.details, SessionErrorDetails) and alert.details.ocpp_error_code:
-        return alert.details.ocpp_error_code
-    return alert.type.value
-
-
-def alert_summary(alert) -> str:
-    where = f"EVSE {alert.evse_id}" if alert.evse_id is not None else "charger"
-    d = alert.details
-    if isinstance(d, SessionErrorDetails):
-        extra = ", ".join(x for x in (d.ocpp_error_code, d.ocpp_vendor_error_code, d.ocpp_info, d.error_context) if x)
-    elif isinstance(d, SocDetails):
-        extra = f"SoC {d.soc_percent}% (threshold {d.soc_threshold}%)"
-    elif isinstance(d, OfflineDetails):
-        extra = f"MCU link silent for {d.threshold_minutes:g}+ min"
-    elif isinstance(d, LateDetails):
-        extra = f"ETA {format_us(d.current_eta_us) if d.current_eta_us else '?'} after departure " \
-                f"{format_us(d.current_departure_us) if d.current_departure_us else '?'}"
-    else:  # pragma: no cover - every type is above
-        extra = ""
-    return f"{alert.type.value} on {where}" + (f" ({extra})" if extra else "")
-
-
-def alert_view(alert: Alert, alert_id: int, muted: bool, charger: ChargerInfo, ports: dict[int, PortInfo]) -> dict:
-    """The API shape, with what the bridge knows: the charger and port from the config, and the
-    charging session the alert came in (its id is its start in ms since the epoch: the bridge has
-    no session numbers, and the start time names a session on this charger uniquely)."""
-    session = None if alert.session_start_us is None else \
-        ChargingSessionInfo(id=alert.session_start_us // 1000, start_us=alert.session_start_us)
-    return render_alert(alert, alert_id=alert_id, muted=muted, charger=charger, ports=ports, session=session)
-
-
-def charger_info(config: Config) -> tuple[ChargerInfo, dict[int, PortInfo]]:
-    c = config.charger
-    info = ChargerInfo(ocpp_id=c.identity, id=c.fleet_id, name=c.name or None, manufacturer=c.manufacturer or None,
-                       model=c.model or None, network_service_provider=c.network_service_provider,
-                       charger_type=c.charger_type, serial_number=c.serial_number or None,
-                       number_of_ports=c.evse_count)
-    ports = {n: PortInfo(n, maximum_power_kw=c.max_power_kw or None) for n in range(1, c.evse_count + 1)}
-    return info, ports

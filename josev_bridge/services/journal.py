@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .adapters.damage import is_damage
-from .adapters.journal_store import JournalStore, RetentionPolicy
-from .core.journal_entry import JournalEntry
+from ..adapters.damage import is_damage
+from ..adapters.journal_store import JournalStore, RetentionPolicy
+from ..core.journal_entry import JournalEntry
 
 log = logging.getLogger("josev_bridge.journal")
 
