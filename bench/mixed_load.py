@@ -26,7 +26,9 @@ backlog drained after the run (the wait scales with it: export sends at
 most 200 rows/s by default). Exit 0 when every bar passes, 1 otherwise.
 
 --api-off runs the bridge with [api] enabled = false (the API queries are then skipped): the API's
-share of the busy p99, by difference with a run with it on.
+share of the busy p99, by difference with a run with it on. --gap-ms G sends each request a random
+(exponential, mean G ms) time after the last answer: back to back, a long stall is one slow sample;
+spaced out, the requests sample the clock evenly, as Josev's occasional requests would.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import gc
 import json
 import math
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -212,8 +215,21 @@ class Load:
 
 
 # -- the measurement -----------------------------------------------------------------------------------
-def latency(bc: BenchClient, targets: list[Target], n: int, blocks: int, warmup: int) -> dict[str, dict]:
+def spaced(bc: BenchClient, target: Target, n: int, samples_ms: list[float] | None, gap_s: float) -> None:
+    """sequential(), but each request is sent a random (exponential, mean gap_s) time after the last
+    answer: the requests sample the clock evenly, so a stall of the responder weighs by its length
+    (back to back, a 50 ms stall is one slow sample; here it is the share of the time it lasts)."""
+    for _ in range(n):
+        end = time.perf_counter() + random.expovariate(1 / gap_s)
+        while (left := end - time.perf_counter()) > 0:
+            bc.step(left)  # reads what arrives meanwhile; returns at `end` at the latest
+        sequential(bc, target, 1, samples_ms)
+
+
+def latency(bc: BenchClient, targets: list[Target], n: int, blocks: int, warmup: int,
+            gap_ms: float = 0.0) -> dict[str, dict]:
     """roundtrip.py's latency phase: sequential requests, blocks interleaved A B B A."""
+    run = sequential if gap_ms <= 0 else (lambda b, t, k, out: spaced(b, t, k, out, gap_ms / 1000))
     samples: dict[str, list[float]] = {t.label: [] for t in targets}
     medians: list[str] = []
     gc.collect()
@@ -223,7 +239,7 @@ def latency(bc: BenchClient, targets: list[Target], n: int, blocks: int, warmup:
             sequential(bc, t, warmup, None)
         for index, count in zip(abba(blocks), [c for c in split(n, blocks) for _ in (0, 1)]):
             block: list[float] = []
-            sequential(bc, targets[index], count, block)
+            run(bc, targets[index], count, block)
             samples[targets[index].label] += block
             medians.append(f"{'AB'[index]} {statistics.median(block):.3f}" if block else f"{'AB'[index]} -")
     finally:
@@ -246,6 +262,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--blocks", type=int, help="interleaved blocks per target and phase (default 16)")
     p.add_argument("--warmup", type=int, default=200, help="warm-up requests per target and phase (default 200)")
     p.add_argument("--settle", type=float, default=3.0, help="seconds of load before the busy phase measures")
+    p.add_argument("--gap-ms", type=float, default=0.0,
+                   help="mean random gap between an answer and the next request (default 0: back to back); "
+                        "with a gap the requests sample time evenly, so long stalls count by their length")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     # the load generators (this file, run by itself)
     p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
@@ -304,13 +323,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{'bridge:':<14}pid {bridge_t.pid}, answers with {bridge_t.expected_timestamp}; "
                       f"export to port {fleet.port}")
                 print(f"\nidle: {args.warmup} warm-up + {args.requests} sequential requests per target "
-                      f"in {args.blocks} interleaved blocks ...", flush=True)
-                idle = latency(bc, targets, args.requests, args.blocks, args.warmup)
+                      f"in {args.blocks} interleaved blocks"
+                      + (f", a random gap of {args.gap_ms:g} ms on average before each" if args.gap_ms > 0 else "")
+                      + " ...", flush=True)
+                idle = latency(bc, targets, args.requests, args.blocks, args.warmup, args.gap_ms)
                 print(f"busy: the same, under the mixed load (after {args.settle:g} s of it) ...", flush=True)
                 load = Load(bridge, sim, broker.port, not args.api_off, work)
                 with load:
                     bc.drain(args.settle)
-                    busy = latency(bc, targets, args.requests, args.blocks, args.warmup)
+                    busy = latency(bc, targets, args.requests, args.blocks, args.warmup, args.gap_ms)
                 bc.drain(1.0)
                 journal, export = journal_and_export(bridge)
                 ok = report(args, targets, idle, busy, load, journal, export, results,
