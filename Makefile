@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo bench bench-journal system-deps venv clean
+.PHONY: test demo bench bench-journal bench-mixed system-deps venv clean
 
 test: $(STAMP)
 	$(BIN)/pytest -q
@@ -19,6 +19,9 @@ bench: $(STAMP)
 
 bench-journal: $(STAMP)
 	$(BIN)/python bench/journal.py
+
+bench-mixed: $(STAMP)
+	$(BIN)/python bench/mixed_load.py
 
 venv: $(STAMP)
 
