@@ -128,9 +128,8 @@ class ClockMap:
         # samples. A sample further from the fit than both (any sample, also a slow one) says the
         # line is not the truth (an MCU clock stepped by less than OUTLIER_US and absorbed): its
         # distance is then added to the error, for the centre and the slope alike.
-        residual = max((abs(s.host_us - h0 - (s.mcu_us - m0) * slope) for s in self.samples
-                        if abs(s.host_us - h0 - (s.mcu_us - m0) * slope) > (s.rtt_us + 1) // 2 + e_max), default=0)
-        e_max += math.ceil(residual)
+        misses = ((abs(s.host_us - h0 - (s.mcu_us - m0) * slope), (s.rtt_us + 1) // 2) for s in self.samples)
+        e_max += math.ceil(max((off for off, half_rtt in misses if off > half_rtt + e_max), default=0))
         slope_error = e_max * sum(abs(s.mcu_us - m0) for s in good) / sxx if sxx else MCU_MAX_DRIFT
         return (m0, h0, slope), (e_max, slope_error)
 

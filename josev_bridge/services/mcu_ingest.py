@@ -63,10 +63,6 @@ def realtime_offset_with_error_us() -> tuple[int, int]:
     return best // 1000, (best_gap + 1999) // 2000
 
 
-def realtime_minus_monotonic_us() -> int:
-    return realtime_offset_with_error_us()[0]
-
-
 def host_boot_id() -> str:
     """Host monotonic time restarts with the host: a clock fit is only valid within one host boot."""
     try:
