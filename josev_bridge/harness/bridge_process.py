@@ -174,6 +174,14 @@ class BridgeProcess:
             return doc if self.proc is not None and doc.get("pid") == self.proc.pid else None
         return wait_until(current, timeout, f"status.json of pid {self.proc and self.proc.pid}")
 
+    def peak_rss_kib(self) -> int:
+        """The daemon's peak resident memory so far (VmHWM), for memory bars under load."""
+        assert self.proc is not None
+        for line in open(f"/proc/{self.proc.pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no VmHWM for pid {self.proc.pid}")
+
     def api_url(self, path: str = "") -> str:
         return f"http://{self.status()['api']['listen']}{path}"
 

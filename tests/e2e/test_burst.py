@@ -64,13 +64,6 @@ class Requester:
         self.client.loop_stop()
 
 
-def peak_rss_kib(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")
-
-
 def journal_responses(bridge, ids: list[str]) -> dict[str, object]:
     store = JournalStore(bridge.workdir / "state" / "journal.sqlite", readonly=True)
     try:
@@ -103,7 +96,7 @@ def test_5000_requests_back_to_back_are_each_answered_exactly_once(broker, sim, 
         assert all(requester.bodies[i]["data"] == {"timestamp": expected} for i in ids)
     finally:
         requester.close()
-    assert peak_rss_kib(bridge.proc.pid) < MEMORY_MAX_KIB // 2
+    assert bridge.peak_rss_kib() < MEMORY_MAX_KIB // 2
     rows = wait_until(lambda: (r := journal_responses(bridge, ids)) and len(r) == len(ids) and r, 10,
                       "a journal row for every request")
     assert all(response == {"timestamp": expected} for response in rows.values())  # answered, and said so

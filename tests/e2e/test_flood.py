@@ -22,13 +22,6 @@ MESSAGES = 3000
 PAYLOAD = 60_000
 
 
-def peak_rss_kib(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM in /proc")
-
-
 def flood(port: int, count: int, size: int) -> None:
     """`count` messages of `size` bytes that another service would handle (journaled, not answered)."""
     done = threading.Event()
@@ -70,5 +63,5 @@ def test_a_flood_of_60_kb_messages_keeps_memory_bounded_and_answers_flowing(brok
     journal = wait_until(lambda: (j := bridge.status()["journal"]) and j["written"] + j["dropped"] >= MESSAGES
                          and j, 60, "a journal row (or a counted drop) for every message")
     assert journal["payloads_shed"] > 0  # the flood did outrun the writer: the bound was what held it
-    peak = peak_rss_kib(bridge.proc.pid)
+    peak = bridge.peak_rss_kib()
     assert peak < MEMORY_MAX_KIB * 3 // 4, f"peak RSS {peak} KiB"
