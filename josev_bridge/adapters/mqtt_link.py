@@ -24,7 +24,8 @@ import socket
 import ssl
 import threading
 from collections import deque
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -41,31 +42,75 @@ OFFLINE = b"offline"
 MessageHandler = Callable[[mqtt.MQTTMessage], None]
 
 
-def build_client(cfg: MqttConfig, client_id: str, *, persistent: bool) -> tuple[mqtt.Client, Properties | None]:
-    """A configured paho client and the CONNECT properties to pass to connect()."""
-    v5 = cfg.protocol == "5"
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """What differs between the MQTT clients the bridge builds: the board link (a persistent
+    session that paho reconnects), a requester (`josev-bridge request`, the bench) and export (one
+    client per connection, no session, its own window)."""
+
+    client_id: str
+    protocol: Literal["5", "3.1.1"] = "5"
+    username: str | None = None
+    password: str | None = None
+    tls: ssl.SSLContext | None = None
+    persistent: bool = False  # keep the session (and requests queued for us) while we are away
+    session_expiry: int = 0  # MQTT 5: seconds the broker keeps a persistent session
+    receive_maximum: int | None = None  # MQTT 5 only; None: the broker's default
+    max_inflight: int = 1000
+    max_queued: int = 0  # 0: unbounded in paho
+    reconnect_delays: tuple[float, float] | None = None  # (min, max) s; None: no automatic reconnect
+    connect_timeout: float | None = None  # None: paho's default
+
+
+def new_client(opts: ClientOptions) -> tuple[mqtt.Client, Properties | None]:
+    """A configured paho client (TCP_NODELAY on every connection) and the CONNECT properties to pass
+    to connect()."""
+    v5 = opts.protocol == "5"
     client = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=client_id,
+        client_id=opts.client_id,
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-        clean_session=None if v5 else not persistent,
+        clean_session=None if v5 else not opts.persistent,
+        reconnect_on_failure=opts.reconnect_delays is not None,
     )
-    if cfg.username:
-        password = read_secret(cfg.password_file, "[mqtt] password_file") if cfg.password_file else None
-        client.username_pw_set(cfg.username, password)
-    if cfg.tls_ca or cfg.tls_cert:
-        client.tls_set(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert, keyfile=cfg.tls_key,
-                       cert_reqs=ssl.CERT_REQUIRED)
+    if opts.username:
+        client.username_pw_set(opts.username, opts.password)
+    if opts.tls is not None:
+        client.tls_set_context(opts.tls)
+    if opts.connect_timeout is not None:
+        client.connect_timeout = opts.connect_timeout
     client.on_socket_open = _set_nodelay
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(cfg.max_queued_messages)
-    client.reconnect_delay_set(cfg.reconnect_min_delay, cfg.reconnect_max_delay)
+    client.max_inflight_messages_set(opts.max_inflight)
+    client.max_queued_messages_set(opts.max_queued)
+    if opts.reconnect_delays is not None:
+        client.reconnect_delay_set(*opts.reconnect_delays)
     properties = None
     if v5:
         properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = cfg.session_expiry if persistent else 0
-        properties.ReceiveMaximum = receive_maximum(cfg)
+        properties.SessionExpiryInterval = opts.session_expiry if opts.persistent else 0
+        if opts.receive_maximum is not None:
+            properties.ReceiveMaximum = opts.receive_maximum
     return client, properties
+
+
+def tls_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
+    """Verify the broker (its CA, or the system's store) and its host name; a client certificate if
+    set. Raises OSError or ssl.SSLError naming what is wrong with the files."""
+    context = ssl.create_default_context(cafile=ca)
+    if cert:
+        context.load_cert_chain(cert, key)
+    return context
+
+
+def build_client(cfg: MqttConfig, client_id: str, *, persistent: bool) -> tuple[mqtt.Client, Properties | None]:
+    """A client for the board's broker as `[mqtt]` configures it."""
+    password = read_secret(cfg.password_file, "[mqtt] password_file") if cfg.username and cfg.password_file else None
+    tls = tls_context(cfg.tls_ca, cfg.tls_cert, cfg.tls_key) if cfg.tls_ca or cfg.tls_cert else None
+    return new_client(ClientOptions(
+        client_id=client_id, protocol=cfg.protocol, username=cfg.username, password=password, tls=tls,
+        persistent=persistent, session_expiry=cfg.session_expiry, receive_maximum=receive_maximum(cfg),
+        max_inflight=1000, max_queued=cfg.max_queued_messages,
+        reconnect_delays=(cfg.reconnect_min_delay, cfg.reconnect_max_delay)))
 
 
 def receive_maximum(cfg: MqttConfig) -> int:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import ssl
 import threading
 from typing import Callable
@@ -43,13 +42,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ..config import ExportConfig, read_secret
+from ..core.export_window import AckWindow, RowBudget
 from ..core.journal_entry import to_row
 from ..adapters.journal_store import JournalStore
+from ..adapters.mqtt_link import ClientOptions, new_client, tls_context
 
 log = logging.getLogger("josev_bridge.export")
 
@@ -60,76 +60,6 @@ PERSIST_ROWS = 1000  # ... or after this many rows, whichever comes first
 ACK_POLL = 0.05  # seconds: while rows are in flight, collect their acks at least this often
 MAX_DEFERRAL = 1.0  # seconds export waits for a pause in the requests before it sends a burst anyway
 STOP_DRAIN = 1.0  # seconds at stop for the rows in flight to be acknowledged (fewer re-sends next time)
-
-
-class RowBudget:
-    """At most `rate` rows per second (bursts of `burst_s` seconds' worth); 0 = no limit.
-
-    Export shares the bridge's process (and its GIL) with the answers to Josev; a flood of requests
-    must not become a flood of export work competing with them. Rows wait in the outbox instead:
-    that is what store-and-forward is for.
-    """
-
-    def __init__(self, rate: float, burst_s: float = 0.2) -> None:
-        self.rate = rate
-        self._capacity = rate * burst_s
-        self._tokens = self._capacity
-        self._at = time.monotonic()
-
-    def take_up_to(self, wanted: int, now: float) -> int:
-        if not self.rate:
-            return wanted
-        self._tokens = min(self._capacity, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        return min(wanted, int(self._tokens))
-
-    def spend(self, rows: int) -> None:
-        if self.rate:
-            self._tokens -= rows
-
-    def empty(self) -> bool:
-        return bool(self.rate) and self._tokens < 1
-
-
-class AckWindow:
-    """Rows published on one connection, in publish (= id) order, and which of them are PUBACKed.
-
-    The watermark may only move over the contiguous acknowledged prefix. MQTT (§4.6) asks brokers to
-    PUBACK in the order they received the PUBLISHes, but a broker that does not (or a refused row
-    between two accepted ones) must not carry the watermark past a row that was not acknowledged.
-    """
-
-    def __init__(self) -> None:
-        self._order: deque[tuple[int, int]] = deque()  # (row id, mid), not yet under the watermark
-        self._in_flight: dict[int, int] = {}  # mid -> row id, published and not acknowledged
-        self._acked: set[int] = set()  # mids acknowledged, waiting for the prefix to reach them
-
-    def __len__(self) -> int:
-        """Rows in flight (published, not acknowledged)."""
-        return len(self._in_flight)
-
-    def sent(self, row_id: int, mid: int) -> None:
-        self._in_flight[mid] = row_id
-        self._order.append((row_id, mid))
-
-    def ack(self, mid: int) -> bool:
-        """Mark `mid` acknowledged; False if it is not one of ours (ignored)."""
-        if self._in_flight.pop(mid, None) is None:
-            return False
-        self._acked.add(mid)
-        return True
-
-    def forget(self, mid: int) -> bool:
-        """A refused PUBACK: no longer in flight, never acknowledged (the prefix stops before it)."""
-        return self._in_flight.pop(mid, None) is not None
-
-    def advance(self) -> int | None:
-        """The last row id of the contiguous acknowledged prefix, removed from the window; None if none."""
-        last = None
-        while self._order and self._order[0][1] in self._acked:
-            last, mid = self._order.popleft()
-            self._acked.discard(mid)
-        return last
 
 
 @dataclass
@@ -385,26 +315,16 @@ class JournalExporter:
     def _client(self) -> tuple[mqtt.Client, Properties | None]:
         """A fresh client for one connection: no automatic reconnect, no session, nothing inherited."""
         cfg = self._cfg
-        v5 = cfg.protocol == "5"
-        client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=self._client_id,
-                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True,
-                             reconnect_on_failure=False)
-        if cfg.username:
-            client.username_pw_set(cfg.username, self._password)
-        if self._tls is not None:
-            client.tls_set_context(self._tls)
-        client.connect_timeout = cfg.connect_timeout
-        client.on_socket_open = _set_nodelay
-        client.max_inflight_messages_set(cfg.max_inflight)
-        client.max_queued_messages_set(0)  # unbounded in paho; the window above bounds it
+        client, properties = new_client(ClientOptions(
+            client_id=self._client_id, protocol=cfg.protocol, username=cfg.username, password=self._password,
+            tls=self._tls, persistent=False,  # nothing to keep: the watermark is the session
+            max_inflight=cfg.max_inflight, max_queued=0,  # unbounded in paho; the window bounds it
+            reconnect_delays=None, connect_timeout=cfg.connect_timeout))
         client.on_connect = self._on_connect
         client.on_publish = self._on_publish
         client.on_disconnect = self._on_disconnect
-        properties = None
         self._publish_properties = None
-        if v5:
-            properties = Properties(PacketTypes.CONNECT)
-            properties.SessionExpiryInterval = 0  # nothing to keep: the watermark is the session
+        if cfg.protocol == "5":
             self._publish_properties = Properties(PacketTypes.PUBLISH)
             self._publish_properties.PayloadFormatIndicator = 1  # UTF-8
             self._publish_properties.ContentType = "application/json"
@@ -484,18 +404,7 @@ class JournalExporter:
 
 
 def _tls_context(cfg: ExportConfig) -> ssl.SSLContext:
-    """Verify the broker (its CA, or the system's store) and its host name; client certificate if set."""
     try:
-        context = ssl.create_default_context(cafile=cfg.tls_ca)
-        if cfg.tls_cert:
-            context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        return tls_context(cfg.tls_ca, cfg.tls_cert, cfg.tls_key)
     except (OSError, ssl.SSLError) as exc:
         raise ValueError(f"[export] TLS files: {exc}") from None
-    return context
-
-
-def _set_nodelay(client: mqtt.Client, userdata: object, sock: socket.socket) -> None:
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (OSError, AttributeError) as exc:
-        log.debug("export: TCP_NODELAY not set: %s", exc)

@@ -21,7 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from josev_bridge.services import journal_export
-from josev_bridge.services.journal_export import CURSOR, AckWindow, JournalExporter
+from josev_bridge.services.journal_export import CURSOR, JournalExporter
 from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy
 from josev_bridge.config import ExportConfig
 from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer, to_row
@@ -179,21 +179,6 @@ def saved_watermark(path: Path) -> int:
         return reader.get_cursor(CURSOR)
     finally:
         reader.close()
-
-
-def test_ack_window_moves_only_over_the_contiguous_acknowledged_prefix():
-    window = AckWindow()
-    for row_id, mid in ((10, 1), (11, 2), (13, 3), (14, 4)):  # 12 was deleted by retention: no gap to wait for
-        window.sent(row_id, mid)
-    assert len(window) == 4
-    assert window.ack(2) and window.ack(4)  # out of order
-    assert window.advance() is None  # row 10 is not acknowledged yet
-    assert not window.ack(99)  # not ours
-    assert window.ack(1)
-    assert window.advance() == 11  # 10 and 11; 13 is still in flight
-    assert window.forget(3)  # refused: not in flight any more, and never acknowledged
-    assert window.advance() is None  # 14 is acknowledged but 13 is not: the watermark stays at 11
-    assert len(window) == 0
 
 
 def test_watermark_survives_an_exporter_restart(upstream, journal, stoppers, monkeypatch):
