@@ -19,7 +19,8 @@ from typing import TextIO
 
 from .control_api import ControlServer, SimController, parse_hostport
 from .mcu import DEFAULT_RING_SIZE, SimulatedMcu
-from .pty_link import PtyLink, StaleLinkError
+from .pty_link import PtyLink
+from .pty_node import StaleLinkError
 
 log = logging.getLogger("josev_bridge.sim.app")
 

@@ -24,7 +24,7 @@ from ..core.http_guard import BodyRefused, bearer_matches, body_length
 from ..core.timestamps import format_us
 from .catalogue import LINK_COMMANDS, SPECS, Errors, check_object, extra_fields, validate_event
 from .mcu import COMMANDS, SentRecord, SimulatedMcu, run_command
-from .pty_link import LinkConflict
+from .link_faults import LinkConflict
 
 log = logging.getLogger("josev_bridge.sim.api")
 

@@ -16,13 +16,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import random
-import secrets
 import select
 import threading
 import time
 import tty
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -31,6 +28,9 @@ from ..protocol import records
 from ..protocol.framing import DELIMITER, PROTOCOL_VERSION, Frame, FrameDecoder
 from ..protocol.records import Ack, ClockProbe, ClockReply, Hello, HostHello, KeepAlive, RecordError
 from .mcu import SentRecord, SimulatedMcu
+from .link_faults import LinkConflict, corrupt, random_bytes
+from .outbox import Outbox
+from .pty_node import install_link, remove_link
 
 log = logging.getLogger("josev_bridge.sim.pty")
 
@@ -38,11 +38,6 @@ KEEPALIVE_INTERVAL_S = 1.0
 WRITE_TIMEOUT_S = 0.5  # per frame: longer means nobody is reading the pty
 POLL_S = 0.5  # idle threads re-check the stop flag; close() also wakes them at once
 OUT_OF_BAND_SEQ = 0  # HELLO, KEEPALIVE and CLOCK_REPLY are not numbered records; records start at 1
-MAX_URGENT = 64  # CLOCK_REPLYs waiting: more means the host floods probes faster than we write
-
-
-class LinkConflict(RuntimeError):
-    """A link fault that cannot be applied in the link's current state (e.g. it is unplugged): 409."""
 
 
 @dataclass
@@ -64,99 +59,6 @@ class LinkCounters:
     unplugs: int = 0
     replugs: int = 0
     frames_lost_unplugged: int = 0  # frames that had no pty to go to
-
-
-class StaleLinkError(RuntimeError):
-    """The --pty-link path exists and is not a symlink: refuse to clobber a real file."""
-
-
-def install_link(link: Path, target: str) -> None:
-    """Point `link` at `target`, replacing an old symlink atomically, never a regular file."""
-    if link.exists() and not link.is_symlink():
-        raise StaleLinkError(f"{link} exists and is not a symlink; not replacing it")
-    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
-    if tmp.is_symlink():
-        tmp.unlink()
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
-
-
-def remove_link(link: Path, target: str) -> None:
-    """Remove `link` only if it still points at our pty (another sim may have taken the path over)."""
-    try:
-        if link.is_symlink() and os.readlink(link) == target:
-            link.unlink()
-    except OSError as exc:
-        log.warning("could not remove %s: %s", link, exc)
-
-
-class Outbox:
-    """Frames for the writer: the urgent lane first, then the rest in order; bounded; can be held."""
-
-    def __init__(self, maxsize: int, max_urgent: int = MAX_URGENT) -> None:
-        self.maxsize = maxsize
-        self.max_urgent = max_urgent
-        self._cond = threading.Condition()
-        self._normal: deque[bytes] = deque()
-        self._urgent: deque[bytes] = deque()
-        self._hold_until = 0.0  # time.monotonic(): nothing leaves before it
-        self._closed = False
-
-    def put(self, frame: bytes, urgent: bool = False) -> bool:
-        with self._cond:
-            lane, limit = (self._urgent, self.max_urgent) if urgent else (self._normal, self.maxsize)
-            if self._closed or len(lane) >= limit:
-                return False
-            lane.append(frame)
-            self._cond.notify()
-            return True
-
-    def get(self, timeout: float) -> bytes | None:
-        """The next frame to write, or None after `timeout` (or once closed)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not self._closed:
-                now = time.monotonic()
-                if now >= self._hold_until:
-                    if self._urgent:
-                        return self._urgent.popleft()
-                    if self._normal:
-                        return self._normal.popleft()
-                    wake = deadline
-                else:
-                    wake = min(deadline, self._hold_until)
-                if now >= deadline:
-                    return None
-                self._cond.wait(wake - now)
-            return None
-
-    def hold(self, seconds: float) -> int:
-        """Let nothing out for `seconds`; urgent frames (clock replies) are dropped: returns how many."""
-        with self._cond:
-            self._hold_until = max(self._hold_until, time.monotonic() + seconds)
-            dropped = len(self._urgent)
-            self._urgent.clear()
-            self._cond.notify_all()
-            return dropped
-
-    def holding(self) -> float:
-        """Seconds the hold still lasts (0 if none)."""
-        return max(0.0, self._hold_until - time.monotonic())
-
-    def clear(self) -> int:
-        with self._cond:
-            count = len(self._normal) + len(self._urgent)
-            self._normal.clear()
-            self._urgent.clear()
-            return count
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    def __len__(self) -> int:
-        return len(self._normal) + len(self._urgent)
 
 
 class PtyLink:
@@ -317,8 +219,7 @@ class PtyLink:
     def inject_noise(self, count: int, seed: int | None = None) -> dict:
         """`count` random bytes between two frames, then a 0x00 that ends them."""
         self._require_plugged()
-        seed = secrets.randbelow(2**32) if seed is None else seed
-        noise = random.Random(seed).randbytes(count)
+        noise, seed = random_bytes(count, seed)
         with self.lock:  # between two frames, after everything queued so far
             self._enqueue(noise + DELIMITER)
         self.counters.noise_bytes += count
@@ -553,11 +454,3 @@ _HANDLERS: dict[type, Callable[[PtyLink, Any], None]] = {
     KeepAlive: PtyLink._on_keepalive,
     ClockProbe: PtyLink._on_clock_probe,
 }
-
-
-def corrupt(frame: bytes) -> bytes:
-    """Flip bits in the middle of an encoded frame, never producing 0x00: the CRC check must fail."""
-    data = bytearray(frame)
-    i = len(data) // 2
-    data[i] = data[i] ^ 0x5A or 0x01
-    return bytes(data)
