@@ -170,3 +170,17 @@ def stop_helper(proc: subprocess.Popen, timeout: float = 5.0) -> str:
         proc.kill()
         out, _ = proc.communicate()
     return out or ""
+
+
+def stop_run(client, helper: subprocess.Popen | None, bridge) -> bool:
+    """The end of a bench run: close the bench's MQTT client, stop the bare responder, stop the bridge.
+    False (and says why) when the bridge did not exit cleanly: a run that crashed the bridge fails."""
+    if client is not None:
+        client.close()
+    if helper is not None:
+        stop_helper(helper)
+    rc = bridge.stop()
+    if rc not in (0, None):
+        print(f"bridge exited with {rc}")
+        return False
+    return True

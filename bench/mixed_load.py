@@ -50,12 +50,11 @@ from pathlib import Path
 import common  # bench/common.py; first: it puts this checkout on sys.path
 from common import REPO, load_average, mosquitto_version, percentile
 
-import echo_responder  # bench/echo_responder.py
 import roundtrip  # bench/roundtrip.py: the client, the targets, sequential(), abba(), split(), the table
 from roundtrip import BenchClient, Row, Target, abba, fmt_ms, prime_bridge, sequential, split, table
 
 from josev_bridge.harness.bridge_process import BridgeProcess
-from josev_bridge.harness.broker import SHIPPED_CONF, Mosquitto
+from josev_bridge.harness.broker import Mosquitto
 from josev_bridge.harness.waiting import wait_until
 from josev_bridge.sim.launcher import start_sim
 
@@ -289,14 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     common.exit_on_sigterm()
     info = common.machine(mosquitto=mosquitto_version())
     common.print_start(info, 14)
-    print(f"{'broker conf:':<14}{SHIPPED_CONF.relative_to(REPO) if SHIPPED_CONF.exists() else '(fallback)'}"
-          f" (one mosquitto for both targets, loopback, QoS 1)")
+    roundtrip.print_broker_conf()
     print(f"{'busy load:':<14}{MCU_RATE:g} MCU records/s, "
           + ("API off ([api] enabled = false), no queries" if args.api_off else f"{API_RATE:g} API queries/s of "
              f"limit={API_LIMIT}") + f", messages --follow, {IGNORED_RATE:g} ignored messages/s, export on")
-    echo = Target("bare responder", echo_responder.REQUEST_TOPIC, echo_responder.RESPONSE_TOPIC,
-                  expected_timestamp=echo_responder.TIMESTAMP)
-    bridge_t = Target("bridge", "ocpp/cs", "cs/ocpp")
+    echo, bridge_t = roundtrip.two_targets()
     targets = [echo, bridge_t]
     results: dict = {"command": common.command_line(), "machine": info, "args": vars(args)}
     started = time.monotonic()
@@ -337,14 +333,8 @@ def main(argv: list[str] | None = None) -> int:
                 ok = report(args, targets, idle, busy, load, journal, export, results,
                             bridge.log_text()[log_offset:], bridge)
             finally:
-                if bc is not None:
-                    bc.close()
-                if echo_proc is not None:
-                    common.stop_helper(echo_proc)
-                bridge_rc = bridge.stop()
-            if bridge_rc not in (0, None):
-                print(f"bridge exited with {bridge_rc}")
-                ok = False
+                clean = common.stop_run(bc, echo_proc, bridge)
+            ok = ok and clean
     elapsed = time.monotonic() - started
     results.update(elapsed_s=elapsed, load_average_end=os.getloadavg(), **{"pass": ok})
     print(f"load average at the end: {load_average()}")

@@ -215,6 +215,18 @@ def last_status(bridge: BridgeProcess) -> str:
     return ""
 
 
+def two_targets() -> tuple[Target, Target]:
+    """The bare responder and the bridge, the two targets every comparison runs against."""
+    return (Target("bare responder", echo_responder.REQUEST_TOPIC, echo_responder.RESPONSE_TOPIC,
+                   expected_timestamp=echo_responder.TIMESTAMP),
+            Target("bridge", "ocpp/cs", "cs/ocpp"))
+
+
+def print_broker_conf() -> None:
+    print(f"{'broker conf:':<14}{SHIPPED_CONF.relative_to(REPO) if SHIPPED_CONF.exists() else '(fallback)'}"
+          f" (one mosquitto for both targets, loopback, QoS 1)")
+
+
 def start_echo_responder(port: int) -> subprocess.Popen:
     return common.start_helper("echo_responder.py", "--port", str(port))
 
@@ -330,11 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     common.exit_on_sigterm()  # `kill`, `timeout`: still stop what it started
     info = machine()
     common.print_start(info, 14)
-    print(f"{'broker conf:':<14}{SHIPPED_CONF.relative_to(REPO) if SHIPPED_CONF.exists() else '(fallback)'}"
-          f" (one mosquitto for both targets, loopback, QoS 1)")
-    echo = Target("bare responder", echo_responder.REQUEST_TOPIC, echo_responder.RESPONSE_TOPIC,
-                  expected_timestamp=echo_responder.TIMESTAMP)
-    bridge_t = Target("bridge", "ocpp/cs", "cs/ocpp")
+    print_broker_conf()
+    echo, bridge_t = two_targets()
     targets = [echo, bridge_t]
     results: dict = {"command": common.command_line(), "machine": info, "args": vars(args)}
 
@@ -375,14 +384,8 @@ def main(argv: list[str] | None = None) -> int:
                 print_journal_and_export(bridge)
                 ok = report(args, targets, results, bridge.log_text()[log_offset:], bridge) == 0
             finally:
-                if bc is not None:
-                    bc.close()
-                if echo_proc is not None:
-                    common.stop_helper(echo_proc)
-                bridge_rc = bridge.stop()
-            if bridge_rc not in (0, None):
-                print(f"bridge exited with {bridge_rc}")
-                ok = False
+                clean = common.stop_run(bc, echo_proc, bridge)
+            ok = ok and clean
     elapsed = time.monotonic() - started
     results["elapsed_s"] = elapsed
     results["load_average_end"] = os.getloadavg()
