@@ -127,10 +127,10 @@ class ExportConfig:
     reconnect_min_delay: float = 1.0
     reconnect_max_delay: float = 60.0  # a fleet broker reached over a cellular link: do not hammer it
     max_inflight: int = 32  # rows published and not yet acknowledged (the in-flight window; refilled by halves,
-    # so export works in bursts of 16 rows, ~1.5 ms of CPU, between the answers)
-    # Rows per second at most (0 = no limit): export runs in the bridge's process, and paho costs
-    # ~100 us of CPU per message; 200/s is 20x a busy charger's journal and keeps export under ~2 %
-    # of a core even while a request flood fills the outbox.
+    # so export works in short bursts of 16 rows between the answers)
+    # Rows per second at most (0 = no limit): export runs in the bridge's process and paho's CPU per
+    # message adds up; 200/s is 20x a busy charger's journal and keeps export a small share of a core
+    # even while a request flood fills the outbox (docs/performance.md).
     max_rows_per_s: float = 200.0
 
 

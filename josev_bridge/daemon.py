@@ -51,8 +51,8 @@ log = logging.getLogger("josev_bridge.daemon")
 HOUSEKEEPING_INTERVAL = 0.5  # seconds; also bounds how late a device-model change is logged
 SERIAL_STALL_LIMIT = 5.0  # the serial loop turns at least every 0.2 s; 5 s without means it is stuck
 # While the journal, export or serial thread runs Python code, a request arriving on the MQTT thread
-# waits for the GIL up to the switch interval (5 ms by default): that is the p99 of an answer. 0.5 ms
-# bounds the wait; the cost (more switches) is paid only while threads actually contend.
+# waits for the GIL up to the switch interval (5 ms by default), and that wait was the p99 of an
+# answer. 0.5 ms bounds the wait; the cost (more switches) is paid only while threads actually contend.
 GIL_SWITCH_INTERVAL_S = 0.0005
 BAD_INPUT_BURST = 20.0  # bad-message log lines at once, then one a second (a summary for the rest)
 EXPORT_QUIET_S = 0.005  # export sends its bursts when no message arrived for this long (answers first)

@@ -1,7 +1,7 @@
 """JSON Schemas of every message, loaded once, compiled into validators once (the edge of the system).
 
 The schema files live in the repository's `schemas/` and are installed as the package
-`josev_bridge.schemas`. Validators are built at start-up: building one per message is ~25x slower.
+`josev_bridge.schemas`. Validators are built at start-up: building one per message costs far more than using one.
 """
 
 from __future__ import annotations

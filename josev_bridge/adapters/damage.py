@@ -10,8 +10,7 @@ The check at open is cheap whatever the size: the 100-byte header (magic, and a 
 every page its header declares: a truncation), the schema, and the first and last row of each
 table (the right-most path of a B-tree: after a truncation, usually the missing part).
 `PRAGMA quick_check` runs too when the file is at most `quick_check_max_bytes`: it reads every
-page (a 32 MiB journal: 25 ms warm, 440 ms from a cold page cache on the development machine, a
-few seconds on a board), too slow before the first answer for the journal, fine for the others.
+page (a large journal takes up to seconds on a board with a cold page cache), too slow before the first answer for the journal, fine for the others.
 """
 
 from __future__ import annotations

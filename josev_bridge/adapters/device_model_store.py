@@ -189,7 +189,7 @@ class DeviceModelStore:
         so a hot path can cache what it derives from them.
 
         Lock-free while the file is unchanged and the authoritative check is not due: at most one
-        stat (~1.5 us) per STAT_INTERVAL_S. `_refresh` publishes the signature only after the
+        stat per STAT_INTERVAL_S. `_refresh` publishes the signature only after the
         generation it belongs to; this process's own writes force the locked path.
         """
         now = time.monotonic()
@@ -306,8 +306,8 @@ class DeviceModelStore:
         return Change(var.component, var.name, attribute, old, value, source.value, user, at, cursor.lastrowid or 0)
 
     def _refresh(self) -> None:
-        """Re-read values if another process committed. A stat of the file (~1.5 us) catches a change
-        at the next use; `PRAGMA data_version` (~14 us), the authority, runs at least every 100 ms to
+        """Re-read values if another process committed. A stat of the file (cheap) catches a change
+        at the next use; `PRAGMA data_version` (ten times dearer), the authority, runs at least every 100 ms to
         catch two commits that leave the same mtime and size (a coarse file-time tick)."""
         now = time.monotonic()
         signature = _signature(self._path_str)

@@ -59,7 +59,7 @@ _INSERT_FROM_JSON = (
     " json_extract(value, '$[3]'), json_extract(value, '$[4]'), " + _json_column(5) + ", " + _json_column(6) + ","
     " json_extract(value, '$[7]'), json_extract(value, '$[8]') FROM json_each(?) ORDER BY key")
 
-DUMP_ROWS = 64  # rows per json.dumps call: C code holds the GIL throughout (~0.12 ms for 64 rows) and a
+DUMP_ROWS = 64  # rows per json.dumps call: C code holds the GIL throughout and a
 # request arriving meanwhile waits; between calls the answering thread can take the GIL
 
 
@@ -314,8 +314,8 @@ def page_statement(q: JournalQuery, message_type: str | None) -> tuple[str, list
     ties within that microsecond). SQLite walks the index down from the upper end of the range
     and cannot tell which of two upper bounds on created_us is the tighter one: given both
     `BETWEEN start AND end` and `(created_us, id) < cursor`, it started at `end` and stepped over
-    every row newer than the cursor, so a page deep in a wide range cost O(rows skipped), ~70 ms at
-    1,000,000 rows, instead of O(limit).
+    every row newer than the cursor, so a page deep in a wide range cost O(rows skipped) instead of
+    O(limit) (docs/performance.md).
     """
     upper = q.end_us if q.after is None else min(q.end_us, q.after.created_us)
     sql = f"SELECT {_COLUMNS} FROM journal WHERE created_us BETWEEN ? AND ?"

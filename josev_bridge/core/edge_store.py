@@ -37,7 +37,7 @@ class Miss(str, Enum):
     NOT_SUPPORTED = "NotSupported"
 
 
-@dataclass(slots=True)  # not frozen: built per request on the answer path, where a frozen __init__ costs 4x
+@dataclass(slots=True)  # answer path: not frozen (docs/architecture.md)
 class Found:
     evse_id: int
     time_us: int

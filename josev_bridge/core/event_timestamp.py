@@ -12,14 +12,14 @@ from .edge_store import EdgeStore, Found, Miss
 from .timestamps import format_us
 
 
-@dataclass(slots=True)  # not frozen: built per request on the answer path, where a frozen __init__ costs 4x
+@dataclass(slots=True)  # answer path: not frozen (docs/architecture.md)
 class Query:
     event_type: EventType
     condition: Condition
     evse_id: int | None = None
 
 
-@dataclass(slots=True)  # not frozen: built per request on the answer path, where a frozen __init__ costs 4x
+@dataclass(slots=True)  # answer path: not frozen (docs/architecture.md)
 class Answer:
     timestamp: str  # RFC 3339, UTC, Z, milliseconds truncated
     evse_id: int | None  # the EVSE whose edge answered; None for a current-time fallback
@@ -27,7 +27,7 @@ class Answer:
     error_us: int | None = None  # the clock mapping's bound on the hardware time's error (None: unknown)
 
 
-@dataclass(slots=True)  # not frozen: built per request on the answer path, where a frozen __init__ costs 4x
+@dataclass(slots=True)  # answer path: not frozen (docs/architecture.md)
 class Silence:
     """No reply is sent. `reason` is the journal's string response; `detail` is the log line;
     `cause` is the short why, for the journal row's note (a NotSupported has three causes)."""

@@ -38,7 +38,7 @@ DEVICE_MODEL_CHANGE = "device_model_change"
 MCU_LINK = "mcu_link"
 
 
-@dataclass(slots=True)  # not frozen: built per request on the answer path, where a frozen __init__ costs 4x
+@dataclass(slots=True)  # answer path: not frozen (docs/architecture.md)
 class JournalEntry:
     created_us: int  # when the bridge received the message (or the event happened), UTC us
     direction: Direction

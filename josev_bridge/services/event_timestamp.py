@@ -23,12 +23,12 @@ log = logging.getLogger("josev_bridge.get_event_timestamp")
 
 NAME = "get_event_timestamp"
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
-_EVENT_TYPES = {e.value: e for e in EventType}  # dict lookups: calling an Enum by value costs ~0.6 us
+_EVENT_TYPES = {e.value: e for e in EventType}  # dict lookups: calling an Enum by value is slower
 _REASONS = {c.value: c for c in TRIGGER_REASONS}
 
 
 def certainly_valid_request(obj: dict) -> bool:
-    """The common, well-formed request in ~4 us instead of the schema's ~150 us.
+    """The common, well-formed request, checked in a fraction of the time jsonschema takes.
 
     True only for what schemas/get_event_timestamp.request.schema.json certainly accepts (a
     canonical UUID, the constants, the enums, an int evse_id in range); anything unusual (a float
@@ -51,8 +51,8 @@ def certainly_valid_request(obj: dict) -> bool:
 
 
 def response_bytes(request: Message, timestamp: str) -> bytes:
-    """The response envelope, by formatting when the id is a canonical UUID (the usual case: 0.3 us
-    instead of the encoder's 1.5). Both the id and the timestamp (format_us: digits, '-', ':', 'T',
+    """The response envelope, by formatting when the id is a canonical UUID (the usual case: a
+    fraction of the encoder's time). Both the id and the timestamp (format_us: digits, '-', ':', 'T',
     '.', 'Z') then hold nothing JSON would escape; a test holds it equal to encode_response."""
     if _UUID.match(request.id):
         return _RESPONSE % (request.id.encode(), timestamp.encode())

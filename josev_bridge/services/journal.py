@@ -45,7 +45,7 @@ ELEMENT_COST = 64  # bytes a parsed JSON element costs beyond its text (a dict, 
 
 def parsed_cost(raw: bytes) -> int:
     """About what the parsed form of the JSON text `raw` holds in memory: its text, plus ELEMENT_COST
-    per container or item. `[{},{},...]` costs ~24x its text, a long string ~1x; counting the
+    per container or item. `[{},{},...]` costs many times its text, a long string about its text; counting the
     separators (C-speed scans, only for large payloads) tells them apart."""
     if len(raw) <= PAYLOAD_KEPT:
         return len(raw)
