@@ -142,7 +142,7 @@ def _name(value: object, where: str) -> str | None:
     return value
 
 
-def _list(value: object, where: str) -> list:
+def _list(value: object, where: str) -> list[object]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
         raise MuteRuleError(f"{where}: expected a non-empty list, got {value!r}")
     return list(value)
