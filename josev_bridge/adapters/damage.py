@@ -157,6 +157,7 @@ def open_or_set_aside(path: Path, connect: Callable[[], sqlite3.Connection], *, 
                 raise storage_error(path, exc) from None
             problem = str(exc)
         if problem is None:
+            assert db is not None  # connect() returned: only its failure leaves db None, and sets a problem
             return db
         _close(db)
     try:

@@ -104,9 +104,7 @@ def salvage(aside: Path, fresh: sqlite3.Connection, definitions: dict[tuple[str,
                 continue  # its value comes from the definitions: nothing to lose
             key = (var.component, var.name, attr.type)
             row = found.get(key)
-            trusted = row is not None and row[4] in sources and isinstance(row[3], str) \
-                and validate(var, row[3]) is None
-            if trusted:
+            if row is not None and row[4] in sources and isinstance(row[3], str) and validate(var, row[3]) is None:
                 kept.append(row)
                 result.recovered.append(_name(*key))
             elif row is not None or not complete:  # damaged, or unreadable: we cannot know it was default

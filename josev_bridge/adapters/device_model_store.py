@@ -211,7 +211,8 @@ class DeviceModelStore:
                 after_id: int = 0) -> list[Change]:
         """Audit rows, newest first (or, with `after_id`, every row after that one, oldest first)."""
         sql = "SELECT component, variable, attribute, old_value, new_value, source, user, at, id FROM audit"
-        where, args = ["id > ?"], [after_id]
+        where: list[str] = ["id > ?"]
+        args: list[object] = [after_id]
         if component:
             where.append("component = ?")
             args.append(component)

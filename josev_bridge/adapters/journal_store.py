@@ -207,6 +207,7 @@ class JournalStore:
             document, count = None, (len(entries) if max_bytes is None else 1)
         if document is not None:
             last_id = self._db.execute(_INSERT_FROM_JSON, (document,)).lastrowid
+            assert last_id is not None  # an INSERT sets it
             self.bytes_written += len(document)
             return last_id, count
         with immediate(self._db):

@@ -59,7 +59,8 @@ def build_client(cfg: MqttConfig, client_id: str, *, persistent: bool) -> tuple[
     client.on_socket_open = _set_nodelay
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(cfg.max_queued_messages)
-    client.reconnect_delay_set(cfg.reconnect_min_delay, cfg.reconnect_max_delay)
+    # paho annotates whole seconds, but takes any number (0.5 s is the shipped minimum)
+    client.reconnect_delay_set(cfg.reconnect_min_delay, cfg.reconnect_max_delay)  # type: ignore[arg-type]
     properties = None
     if v5:
         properties = Properties(PacketTypes.CONNECT)
@@ -74,10 +75,10 @@ def receive_maximum(cfg: MqttConfig) -> int:
     return max(1, min(1000, cfg.max_queued_messages // 2))
 
 
-def _set_nodelay(client: mqtt.Client, userdata: object, sock: socket.socket) -> None:
+def _set_nodelay(client: mqtt.Client, userdata: object, sock: mqtt.SocketLike) -> None:
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (OSError, AttributeError) as exc:  # e.g. a unix socket or websocket transport
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]  # see below
+    except (OSError, AttributeError) as exc:  # e.g. a unix socket, or a websocket transport (no setsockopt)
         log.debug("TCP_NODELAY not set: %s", exc)
 
 

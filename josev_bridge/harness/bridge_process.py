@@ -139,8 +139,10 @@ class BridgeProcess:
 
     def wait_log(self, needle: str, timeout: float = 5.0, start: int = 0) -> str:
         """Wait until `needle` appears in the bridge's log after offset `start`."""
-        return wait_until(lambda: needle in self.log_text()[start:] and self.log_text()[start:], timeout,
-                          f"{needle!r} in the bridge log {self.log}")
+        def seen() -> str:
+            text = self.log_text()[start:]
+            return text if needle in text else ""
+        return wait_until(seen, timeout, f"{needle!r} in the bridge log {self.log}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
         rc = None

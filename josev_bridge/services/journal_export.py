@@ -494,8 +494,8 @@ def _tls_context(cfg: ExportConfig) -> ssl.SSLContext:
     return context
 
 
-def _set_nodelay(client: mqtt.Client, userdata: object, sock: socket.socket) -> None:
+def _set_nodelay(client: mqtt.Client, userdata: object, sock: mqtt.SocketLike) -> None:
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (OSError, AttributeError) as exc:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]  # see below
+    except (OSError, AttributeError) as exc:  # not every transport has it (a websocket)
         log.debug("export: TCP_NODELAY not set: %s", exc)

@@ -110,13 +110,13 @@ class McuIngest:
         self._dirty = False
         self._persist_failing = False
 
-    def _load(self) -> tuple[EdgeStore, SequenceTracker]:
+    def _load(self) -> tuple[EdgeStore, SequenceTracker[SequencedRecord | Skipped]]:
         data = self._file.load()
         if data is None:
             return EdgeStore(), SequenceTracker()
         try:
             store = EdgeStore.from_snapshot(data["edges"])
-            tracker = SequenceTracker.from_snapshot(data.get("link", {}))
+            tracker: SequenceTracker[SequencedRecord | Skipped] = SequenceTracker.from_snapshot(data.get("link", {}))
             for boot, clock in data.get("clocks", {}).items():
                 if clock.get("host_boot") == self._host_boot:
                     self.clocks[int(boot)] = ClockMap.from_snapshot(clock)

@@ -64,8 +64,8 @@ class CommandSpec:
                 *self.fields)
 
 
-_ID_TAG = dict(kind="string", min_length=1, max_length=MAX_ID_TAG)
-_SECONDS = dict(kind="number", exclusive_minimum=0, maximum=MAX_FAULT_SECONDS)
+_ID_TAG: dict[str, Any] = dict(kind="string", min_length=1, max_length=MAX_ID_TAG)
+_SECONDS: dict[str, Any] = dict(kind="number", exclusive_minimum=0, maximum=MAX_FAULT_SECONDS)
 _FAULT = {"type": "object", "required": ["error_code"],
           "properties": {"error_code": {"type": "string", "enum": list(FAULT_CODES)},
                          "vendor_error_code": {"type": ["string", "null"]},
