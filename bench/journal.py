@@ -48,15 +48,14 @@ from urllib.parse import urlencode
 
 import common  # bench/common.py; first: it puts this checkout on sys.path
 from common import filesystem_of, load_average, percentile
-
-from josev_bridge.services import journal as journal_module
-from josev_bridge.api.server import ApiServer
 from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy, page_statement
+from josev_bridge.api.journal_api import PATH, JournalApi
+from josev_bridge.api.server import ApiServer
 from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer
 from josev_bridge.core.journal_query import DAY_US, DEFAULT_LIMIT, Position, encode_cursor, parse_query
 from josev_bridge.core.timestamps import format_us
+from josev_bridge.services import journal as journal_module
 from josev_bridge.services.journal import Journal
-from josev_bridge.api.journal_api import PATH, JournalApi
 
 IDENTITY, FLEET_ID, TOKEN = "bench-charger", 7, "bench-token"
 QUERY_BAR_MS = 20.0

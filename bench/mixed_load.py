@@ -48,16 +48,14 @@ import urllib.request
 from pathlib import Path
 
 import common  # bench/common.py; first: it puts this checkout on sys.path
-from common import REPO, load_average, mosquitto_version, percentile
-
 import echo_responder  # bench/echo_responder.py
 import roundtrip  # bench/roundtrip.py: the client, the targets, sequential(), abba(), split(), the table
-from roundtrip import BenchClient, Row, Target, abba, fmt_ms, prime_bridge, sequential, split, table
-
+from common import REPO, load_average, mosquitto_version, percentile
 from josev_bridge.harness.bridge_process import BridgeProcess
 from josev_bridge.harness.broker import SHIPPED_CONF, Mosquitto
 from josev_bridge.harness.waiting import wait_until
 from josev_bridge.sim.launcher import start_sim
+from roundtrip import BenchClient, Row, Target, abba, fmt_ms, prime_bridge, sequential, split, table
 
 MCU_RATE, API_RATE, IGNORED_RATE, API_LIMIT = 65.0, 6.0, 200.0, 500
 LOAD_EVSE = 2  # the load's records go to EVSE 2; the bench's question is answered from EVSE 1's EV_CONNECTED

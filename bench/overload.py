@@ -29,12 +29,11 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import common  # bench/common.py; first: it puts this checkout on sys.path
-from common import load_average, mosquitto_version, rss_kib
-
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+import common  # bench/common.py; first: it puts this checkout on sys.path
+from common import load_average, mosquitto_version, rss_kib
 from josev_bridge.config import MqttConfig
 from josev_bridge.harness.bridge_process import BridgeProcess
 from josev_bridge.harness.broker import Mosquitto

@@ -40,13 +40,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-import common  # bench/common.py; first: it puts this checkout on sys.path
-from common import REPO, cpu_seconds, load_average, mosquitto_version, percentile, rss_kib
-
 import paho.mqtt
 import paho.mqtt.client as paho_client
 
+import common  # bench/common.py; first: it puts this checkout on sys.path
 import echo_responder  # (bench/echo_responder.py)
+from common import REPO, cpu_seconds, load_average, mosquitto_version, percentile, rss_kib
 from josev_bridge.adapters.mqtt_link import build_client
 from josev_bridge.config import MqttConfig
 from josev_bridge.core.timestamps import parse_us

@@ -21,30 +21,33 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from . import __version__, schemas
+from . import __version__, schemas, status_report
 from .adapters.damage import describe, probe_writable
 from .adapters.device_model_store import DeviceModelStore, load_definitions
+from .adapters.journal_store import FILE_NAME as JOURNAL_FILE, RetentionPolicy
 from .adapters.mqtt_link import MqttLink
 from .adapters.serial_link import SerialLink
 from .adapters.state_file import AtomicJsonFile
 from .adapters.systemd_notify import SystemdNotifier
+from .api.alerts_api import PATH as ALERTS_PATH, AlertsApi
+from .api.journal_api import PATH as MESSAGES_PATH, JournalApi
+from .api.server import ApiServer, Route, load_or_create_token
 from .config import Config, ConfigError, load
+from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_LINK, Direction, JournalEntry, NoAnswer
 from .core.rate_limit import RateLimiter
 from .core.timestamps import format_us
-from .services.device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
-from .services.event_timestamp import NAME, EventTimestampService, certainly_valid_request
-from .services.event_timestamp import encode as encode_event_timestamp
-from .services.mcu_ingest import STATE_FILE, STATE_LOSES, McuIngest
-from . import status_report
 from .messages import Handled, Rejected, Router, raw_text
-from .api.server import ApiServer, Route, load_or_create_token
-from .adapters.journal_store import FILE_NAME as JOURNAL_FILE, RetentionPolicy
-from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_LINK, Direction, JournalEntry, NoAnswer
-from .services.journal import Journal, parsed_cost
-from .api.journal_api import PATH as MESSAGES_PATH, JournalApi
 from .services.alerts import AlertService
-from .api.alerts_api import PATH as ALERTS_PATH, AlertsApi
+from .services.device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
+from .services.event_timestamp import (
+    NAME,
+    EventTimestampService,
+    certainly_valid_request,
+    encode as encode_event_timestamp,
+)
+from .services.journal import Journal, parsed_cost
 from .services.journal_export import JournalExporter
+from .services.mcu_ingest import STATE_FILE, STATE_LOSES, McuIngest
 
 log = logging.getLogger("josev_bridge.daemon")
 

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from .config import MqttConfig
-from .core.conditions import TRIGGER_REASONS, START_ONLY, EventType
+from .core.conditions import START_ONLY, TRIGGER_REASONS, EventType
 from .core.timestamps import parse_us
 from .harness.bridge_process import BridgeProcess
 from .harness.broker import Mosquitto

@@ -4,8 +4,18 @@ import uuid
 import pytest
 
 from josev_bridge.core.journal_entry import NoAnswer
-from josev_bridge.messages import (MAX_DEPTH, MAX_PAYLOAD, Handled, Message, Outcome, Rejected, ReplyCache, Router,
-                                   encode_response, raw_text)
+from josev_bridge.messages import (
+    MAX_DEPTH,
+    MAX_PAYLOAD,
+    Handled,
+    Message,
+    Outcome,
+    Rejected,
+    ReplyCache,
+    Router,
+    encode_response,
+    raw_text,
+)
 
 TIMESTAMP = "2026-02-17T10:20:30.123Z"
 

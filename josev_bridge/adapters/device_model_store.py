@@ -22,10 +22,10 @@ from importlib import resources
 from pathlib import Path
 
 from .. import schemas
+from ..core.device_model import DeviceModelError, Mutability, Source, VariableDef, parse_component, validate
 from .damage import StorageError, is_damage, open_or_set_aside, storage_error
 from .device_model_salvage import Salvage, salvage
 from .sqlite_tx import immediate
-from ..core.device_model import DeviceModelError, Mutability, Source, VariableDef, parse_component, validate
 
 log = logging.getLogger("josev_bridge.device_model")
 

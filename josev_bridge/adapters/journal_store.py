@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .damage import open_or_set_aside
-from .sqlite_tx import immediate
 from ..core.journal_entry import Direction, JournalEntry, NoAnswer
 from ..core.journal_query import JournalQuery, Position
+from .damage import open_or_set_aside
+from .sqlite_tx import immediate
 
 log = logging.getLogger("josev_bridge.journal")
 

@@ -17,10 +17,10 @@ from typing import Protocol
 import serial
 
 from ..config import SerialConfig
-from ..protocol import records
-from ..protocol.framing import PROTOCOL_VERSION, FrameDecoder
 from ..core.clock_map import ClockSample
 from ..core.link_state import LinkState
+from ..protocol import records
+from ..protocol.framing import PROTOCOL_VERSION, FrameDecoder
 from ..protocol.records import Ack, ClockProbe, ClockReply, Hello, HostHello, KeepAlive, Record, RecordError, Skipped
 
 log = logging.getLogger("josev_bridge.serial")

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .server import ApiError, Request, Response
 from ..adapters.journal_store import JournalStore, position_of
 from ..core.journal_entry import to_row
 from ..core.journal_query import QueryError, encode_cursor, parse_query
+from .server import ApiError, Request, Response
 
 PATH = "/api/ocpp-messages"
 

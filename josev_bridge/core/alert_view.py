@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .alerts import (Alert, AlertType, LateDetails, OfflineDetails, SessionErrorDetails, SocDetails)
+from .alerts import Alert, AlertType, LateDetails, OfflineDetails, SessionErrorDetails, SocDetails
 from .timestamps import format_us
 
 TYPE_KEYS: tuple[str, ...] = tuple(t.value for t in AlertType)

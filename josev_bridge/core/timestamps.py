@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from datetime import datetime, timezone
+from functools import lru_cache
 
 # The pattern from the seed (GetEventTimestampResponse.data.timestamp), verbatim.
 JOSEV_TIMESTAMP_PATTERN = (

@@ -36,20 +36,20 @@ import logging
 import socket
 import ssl
 import threading
-from typing import Callable
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ..adapters.journal_store import JournalStore
 from ..config import ExportConfig, read_secret
 from ..core.journal_entry import to_row
-from ..adapters.journal_store import JournalStore
 
 log = logging.getLogger("josev_bridge.export")
 

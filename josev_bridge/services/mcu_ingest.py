@@ -27,8 +27,8 @@ from ..core.clock_map import ClockMap, ClockSample, to_utc_us, to_utc_with_bound
 from ..core.conditions import Condition, Edge, SignalRecord
 from ..core.edge_store import EdgeStore
 from ..core.event_timestamp import Answer, Query, Silence, answer
-from ..core.link_state import LinkState
 from ..core.link_sequence import Outcome, SequenceTracker, Verdict
+from ..core.link_state import LinkState
 from ..core.timestamps import format_us
 from ..protocol.records import SEQUENCED, Ack, Hello, KeepAlive, Record, SequencedRecord, Skipped
 

@@ -28,9 +28,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .. import __version__
 from rfc3339_validator import validate_rfc3339
 
+from .. import __version__
 from ..core.alert_inputs import DepartureSource, EvStatusRecord, FaultRecord
 from ..core.conditions import Condition, EventType, Signal, SignalRecord
 from ..core.timestamps import format_us, parse_us

@@ -1,7 +1,12 @@
 import pytest
 
-from josev_bridge.core.alert_recipients import (Recipient, RecipientError, RecipientKind, default_recipients,
-                                                parse_recipients)
+from josev_bridge.core.alert_recipients import (
+    Recipient,
+    RecipientError,
+    RecipientKind,
+    default_recipients,
+    parse_recipients,
+)
 from josev_bridge.core.alerts import Alert, AlertType, OfflineDetails
 
 

@@ -1,7 +1,15 @@
 import pytest
 
-from josev_bridge.core.device_model import (DataType, DeviceModelError, VariableDef, AttributeDef, Mutability,
-                                            as_bool, parse_component, validate)
+from josev_bridge.core.device_model import (
+    AttributeDef,
+    DataType,
+    DeviceModelError,
+    Mutability,
+    VariableDef,
+    as_bool,
+    parse_component,
+    validate,
+)
 
 
 def var(data_type, **kw):

@@ -11,11 +11,11 @@ import re
 import pytest
 
 from josev_bridge.config import MqttConfig
-from josev_bridge.harness.bridge_process import BridgeProcess
-from josev_bridge.sim.launcher import start_sim
 from josev_bridge.core.timestamps import parse_us
+from josev_bridge.harness.bridge_process import BridgeProcess
 from josev_bridge.harness.waiting import wait_until
 from josev_bridge.request_client import RequestClient
+from josev_bridge.sim.launcher import start_sim
 
 TRUNCATION_US = 1000  # both timestamps compared are truncated to the millisecond
 SANE_BOUND_US = 100_000  # a bound this wide would say the mapping is broken, not that the board is busy

@@ -26,10 +26,29 @@ from josev_bridge.core.alert_inputs import DepartureSource, EvStatusRecord, Faul
 from josev_bridge.core.conditions import Signal, SignalRecord
 from josev_bridge.core.link_sequence import SequenceTracker
 from josev_bridge.protocol import records
-from josev_bridge.protocol.framing import (MAX_FRAME, CobsError, Frame, FrameDecoder, FrameTooLarge, cobs_decode,
-                                          cobs_encode, encode_frame)
-from josev_bridge.protocol.records import (FAULT_TEXT_MAX, Ack, ClockProbe, ClockReply, FrameType, Hello, HostHello,
-                                          KeepAlive, RecordError, Unknown, fit_fault_info)
+from josev_bridge.protocol.framing import (
+    MAX_FRAME,
+    CobsError,
+    Frame,
+    FrameDecoder,
+    FrameTooLarge,
+    cobs_decode,
+    cobs_encode,
+    encode_frame,
+)
+from josev_bridge.protocol.records import (
+    FAULT_TEXT_MAX,
+    Ack,
+    ClockProbe,
+    ClockReply,
+    FrameType,
+    Hello,
+    HostHello,
+    KeepAlive,
+    RecordError,
+    Unknown,
+    fit_fault_info,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MCU = ROOT / "mcu"

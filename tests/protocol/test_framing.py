@@ -4,7 +4,7 @@ from hypothesis import given, settings, strategies as st
 
 from josev_bridge.core.conditions import Signal, SignalRecord
 from josev_bridge.protocol import records
-from josev_bridge.protocol.framing import (MAX_FRAME, FrameDecoder, cobs_decode, cobs_encode, encode_frame)
+from josev_bridge.protocol.framing import MAX_FRAME, FrameDecoder, cobs_decode, cobs_encode, encode_frame
 from josev_bridge.protocol.records import Ack, ClockProbe, ClockReply, FrameType, Hello, HostHello, KeepAlive, Unknown
 
 

@@ -7,8 +7,8 @@ from hypothesis import given, settings, strategies as st
 
 from josev_bridge import schemas
 from josev_bridge.core.timestamps import format_us
-from josev_bridge.services.event_timestamp import NAME, certainly_valid_request, response_bytes
 from josev_bridge.messages import Message, encode_response
+from josev_bridge.services.event_timestamp import NAME, certainly_valid_request, response_bytes
 
 VALIDATOR = schemas.validator("get_event_timestamp.request")
 

@@ -20,14 +20,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from josev_bridge.services import journal_export
-from josev_bridge.services.journal_export import CURSOR, AckWindow, JournalExporter
 from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy
 from josev_bridge.config import ExportConfig
 from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer, to_row
 from josev_bridge.harness.broker import Mosquitto, free_port, wait_for_port
 from josev_bridge.harness.waiting import wait_until
+from josev_bridge.services import journal_export
 from josev_bridge.services.journal import Journal
+from josev_bridge.services.journal_export import CURSOR, AckWindow, JournalExporter
 
 IDENTITY = "CP-0042"
 FLEET_ID = 42

@@ -14,11 +14,11 @@ from typing import Callable, Iterator
 import pytest
 import serial
 
+from josev_bridge.harness.waiting import wait_until
 from josev_bridge.protocol.records import Ack, ClockProbe, ClockReply, FrameType, HostHello, KeepAlive, decode
 from josev_bridge.sim.control_api import HttpError, SimController
 from josev_bridge.sim.mcu import SimulatedMcu
 from josev_bridge.sim.pty_link import PtyLink
-from josev_bridge.harness.waiting import wait_until
 
 CHARGER = "josev-sim"
 
