@@ -204,7 +204,7 @@ class Load:
                 self.counts[name] = {"error": "no counts", "output": out[-3:]}
         self.procs.clear()
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         self.start()
         return self
 

@@ -21,8 +21,8 @@ import logging
 import math
 import re
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Hashable, Iterable
 
 from jsonschema import Draft202012Validator
 

@@ -86,7 +86,7 @@ class RequestClient:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def __enter__(self) -> "RequestClient":
+    def __enter__(self) -> RequestClient:
         return self
 
     def __exit__(self, *exc) -> None:

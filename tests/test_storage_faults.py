@@ -3,7 +3,6 @@ damage checks that must not fire on a healthy file. The tmpfs versions are in te
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import uuid

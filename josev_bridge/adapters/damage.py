@@ -20,9 +20,10 @@ import errno
 import logging
 import os
 import sqlite3
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 log = logging.getLogger("josev_bridge.storage")
 
@@ -54,7 +55,7 @@ def is_damage(exc: BaseException) -> bool:
 
 def aside_path(path: Path) -> Path:
     """`<name>.corrupt-<UTC time>`, not yet taken (a second damage in the same second gets `.2`)."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     aside, n = path.with_name(f"{path.name}.corrupt-{stamp}"), 1
     while aside.exists():
         n += 1

@@ -13,9 +13,9 @@ import heapq
 import json
 import logging
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from ..core.journal_entry import Direction, JournalEntry, NoAnswer
 from ..core.journal_query import JournalQuery, Position

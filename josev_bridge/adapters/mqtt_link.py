@@ -24,7 +24,7 @@ import socket
 import ssl
 import threading
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..adapters.journal_store import JournalStore, position_of
 from ..core.journal_entry import to_row

@@ -11,7 +11,8 @@ import json
 import sqlite3
 import sys
 import time
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from ..config import Config, load
 from .common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, table

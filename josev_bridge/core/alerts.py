@@ -33,9 +33,10 @@ The five types are Flipturn's (`GET /api/alerts`):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 from .alert_inputs import EvStatusRecord, FaultRecord
 from .conditions import Condition, Edge
@@ -106,7 +107,7 @@ class AlertSettings:
                 f"{self.low_soc_threshold} + {self.soc_hysteresis} >= {self.completed_soc_threshold}")
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], where: str = "alerts") -> "AlertSettings":
+    def from_mapping(cls, data: Mapping[str, Any], where: str = "alerts") -> AlertSettings:
         """Build from a plain dict (a TOML table); unknown keys and bad values name the key."""
         known = {f.name for f in fields(cls)}
         for key in data:
@@ -501,7 +502,7 @@ class AlertEngine:
         }
 
     @classmethod
-    def from_snapshot(cls, data: Mapping[str, Any], settings: AlertSettings | None = None) -> "AlertEngine":
+    def from_snapshot(cls, data: Mapping[str, Any], settings: AlertSettings | None = None) -> AlertEngine:
         """Rebuild from `snapshot()` output; ValueError on anything malformed. Open episodes keep the
         thresholds they opened with even if the settings changed."""
         if not isinstance(data, Mapping) or data.get("version") != SNAPSHOT_VERSION:

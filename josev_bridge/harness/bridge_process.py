@@ -77,7 +77,7 @@ class BridgeProcess:
     def status_topic(self) -> str:
         return f"josev-bridge/{self.sections['charger']['identity']}/status"
 
-    def start(self, timeout: float = 15.0, env: dict[str, str] | None = None) -> "BridgeProcess":
+    def start(self, timeout: float = 15.0, env: dict[str, str] | None = None) -> BridgeProcess:
         notify_path = self.workdir / "notify.sock"
         notify_path.unlink(missing_ok=True)
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -99,7 +99,7 @@ class BridgeProcess:
         while True:
             try:
                 msg = sock.recv(4096).decode()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:  # closed by stop()
                 return
@@ -195,7 +195,7 @@ class BridgeProcess:
         return subprocess.run([sys.executable, "-m", "josev_bridge", *args, "--config", str(self.config)],
                               capture_output=True, text=True, timeout=30)
 
-    def __enter__(self) -> "BridgeProcess":
+    def __enter__(self) -> BridgeProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from .. import schemas
 from ..adapters.alert_store import FILE_NAME, AlertStore

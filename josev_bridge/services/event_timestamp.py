@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..adapters.device_model_store import DeviceModelStore
 from ..config import Config

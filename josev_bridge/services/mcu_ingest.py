@@ -17,9 +17,9 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..adapters.state_file import AtomicJsonFile
 from ..core.alert_inputs import EvStatusRecord, FaultRecord

@@ -200,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30  # a client that stops mid-request (or idles on keep-alive) releases its thread after this
     disable_nagle_algorithm = True  # headers and body are separate writes: Nagle + delayed ACK = 40 ms each
-    server: "ControlServer"
+    server: ControlServer
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         self._serve(self._post)

@@ -25,8 +25,8 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from rfc3339_validator import validate_rfc3339
 
@@ -308,7 +308,7 @@ class CommandResult:
     def sent(self) -> list[SentRecord]:
         return [SentRecord(seq, rec, true) for seq, rec, true in zip(self.seqs, self.records, self.true_times)]
 
-    def extend(self, other: "CommandResult") -> None:
+    def extend(self, other: CommandResult) -> None:
         self.records += other.records
         self.seqs += other.seqs
         self.edges += other.edges

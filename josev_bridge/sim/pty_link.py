@@ -23,9 +23,10 @@ import threading
 import time
 import tty
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..protocol import records
 from ..protocol.framing import DELIMITER, PROTOCOL_VERSION, Frame, FrameDecoder

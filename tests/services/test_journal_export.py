@@ -314,7 +314,7 @@ class TlsMosquitto(Mosquitto):
         self.pki = pki
         self.users = users
 
-    def start(self) -> "TlsMosquitto":
+    def start(self) -> TlsMosquitto:
         passwd = self.workdir / "passwd"
         passwd.write_text("")
         for user, password in self.users.items():
