@@ -1,4 +1,5 @@
-"""get_event_timestamp while the board is busy (issue 12 item 6): is the answer path isolated from the technician's load?
+"""get_event_timestamp while the board is busy (issue 12 item 6): is the answer path isolated from
+the technician's load?
 
     .venv/bin/python bench/mixed_load.py [--quick] [--api-off] [--json PATH]
 
@@ -397,8 +398,9 @@ def report(args, targets, idle, busy, load: Load, journal: dict, export: dict, r
         api = c.get("api", {})
         n = api.get("queries", 0)
         rows.append(Row(f"load: API limit={API_LIMIT}", "",
-                        f"{api.get('ok', 0):,}/{n:,} ({rate(api, 'queries'):.1f}/s), mean {api.get('ms_total', 0) / max(n, 1):.0f}"
-                        f" ms, max {api.get('ms_max', 0):.0f} ms", "", "all 200, full pages",
+                        f"{api.get('ok', 0):,}/{n:,} ({rate(api, 'queries'):.1f}/s), "
+                        f"mean {api.get('ms_total', 0) / max(n, 1):.0f} ms, max {api.get('ms_max', 0):.0f} ms", "",
+                        "all 200, full pages",
                         n > 0 and api.get("ok") == n and api.get("full_pages") == n))
     ign = c.get("ignored", {})
     rows.append(Row("load: ignored messages", "",

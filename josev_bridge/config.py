@@ -269,7 +269,8 @@ def _coerce(where: str, key: str, hint: object, value: object) -> object:
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
         return value
     if hint is int or hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (hint is int and not isinstance(value, int)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                (hint is int and not isinstance(value, int)):
             kind = "an integer" if hint is int else "a number"
             raise ConfigError(f"{where}: expected {kind}, got {value!r}")
         if key in _POSITIVE and value <= 0:

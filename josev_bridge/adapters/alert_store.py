@@ -109,7 +109,8 @@ class AlertStore:
         return row[0] if row else None
 
     def query(self, *, start_after_us: int | None = None, recipient_ids: tuple[int, ...] = (),
-              include_muted: bool = False, before_id: int | None = None, limit: int = 50) -> tuple[list[StoredAlert], bool]:
+              include_muted: bool = False, before_id: int | None = None,
+              limit: int = 50) -> tuple[list[StoredAlert], bool]:
         """Newest first (by id); `before_id` is the keyset cursor. Returns (page, more)."""
         sql, args = "SELECT id, alert, muted FROM alerts a WHERE 1", []
         if start_after_us is not None:

@@ -8,9 +8,10 @@ callback (it kills or wedges paho's network thread); bound the outgoing queue.
 Backpressure: a request is acknowledged (PUBACK) only once the broker has acknowledged its answer
 (or at once when there is no answer, or when the queue refused its answer: that one is journaled
 NotSent, not retried), in the order requests arrived, so a request the bridge took but never
-answered (a crash, a lost connection) is delivered again, and answered again from the reply cache. The bridge asks for at most `receive_maximum(cfg)` requests in
-flight (MQTT 5 Receive Maximum); mosquitto 2.0.11 (Debian 12) overruns that window once the client
-publishes too (measured: 3,500 unacknowledged with a window of 100; eclipse-mosquitto/mosquitto#2301),
+answered (a crash, a lost connection) is delivered again, and answered again from the reply cache.
+The bridge asks for at most `receive_maximum(cfg)` requests in flight (MQTT 5 Receive Maximum);
+mosquitto 2.0.11 (Debian 12) overruns that window once the client publishes too (measured: 3,500
+unacknowledged with a window of 100; eclipse-mosquitto/mosquitto#2301),
 so the outgoing queue itself is sized to take everything the shipped broker settings let the broker
 hold for us (max_inflight_messages 1000 + max_queued_messages 10000). Every message the bridge
 publishes is small (answers ~150 B, alerts < 2 KiB, ~1.7 KiB of paho's bookkeeping each), so the

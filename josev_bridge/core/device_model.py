@@ -118,7 +118,8 @@ def validate(var: VariableDef, value: str) -> str | None:
         number = _parse_number(value, integer=t is DataType.INTEGER)
         if number is None:
             return bad
-        if (var.min_limit is not None and number < var.min_limit) or (var.max_limit is not None and number > var.max_limit):
+        if (var.min_limit is not None and number < var.min_limit) or \
+                (var.max_limit is not None and number > var.max_limit):
             return bad
         return None
     if t is DataType.DATETIME:

@@ -179,9 +179,10 @@ class BridgeProcess:
     def peak_rss_kib(self) -> int:
         """The daemon's peak resident memory so far (VmHWM), for memory bars under load."""
         assert self.proc is not None
-        for line in open(f"/proc/{self.proc.pid}/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
         raise AssertionError(f"no VmHWM for pid {self.proc.pid}")
 
     def api_url(self, path: str = "") -> str:

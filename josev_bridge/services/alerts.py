@@ -159,7 +159,8 @@ class AlertService:
                         "since " + view["startTimestamp"] if change.kind is ChangeKind.OPENED
                         else "ended " + str(view["endTimestamp"]))
         except Exception:
-            log.exception("alert %d: delivery to recipient %d (%s) failed", alert_id, recipient.id, recipient.kind.value)
+            log.exception("alert %d: delivery to recipient %d (%s) failed", alert_id, recipient.id,
+                          recipient.kind.value)
             ok = False
         if ok:
             self.delivered += 1

@@ -40,6 +40,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -306,7 +307,7 @@ class JournalExporter:
                 # refill in batches (one query, one burst) once half the window is free
                 if (room >= self._refill_at or (room and not window)) and \
                         max(self._notified_last_id, self._polled_last_id) > next_after:
-                    rows = self._read(lambda: self.store.after_id(next_after, room), [])
+                    rows = self._read(partial(self.store.after_id, next_after, room), [])
                     self._budget.spend(len(rows))
                     for stored in rows:
                         self._count_gap(next_after, stored.id)

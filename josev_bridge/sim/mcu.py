@@ -559,7 +559,8 @@ class SimulatedMcu:
         accepted. An empty list is no list (OCPP: a full update with no entries clears it)."""
         if not isinstance(id_tags, list) or len(id_tags) > MAX_LOCAL_LIST or any(
                 not isinstance(tag, str) or not 1 <= len(tag) <= MAX_ID_TAG for tag in id_tags):
-            raise ValueError(f"id_tags must be a list of at most {MAX_LOCAL_LIST} id tags of 1..{MAX_ID_TAG} characters")
+            raise ValueError(f"id_tags must be a list of at most {MAX_LOCAL_LIST} id tags of 1..{MAX_ID_TAG} "
+                             "characters")
         self.local_list = dict.fromkeys(id_tags) if id_tags else None
         return CommandResult(info={"list_size": len(self.local_list or ())})
 

@@ -264,7 +264,8 @@ def test_paging_recipient_filter_and_start_after(sim, alert_bridge):
     later = {a["id"] for a in every if a["startTimestamp"] >= after}  # ms-truncated: same order as the µs times
     assert {a["id"] for a in alerts(bridge, ("startTimestampAfter", after))} == later and len(later) < 5
     for bad, name in [(("includeMuted", "maybe"), "includeMuted"), (("alertRecipientIds", "x"), "alertRecipientIds"),
-                      (("nextPageCursor", "%%"), "nextPageCursor"), (("startTimestampAfter", "soon"), "startTimestampAfter")]:
+                      (("nextPageCursor", "%%"), "nextPageCursor"),
+                      (("startTimestampAfter", "soon"), "startTimestampAfter")]:
         status, body = api(bridge, [bad])
         assert status == 400 and body["error"].startswith(name)
 

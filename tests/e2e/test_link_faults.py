@@ -33,7 +33,7 @@ def latest_edges(edges):
 def drive(sim, n_cycles, evse_ids=(1, 2), before_command=None):
     """Charging sessions on several EVSEs; returns every edge the simulator reported."""
     edges = []
-    for i in range(n_cycles):
+    for _ in range(n_cycles):
         for evse in evse_ids:
             for name, event in CYCLE:
                 if before_command:
@@ -193,7 +193,8 @@ def test_mcu_clock_off_by_hours_and_drifting(broker, tmp_path, offset_s, ppm):
             assert abs(record["time_us"] - record["true_time_us"] - offset_s * 1_000_000) < 1_000_000  # hours off
             edges = first["edges"] + drive(drifting, 2)
             wait_applied(bridge, drifting)
-            check_answers(broker, edges, bridge)  # true times within the stated bound, though the MCU clock is hours off
+            # true times within the stated bound, though the MCU clock is hours off
+            check_answers(broker, edges, bridge)
             assert status(bridge)["mcu_link"]["clock"]["samples"] >= 2
         finally:
             bridge.stop()
