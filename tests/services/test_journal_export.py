@@ -263,6 +263,7 @@ def test_rows_retention_deletes_during_an_outage_are_counted_while_it_lasts(tmp_
     wait_until(lambda: exporter.counters.lost_to_retention == 50, 10, "10 more, not counted twice")
 
 
+@pytest.mark.e2e  # starts mosquitto
 def test_unreachable_broker_backs_off_and_delivers_once_it_appears(tmp_path, journal, stoppers, caplog):
     caplog.set_level(logging.DEBUG, logger="josev_bridge.export")
     port = free_port()
@@ -339,6 +340,7 @@ def secret(path: Path, text: str) -> str:
     return str(path)
 
 
+@pytest.mark.e2e  # starts a TLS mosquitto
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_tls_with_username_and_password_file(tmp_path, pki, journal, stoppers, protocol):
     broker = TlsMosquitto(tmp_path / "tls-broker", pki, {"cp-0042": "s3cret", "fleet": "f1eet"}).start()
@@ -356,6 +358,7 @@ def test_tls_with_username_and_password_file(tmp_path, pki, journal, stoppers, p
     assert fleet.first_arrivals() == list(range(1, 11))
 
 
+@pytest.mark.e2e  # starts a TLS mosquitto
 def test_wrong_password_is_refused_and_nothing_is_marked_delivered(tmp_path, pki, journal, stoppers):
     broker = TlsMosquitto(tmp_path / "tls-broker", pki, {"cp-0042": "s3cret"}).start()
     stoppers.append(broker)
@@ -371,6 +374,7 @@ def test_wrong_password_is_refused_and_nothing_is_marked_delivered(tmp_path, pki
     assert exporter.watermark == 0 and exporter.counters.published == 0
 
 
+@pytest.mark.e2e  # starts a TLS mosquitto
 def test_untrusted_server_certificate_is_not_accepted(tmp_path, pki, journal, stoppers):
     broker = TlsMosquitto(tmp_path / "tls-broker", pki, {"cp-0042": "s3cret"}).start()
     stoppers.append(broker)

@@ -15,6 +15,8 @@ from josev_bridge.protocol.records import ClockProbe, FrameType, HostHello, deco
 from josev_bridge.sim.catalogue import SPECS
 from josev_bridge.sim.launcher import start_sim
 
+pytestmark = pytest.mark.e2e  # the simulator as a process
+
 OFFSET_S = -3600.5
 DRIFT_PPM = 250.0
 

@@ -18,6 +18,8 @@ from josev_bridge.protocol.framing import encode_frame
 from josev_bridge.protocol.records import Ack, FrameType, KeepAlive, decode
 from josev_bridge.sim.launcher import SimStartError, launch_sim, start_sim
 
+pytestmark = pytest.mark.e2e  # the simulator as a process
+
 
 def api_records(body: dict) -> list[tuple]:
     return [(r["seq"], r["evse_id"], r["connector_id"], r["signal"], r["state"], r["timestamp"])
