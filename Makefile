@@ -46,3 +46,20 @@ $(STAMP): pyproject.toml | system-deps
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# --- Checks (issue 12 item 5); configuration in pyproject.toml ----------------------------------
+# lint: ruff (pyflakes, pycodestyle, bugbear, pyupgrade, import order). typecheck: mypy, strict on
+# core/ and protocol/. `make test` runs both before the suite (they take about two seconds from a
+# cold cache). test-fast: the unit tests alone, without mosquitto, the simulator or the daemon.
+.PHONY: lint typecheck test-fast
+
+test: lint typecheck
+
+lint: $(STAMP)
+	$(BIN)/ruff check josev_bridge tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not e2e"

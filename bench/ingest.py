@@ -54,7 +54,6 @@ from pathlib import Path
 
 import common  # bench/common.py; first: it puts this checkout on sys.path
 from common import cpu_seconds, cpu_split, filesystem_of, load_average, mosquitto_version
-
 from josev_bridge.core.conditions import Signal, SignalRecord
 from josev_bridge.harness.bridge_process import BridgeProcess
 from josev_bridge.harness.broker import Mosquitto

@@ -21,30 +21,33 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from . import __version__, schemas
+from . import __version__, schemas, status_report
 from .adapters.damage import describe, probe_writable
 from .adapters.device_model_store import DeviceModelStore, load_definitions
+from .adapters.journal_store import FILE_NAME as JOURNAL_FILE, RetentionPolicy
 from .adapters.mqtt_link import MqttLink
 from .adapters.serial_link import SerialLink
 from .adapters.state_file import AtomicJsonFile
 from .adapters.systemd_notify import SystemdNotifier
+from .api.alerts_api import PATH as ALERTS_PATH, AlertsApi
+from .api.journal_api import PATH as MESSAGES_PATH, JournalApi
+from .api.server import ApiServer, Route, load_or_create_token
 from .config import Config, ConfigError, load
+from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_LINK, Direction, JournalEntry, NoAnswer
 from .core.rate_limit import RateLimiter
 from .core.timestamps import format_us
-from .services.device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
-from .services.event_timestamp import NAME, EventTimestampService, certainly_valid_request
-from .services.event_timestamp import encode as encode_event_timestamp
-from .services.mcu_ingest import STATE_FILE, STATE_LOSES, McuIngest
-from . import status_report
 from .messages import Handled, Rejected, Router, raw_text
-from .api.server import ApiServer, load_or_create_token
-from .adapters.journal_store import FILE_NAME as JOURNAL_FILE, RetentionPolicy
-from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_LINK, Direction, JournalEntry, NoAnswer
-from .services.journal import Journal, parsed_cost
-from .api.journal_api import PATH as MESSAGES_PATH, JournalApi
 from .services.alerts import AlertService
-from .api.alerts_api import PATH as ALERTS_PATH, AlertsApi
+from .services.device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
+from .services.event_timestamp import (
+    NAME,
+    EventTimestampService,
+    certainly_valid_request,
+    encode as encode_event_timestamp,
+)
+from .services.journal import Journal, parsed_cost
 from .services.journal_export import JournalExporter
+from .services.mcu_ingest import STATE_FILE, STATE_LOSES, McuIngest
 
 log = logging.getLogger("josev_bridge.daemon")
 
@@ -119,7 +122,7 @@ class Bridge:
         runtime = Path(config.paths.runtime_dir)
         runtime.mkdir(parents=True, exist_ok=True, mode=0o750)
         self._status_file = AtomicJsonFile(runtime / status_report.STATUS_FILE, mode=0o640)
-        self._status_written = (None, 0.0)
+        self._status_written: tuple[dict | None, float] = (None, 0.0)
         latest = self.device_model.history(limit=1)
         self._audit_cursor = latest[0].id if latest else 0
 
@@ -147,7 +150,8 @@ class Bridge:
             return None
         if self.journal is None:
             raise ConfigError("[api] enabled needs [journal] enabled (the API serves the journal)")
-        routes = {MESSAGES_PATH: JournalApi(self.journal.store.path, config.charger.identity, config.charger.fleet_id)}
+        routes: dict[str, Route] = {
+            MESSAGES_PATH: JournalApi(self.journal.store.path, config.charger.identity, config.charger.fleet_id)}
         if self.alerts is not None:
             routes[ALERTS_PATH] = AlertsApi(self.alerts.store.path, config)
         host, port = config.api.host_port
@@ -161,11 +165,12 @@ class Bridge:
             return
         received_us, t0 = time.time_ns() // 1000, time.perf_counter_ns()
         self._last_request_at = time.monotonic()
-        result = router.route(message.payload)
+        payload = bytes(message.payload)  # paho's type admits a bytearray; bytes() of bytes is the same object
+        result = router.route(payload)
         if self.journal is not None:
             latency_us = (time.perf_counter_ns() - t0) // 1000
             entry = _journal_entry(received_us, message, result, latency_us)
-            self.journal.record(entry, _payload_cost(entry.payload, message.payload))
+            self.journal.record(entry, _payload_cost(entry.payload, payload))
         if isinstance(result, Rejected):
             self.rejected[result.kind] = self.rejected.get(result.kind, 0) + 1
             about = f" (id={result.id}, name={result.name})" if result.id or result.name else ""
@@ -327,7 +332,7 @@ class Bridge:
         if seen == self._link_seen:
             return
         before, self._link_seen = self._link_seen, seen
-        payload = {"state": seen["state"],
+        payload: dict[str, object] = {"state": seen["state"],
                    "mcuBootId": None if seen["boot_id"] is None else f"{seen['boot_id']:08x}",
                    "firmware": self.ingest.mcu_firmware,
                    "lostRecords": seen["lost_records"]}

@@ -89,6 +89,7 @@ class AlertStore:
                 ident = self._db.execute(
                     "INSERT INTO alerts (episode_id, type, start_us, end_us, muted, alert) VALUES (?, ?, ?, ?, ?, ?)",
                     (alert.episode_id, alert.type.value, alert.start_us, alert.end_us, int(muted), body)).lastrowid
+                assert ident is not None  # an INSERT sets it
                 self._db.executemany("INSERT INTO alert_recipients (alert_id, recipient_id) VALUES (?, ?)",
                                      [(ident, r) for r in recipients])
                 self._db.execute("DELETE FROM alerts WHERE id IN (SELECT id FROM alerts WHERE end_us IS NOT NULL "
@@ -108,7 +109,8 @@ class AlertStore:
         return row[0] if row else None
 
     def query(self, *, start_after_us: int | None = None, recipient_ids: tuple[int, ...] = (),
-              include_muted: bool = False, before_id: int | None = None, limit: int = 50) -> tuple[list[StoredAlert], bool]:
+              include_muted: bool = False, before_id: int | None = None,
+              limit: int = 50) -> tuple[list[StoredAlert], bool]:
         """Newest first (by id); `before_id` is the keyset cursor. Returns (page, more)."""
         sql, args = "SELECT id, alert, muted FROM alerts a WHERE 1", []
         if start_after_us is not None:

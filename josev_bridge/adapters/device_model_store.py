@@ -17,15 +17,15 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
 from .. import schemas
+from ..core.device_model import DeviceModelError, Mutability, Source, VariableDef, parse_component, validate
 from .damage import StorageError, is_damage, open_or_set_aside, storage_error
 from .device_model_salvage import Salvage, salvage
 from .sqlite_tx import immediate
-from ..core.device_model import DeviceModelError, Mutability, Source, VariableDef, parse_component, validate
 
 log = logging.getLogger("josev_bridge.device_model")
 
@@ -105,7 +105,7 @@ class PermissionDenied(DeviceModelError):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class DeviceModelStore:
@@ -211,7 +211,8 @@ class DeviceModelStore:
                 after_id: int = 0) -> list[Change]:
         """Audit rows, newest first (or, with `after_id`, every row after that one, oldest first)."""
         sql = "SELECT component, variable, attribute, old_value, new_value, source, user, at, id FROM audit"
-        where, args = ["id > ?"], [after_id]
+        where: list[str] = ["id > ?"]
+        args: list[object] = [after_id]
         if component:
             where.append("component = ?")
             args.append(component)

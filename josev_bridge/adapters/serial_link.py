@@ -17,11 +17,11 @@ from typing import Protocol
 import serial
 
 from ..config import SerialConfig
-from ..protocol import records
-from ..protocol.framing import PROTOCOL_VERSION, FrameDecoder
 from ..core.clock_map import ClockSample
 from ..core.link_state import LinkState
-from ..protocol.records import Ack, ClockProbe, ClockReply, Hello, HostHello, KeepAlive, Record, RecordError
+from ..protocol import records
+from ..protocol.framing import PROTOCOL_VERSION, FrameDecoder
+from ..protocol.records import Ack, ClockProbe, ClockReply, Hello, HostHello, KeepAlive, Record, RecordError, Skipped
 
 log = logging.getLogger("josev_bridge.serial")
 
@@ -33,7 +33,7 @@ ACK_COALESCE_S = 0.1  # records arriving within this window share one fsync'd sa
 
 
 class RecordSink(Protocol):
-    def on_record(self, seq: int, record: Record) -> None: ...
+    def on_record(self, seq: int, record: Record | Skipped) -> None: ...
 
     def flush(self) -> Ack | None:
         """Persist what was accepted; return the ack to send, if any. Called at most every
@@ -42,7 +42,7 @@ class RecordSink(Protocol):
     def replay_wanted(self) -> bool:
         """True while records are missing that the MCU may still hold."""
 
-    def on_link_state(self, state: "LinkState", detail: str) -> None: ...
+    def on_link_state(self, state: LinkState, detail: str) -> None: ...
 
     def on_clock_sample(self, sample: ClockSample) -> None: ...
 
@@ -69,7 +69,7 @@ class SerialLink:
         self.counters = LinkCounters()
         self.state = LinkState.CLOSED
         self.heartbeat = time.monotonic()  # advanced every loop turn; the watchdog checks it
-        self._port: serial.SerialBase | None = None
+        self._port: serial.Serial | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="serial", daemon=True)
         self._tx_seq = 0
@@ -157,7 +157,7 @@ class SerialLink:
         if self.state is LinkState.OPEN and now - self._last_rx > self._cfg.mcu_silence_timeout:
             self._set_state(LinkState.SILENT, f"no frame from the MCU for {self._cfg.mcu_silence_timeout:g} s")
 
-    def _read(self, port: serial.SerialBase) -> bytes:
+    def _read(self, port: serial.Serial) -> bytes:
         """What the port holds now; else wait for bytes, at most until the pending flush is due."""
         waiting = port.in_waiting
         if waiting:
@@ -171,7 +171,7 @@ class SerialLink:
         return port.read(max(1, port.in_waiting)) if readable else b""
 
     @staticmethod
-    def _can_wait(port: serial.SerialBase) -> bool:
+    def _can_wait(port: serial.Serial) -> bool:
         """Coalescing needs a file descriptor to wait on; URL ports (loop://, socket://) flush at once."""
         try:
             port.fileno()

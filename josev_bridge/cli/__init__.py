@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     dm_get.add_argument("variable")
     dm_get.add_argument("--json", action="store_true", help="JSON for scripts")
     dm_get.set_defaults(func=dm_cmd.dm_get)
-    dm_set = with_config(dm_sub.add_parser("set", help="change a variable; the running daemon applies it within a second"))
+    dm_set = with_config(dm_sub.add_parser("set",
+                                           help="change a variable; the running daemon applies it within a second"))
     dm_set.add_argument("component")
     dm_set.add_argument("variable")
     dm_set.add_argument("value")
@@ -77,10 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     dm_hist.add_argument("--json", action="store_true", help="JSON lines for scripts")
     dm_hist.set_defaults(func=dm_cmd.dm_history)
 
-    msgs = with_config(sub.add_parser("messages", help="what the bridge received and answered (the journal)",
-                                      description="Reads the journal database directly: works while the daemon is down."))
+    msgs = with_config(sub.add_parser(
+        "messages", help="what the bridge received and answered (the journal)",
+        description="Reads the journal database directly: works while the daemon is down."))
     msgs.add_argument("--type", action="append", default=[], metavar="T",
-                      help="only this message type (repeatable), e.g. get_event_timestamp, device_model_change, mcu_link")
+                      help="only this message type (repeatable), e.g. get_event_timestamp, device_model_change, "
+                           "mcu_link")
     msgs.add_argument("--since", default="24h", help="a duration ago (90s, 15m, 2h, 3d) or a date-time (default 24h)")
     msgs.add_argument("--until", default="now", help="a duration ago or a date-time (default now)")
     msgs.add_argument("--limit", type=int, default=50, help="the newest N rows of the range (default 50)")
@@ -90,15 +93,17 @@ def _parser() -> argparse.ArgumentParser:
 
     alerts = with_config(sub.add_parser("alerts", help="alerts raised from the hardware (faults, offline, SoC, late)",
                                         description="Reads the alert store directly: works while the daemon is down."))
-    alerts.add_argument("--since", default="7d", help="alerts that started after: a duration ago (2h, 3d) or a date-time "
-                                                      "(default 7d)")
+    alerts.add_argument("--since", default="7d",
+                        help="alerts that started after: a duration ago (2h, 3d) or a date-time (default 7d)")
     alerts.add_argument("--include-muted", action="store_true", help="also alerts a muting rule kept from delivery")
     alerts.add_argument("--limit", type=int, default=50, help="the newest N (default 50)")
-    alerts.add_argument("--json", action="store_true", help="JSON lines in the API's shape (Flipturn's GET /api/alerts)")
+    alerts.add_argument("--json", action="store_true",
+                        help="JSON lines in the API's shape (Flipturn's GET /api/alerts)")
     alerts.add_argument("--follow", "-f", action="store_true", help="then keep printing new alerts as they are raised")
     alerts.set_defaults(func=history_cmd.alerts)
 
-    status = with_config(sub.add_parser("status", help="is the bridge running; broker, MCU link, clock, fault counters"))
+    status = with_config(sub.add_parser("status",
+                                        help="is the bridge running; broker, MCU link, clock, fault counters"))
     status.add_argument("--json", action="store_true", help="the whole status document as JSON")
     status.set_defaults(func=status_cmd.status)
 

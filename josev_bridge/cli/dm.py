@@ -47,7 +47,8 @@ def _dm_rows(store, component: str | None) -> list[dict]:
             hidden = attr.mutability is Mutability.WRITE_ONLY
             rows.append({"component": var.component, "variable": var.name, "attribute": attr.type,
                          "value": None if stored is None or hidden else stored.value,
-                         "source": stored.source if stored else None, "updated_at": stored.updated_at if stored else None,
+                         "source": stored.source if stored else None,
+                         "updated_at": stored.updated_at if stored else None,
                          "data_type": var.data_type.value, "mutability": attr.mutability.value,
                          "allowed": var.allowed()})
     return rows

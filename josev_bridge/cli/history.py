@@ -11,7 +11,8 @@ import json
 import sqlite3
 import sys
 import time
-from typing import Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from ..config import Config, load
 from .common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, table
@@ -19,14 +20,14 @@ from .common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, table
 FOLLOW_POLL_S = 0.5
 
 
-def follow(store, last: int, show: Callable[[list, bool], None], keep: Callable[[object], bool]) -> NoReturn:
+def follow(store, last: int, show: Callable[[list[Any], bool], None], keep: Callable[[Any], bool]) -> NoReturn:
     """Print the rows stored after id `last` as they arrive, those `keep` accepts, until interrupted."""
     while True:
         time.sleep(FOLLOW_POLL_S)  # a poll: the daemon may be another user's process, or not running
         new = store.after_id(last)
         if new:
             last = new[-1].id
-            show([s for s in new if keep(s)], header=False)
+            show([s for s in new if keep(s)], False)  # header=False
 
 
 def messages(args: argparse.Namespace) -> int:

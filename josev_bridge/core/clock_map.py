@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 WINDOW = 64  # samples kept (about a minute at one probe per second)
 MIN_SPAN_FOR_SLOPE_US = 10_000_000  # below this span the slope is assumed to be 1
@@ -86,15 +87,18 @@ class ClockMap:
         return h0 + round((mcu_us - m0) * slope)
 
     def fit(self) -> tuple[int, int, float]:
-        if self._fit is None:
+        return self._fitted()[0]
+
+    def _fitted(self) -> tuple[tuple[int, int, float], tuple[int, float]]:
+        """The fit and its error, computed together (and set together by `from_snapshot`)."""
+        if self._fit is None or self._fit_error is None:
             self._fit, self._fit_error = self._compute()
-        return self._fit
+        return self._fit, self._fit_error
 
     def error_bound_us(self, mcu_us: int) -> int:
         """The most a host time from `to_host_us(mcu_us)` can be off, MCU stamping latency aside
         (rounded up to the µs). Requires `ready`."""
-        m0 = self.fit()[0]
-        e_max, slope_error = self._fit_error
+        (m0, _, _), (e_max, slope_error) = self._fitted()
         return e_max + math.ceil(slope_error * abs(mcu_us - m0)) + 1  # +1: the fit's integer rounding
 
     def offset_us(self) -> int:
@@ -134,14 +138,13 @@ class ClockMap:
         return (m0, h0, slope), (e_max, slope_error)
 
     # -- persistence: only the fit, which is what maps records replayed after a restart ------------
-    def snapshot(self) -> dict:
-        m0, h0, slope = self.fit()
-        e_max, slope_error = self._fit_error
+    def snapshot(self) -> dict[str, Any]:
+        (m0, h0, slope), (e_max, slope_error) = self._fitted()
         return {"m0": m0, "h0": h0, "slope": slope, "best_rtt_us": self.best_rtt_us(),
                 "max_error_us": e_max, "slope_error": slope_error}
 
     @classmethod
-    def from_snapshot(cls, data: dict) -> "ClockMap":
+    def from_snapshot(cls, data: dict[str, Any]) -> ClockMap:
         m0, h0, slope = data["m0"], data["h0"], data["slope"]
         if not (isinstance(m0, int) and isinstance(h0, int) and isinstance(slope, float)):
             raise ValueError(f"bad clock snapshot {data!r}")

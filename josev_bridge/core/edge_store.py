@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from .conditions import SIGNAL_CONDITION, Condition, Edge, EventType, SignalRecord
 
@@ -121,7 +122,7 @@ class EdgeStore:
         return sorted(self._evses)
 
     # -- persistence ---------------------------------------------------------------------------
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         return {
             "version": SNAPSHOT_VERSION,
             "evses": {
@@ -136,10 +137,11 @@ class EdgeStore:
         }
 
     @classmethod
-    def from_snapshot(cls, data: dict) -> "EdgeStore":
+    def from_snapshot(cls, data: object) -> EdgeStore:
         """Rebuild from `snapshot()` output; raises ValueError on anything malformed."""
         if not isinstance(data, dict) or data.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(f"unsupported edge snapshot version: {data.get('version') if isinstance(data, dict) else data!r}")
+            version = data.get("version") if isinstance(data, dict) else data
+            raise ValueError(f"unsupported edge snapshot version: {version!r}")
         store = cls()
         for evse_key, conditions in data.get("evses", {}).items():
             states = store._evse(int(evse_key))

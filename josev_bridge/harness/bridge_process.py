@@ -77,7 +77,7 @@ class BridgeProcess:
     def status_topic(self) -> str:
         return f"josev-bridge/{self.sections['charger']['identity']}/status"
 
-    def start(self, timeout: float = 15.0, env: dict[str, str] | None = None) -> "BridgeProcess":
+    def start(self, timeout: float = 15.0, env: dict[str, str] | None = None) -> BridgeProcess:
         notify_path = self.workdir / "notify.sock"
         notify_path.unlink(missing_ok=True)
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -99,7 +99,7 @@ class BridgeProcess:
         while True:
             try:
                 msg = sock.recv(4096).decode()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:  # closed by stop()
                 return
@@ -139,8 +139,10 @@ class BridgeProcess:
 
     def wait_log(self, needle: str, timeout: float = 5.0, start: int = 0) -> str:
         """Wait until `needle` appears in the bridge's log after offset `start`."""
-        return wait_until(lambda: needle in self.log_text()[start:] and self.log_text()[start:], timeout,
-                          f"{needle!r} in the bridge log {self.log}")
+        def seen() -> str:
+            text = self.log_text()[start:]
+            return text if needle in text else ""
+        return wait_until(seen, timeout, f"{needle!r} in the bridge log {self.log}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
         rc = None
@@ -177,9 +179,10 @@ class BridgeProcess:
     def peak_rss_kib(self) -> int:
         """The daemon's peak resident memory so far (VmHWM), for memory bars under load."""
         assert self.proc is not None
-        for line in open(f"/proc/{self.proc.pid}/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
         raise AssertionError(f"no VmHWM for pid {self.proc.pid}")
 
     def api_url(self, path: str = "") -> str:
@@ -193,7 +196,7 @@ class BridgeProcess:
         return subprocess.run([sys.executable, "-m", "josev_bridge", *args, "--config", str(self.config)],
                               capture_output=True, text=True, timeout=30)
 
-    def __enter__(self) -> "BridgeProcess":
+    def __enter__(self) -> BridgeProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -9,15 +9,15 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..adapters.device_model_store import DeviceModelStore
 from ..config import Config
 from ..core.conditions import TRIGGER_REASONS, Condition, EventType
 from ..core.device_model import as_bool
 from ..core.event_timestamp import Answer, Query
-from .mcu_ingest import McuIngest
 from ..messages import Message, Outcome, encode_response
+from .mcu_ingest import McuIngest
 
 log = logging.getLogger("josev_bridge.get_event_timestamp")
 

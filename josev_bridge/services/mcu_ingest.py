@@ -17,9 +17,9 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..adapters.state_file import AtomicJsonFile
 from ..core.alert_inputs import EvStatusRecord, FaultRecord
@@ -27,8 +27,8 @@ from ..core.clock_map import ClockMap, ClockSample, to_utc_us, to_utc_with_bound
 from ..core.conditions import Condition, Edge, SignalRecord
 from ..core.edge_store import EdgeStore
 from ..core.event_timestamp import Answer, Query, Silence, answer
-from ..core.link_state import LinkState
 from ..core.link_sequence import Outcome, SequenceTracker, Verdict
+from ..core.link_state import LinkState
 from ..core.timestamps import format_us
 from ..protocol.records import SEQUENCED, Ack, Hello, KeepAlive, Record, SequencedRecord, Skipped
 
@@ -110,13 +110,13 @@ class McuIngest:
         self._dirty = False
         self._persist_failing = False
 
-    def _load(self) -> tuple[EdgeStore, SequenceTracker]:
+    def _load(self) -> tuple[EdgeStore, SequenceTracker[SequencedRecord | Skipped]]:
         data = self._file.load()
         if data is None:
             return EdgeStore(), SequenceTracker()
         try:
             store = EdgeStore.from_snapshot(data["edges"])
-            tracker = SequenceTracker.from_snapshot(data.get("link", {}))
+            tracker: SequenceTracker[SequencedRecord | Skipped] = SequenceTracker.from_snapshot(data.get("link", {}))
             for boot, clock in data.get("clocks", {}).items():
                 if clock.get("host_boot") == self._host_boot:
                     self.clocks[int(boot)] = ClockMap.from_snapshot(clock)

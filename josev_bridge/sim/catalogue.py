@@ -11,8 +11,19 @@ from typing import Any
 
 from rfc3339_validator import validate_rfc3339
 
-from .mcu import (DEPARTURE_SOURCES, FAULT_CODES, MAX_BATTERY_WH, MAX_CONNECTOR_ID, MAX_DRIFT_PPM, MAX_FAULT_INFO,
-                  MAX_ID_TAG, MAX_LOCAL_LIST, MAX_OFFSET_S, MAX_POWER_W, MAX_VENDOR_ERROR_CODE)
+from .mcu import (
+    DEPARTURE_SOURCES,
+    FAULT_CODES,
+    MAX_BATTERY_WH,
+    MAX_CONNECTOR_ID,
+    MAX_DRIFT_PPM,
+    MAX_FAULT_INFO,
+    MAX_ID_TAG,
+    MAX_LOCAL_LIST,
+    MAX_OFFSET_S,
+    MAX_POWER_W,
+    MAX_VENDOR_ERROR_CODE,
+)
 
 MAX_CORRUPT = 10_000
 MAX_NOISE_BYTES = 65_536
@@ -64,8 +75,8 @@ class CommandSpec:
                 *self.fields)
 
 
-_ID_TAG = dict(kind="string", min_length=1, max_length=MAX_ID_TAG)
-_SECONDS = dict(kind="number", exclusive_minimum=0, maximum=MAX_FAULT_SECONDS)
+_ID_TAG: dict[str, Any] = dict(kind="string", min_length=1, max_length=MAX_ID_TAG)
+_SECONDS: dict[str, Any] = dict(kind="number", exclusive_minimum=0, maximum=MAX_FAULT_SECONDS)
 _FAULT = {"type": "object", "required": ["error_code"],
           "properties": {"error_code": {"type": "string", "enum": list(FAULT_CODES)},
                          "vendor_error_code": {"type": ["string", "null"]},

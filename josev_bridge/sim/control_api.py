@@ -17,14 +17,14 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+from ..api.server import linger_close
 from ..core.alert_inputs import EvStatusRecord, FaultRecord
 from ..core.conditions import SignalRecord
-from ..api.server import linger_close
 from ..core.http_guard import BodyRefused, bearer_matches, body_length
 from ..core.timestamps import format_us
 from .catalogue import LINK_COMMANDS, SPECS, Errors, check_object, extra_fields, validate_event
-from .mcu import COMMANDS, SentRecord, SimulatedMcu, run_command
 from .link_faults import LinkConflict
+from .mcu import COMMANDS, SentRecord, SimulatedMcu, run_command
 
 log = logging.getLogger("josev_bridge.sim.api")
 
@@ -200,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30  # a client that stops mid-request (or idles on keep-alive) releases its thread after this
     disable_nagle_algorithm = True  # headers and body are separate writes: Nagle + delayed ACK = 40 ms each
-    server: "ControlServer"
+    server: ControlServer
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         self._serve(self._post)

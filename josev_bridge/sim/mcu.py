@@ -25,12 +25,12 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
-from .. import __version__
 from rfc3339_validator import validate_rfc3339
 
+from .. import __version__
 from ..core.alert_inputs import DepartureSource, EvStatusRecord, FaultRecord
 from ..core.conditions import Condition, EventType, Signal, SignalRecord
 from ..core.timestamps import format_us, parse_us
@@ -308,7 +308,7 @@ class CommandResult:
     def sent(self) -> list[SentRecord]:
         return [SentRecord(seq, rec, true) for seq, rec, true in zip(self.seqs, self.records, self.true_times)]
 
-    def extend(self, other: "CommandResult") -> None:
+    def extend(self, other: CommandResult) -> None:
         self.records += other.records
         self.seqs += other.seqs
         self.edges += other.edges
@@ -559,7 +559,8 @@ class SimulatedMcu:
         accepted. An empty list is no list (OCPP: a full update with no entries clears it)."""
         if not isinstance(id_tags, list) or len(id_tags) > MAX_LOCAL_LIST or any(
                 not isinstance(tag, str) or not 1 <= len(tag) <= MAX_ID_TAG for tag in id_tags):
-            raise ValueError(f"id_tags must be a list of at most {MAX_LOCAL_LIST} id tags of 1..{MAX_ID_TAG} characters")
+            raise ValueError(f"id_tags must be a list of at most {MAX_LOCAL_LIST} id tags of 1..{MAX_ID_TAG} "
+                             "characters")
         self.local_list = dict.fromkeys(id_tags) if id_tags else None
         return CommandResult(info={"list_size": len(self.local_list or ())})
 

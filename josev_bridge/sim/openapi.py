@@ -50,7 +50,7 @@ command or charger_id; 409 a link fault that cannot apply now (device unplugged)
 Transfer-Encoding (send a Content-Length); 413 a body over 64 KiB; 422 field errors; 500 a sim bug.
 400 for the Content-Length, 411 and 413 close the connection (`Connection: close`): the unread
 body is never taken for the next request.
-"""
+"""  # noqa: E501 - rewrapping one line would change docs/sim-control-api.openapi.json too
 
 
 def _field_schema(spec: FieldSpec) -> dict:

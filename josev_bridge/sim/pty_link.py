@@ -20,17 +20,18 @@ import select
 import threading
 import time
 import tty
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..protocol import records
 from ..protocol.framing import DELIMITER, PROTOCOL_VERSION, Frame, FrameDecoder
 from ..protocol.records import Ack, ClockProbe, ClockReply, Hello, HostHello, KeepAlive, RecordError
-from .mcu import SentRecord, SimulatedMcu
 from .link_faults import LinkConflict, corrupt, random_bytes
+from .mcu import SentRecord, SimulatedMcu
 from .outbox import Outbox
-from .pty_node import install_link, remove_link
+from .pty_node import StaleLinkError, install_link, remove_link
 
 log = logging.getLogger("josev_bridge.sim.pty")
 

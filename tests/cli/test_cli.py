@@ -142,6 +142,7 @@ def test_check_config_reports_an_empty_api_token_file(tmp_path, content):
     assert "delete it" in r.stderr  # the fix
 
 
+@pytest.mark.e2e  # starts the daemon
 @pytest.mark.parametrize("key", ["mqtt", "export"])
 def test_the_daemon_refuses_an_empty_password_file_in_one_line(tmp_path, key):
     """At start, before any connection: never a connect with an empty password, never a traceback."""

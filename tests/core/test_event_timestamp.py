@@ -16,7 +16,8 @@ def store():
 
 
 def ask(s, event_type, condition, **kw):
-    opts = dict(enabled=True, supported=frozenset(TRIGGER_REASONS), reply_with_current_time_when_unknown=False, now_us=NOW)
+    opts = dict(enabled=True, supported=frozenset(TRIGGER_REASONS), reply_with_current_time_when_unknown=False,
+                now_us=NOW)
     opts.update(kw)
     return answer(Query(event_type, condition), s, **opts)
 

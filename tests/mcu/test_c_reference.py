@@ -26,10 +26,29 @@ from josev_bridge.core.alert_inputs import DepartureSource, EvStatusRecord, Faul
 from josev_bridge.core.conditions import Signal, SignalRecord
 from josev_bridge.core.link_sequence import SequenceTracker
 from josev_bridge.protocol import records
-from josev_bridge.protocol.framing import (MAX_FRAME, CobsError, Frame, FrameDecoder, FrameTooLarge, cobs_decode,
-                                          cobs_encode, encode_frame)
-from josev_bridge.protocol.records import (FAULT_TEXT_MAX, Ack, ClockProbe, ClockReply, FrameType, Hello, HostHello,
-                                          KeepAlive, RecordError, Unknown, fit_fault_info)
+from josev_bridge.protocol.framing import (
+    MAX_FRAME,
+    CobsError,
+    Frame,
+    FrameDecoder,
+    FrameTooLarge,
+    cobs_decode,
+    cobs_encode,
+    encode_frame,
+)
+from josev_bridge.protocol.records import (
+    FAULT_TEXT_MAX,
+    Ack,
+    ClockProbe,
+    ClockReply,
+    FrameType,
+    Hello,
+    HostHello,
+    KeepAlive,
+    RecordError,
+    Unknown,
+    fit_fault_info,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MCU = ROOT / "mcu"
@@ -72,7 +91,7 @@ class CDriver:
     def __init__(self, exe: Path, env: dict | None = None):
         self.exe = exe
         self.stderr_path = exe.with_suffix(".stderr")
-        self._stderr = open(self.stderr_path, "w")
+        self._stderr = open(self.stderr_path, "w")  # noqa: SIM115 - the child's stderr until close()
         self.proc = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._stderr, text=True, env=env)
 
@@ -159,7 +178,7 @@ def builds(build_dir) -> dict[str, Path | None]:
         [str(paths["sanitized"])], input="crc 00\n", capture_output=True, text=True,
         env=SANITIZER_ENV).stdout == "d202ef8d\n"
     if not sanitized:
-        warnings.warn("sanitizer runtime unavailable; fuzzing the plain build of jl_cli instead")
+        warnings.warn("sanitizer runtime unavailable; fuzzing the plain build of jl_cli instead", stacklevel=2)
         paths["sanitized"] = None
     return paths
 
@@ -279,7 +298,10 @@ def test_library_compiles_cleanly_and_calls_no_library_functions(link_object):
 
 def test_size_macros(cli):
     sizes = cli.stat("sizes")
-    worst = lambda body_len: len(cobs_encode(b"\x01" * (10 + body_len))) + 1  # no zero byte: most overhead
+
+    def worst(body_len: int) -> int:
+        return len(cobs_encode(b"\x01" * (10 + body_len))) + 1  # no zero byte: most overhead
+
     assert sizes["signal_line"] == worst(12)
     assert sizes["ev_status_line"] == worst(29)
     assert sizes["fault_line"] == sizes["record_line"] == worst(MAX_FRAME - 10)  # a FAULT may fill a frame
@@ -497,7 +519,8 @@ def test_host_records_decode_in_c(asan_cli, buf_cap):
 
 def test_bad_bodies_and_unknown_types_reach_the_caller_unparsed(cli):
     frames = cli.decode(encode_frame(FrameType.ACK, 1, bytes(7)) + encode_frame(FrameType.HOST_HELLO, 2, b"")
-                        + encode_frame(FrameType.KEEPALIVE, 3, bytes(9)) + encode_frame(FrameType.CLOCK_PROBE, 5, bytes(3))
+                        + encode_frame(FrameType.KEEPALIVE, 3, bytes(9))
+                        + encode_frame(FrameType.CLOCK_PROBE, 5, bytes(3))
                         + encode_frame(FrameType.CLOCK_PROBE, 6, bytes(5))
                         + records.encode(ClockReply(1, 2), 7)  # MCU->host types are not the MCU's to parse
                         + encode_frame(0x7F, 4, b"future"))

@@ -4,7 +4,7 @@ from hypothesis import given, settings, strategies as st
 
 from josev_bridge.core.conditions import Signal, SignalRecord
 from josev_bridge.protocol import records
-from josev_bridge.protocol.framing import (MAX_FRAME, FrameDecoder, cobs_decode, cobs_encode, encode_frame)
+from josev_bridge.protocol.framing import MAX_FRAME, FrameDecoder, cobs_decode, cobs_encode, encode_frame
 from josev_bridge.protocol.records import Ack, ClockProbe, ClockReply, FrameType, Hello, HostHello, KeepAlive, Unknown
 
 
@@ -70,7 +70,8 @@ def test_split_feeds_reassemble():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(st.binary(max_size=64), st.sampled_from([records.encode(KeepAlive(5), 1), b"\x00"])), max_size=40))
+@given(st.lists(st.one_of(st.binary(max_size=64), st.sampled_from([records.encode(KeepAlive(5), 1), b"\x00"])),
+                max_size=40))
 def test_arbitrary_bytes_never_raise_and_only_verified_frames_come_out(chunks):
     d = FrameDecoder()
     for chunk in chunks:

@@ -5,8 +5,8 @@ import errno
 from josev_bridge.adapters.state_file import AtomicJsonFile
 from josev_bridge.core.clock_map import ClockSample
 from josev_bridge.core.conditions import Condition, Signal, SignalRecord
-from josev_bridge.services.mcu_ingest import McuIngest
 from josev_bridge.protocol.records import Ack, Hello
+from josev_bridge.services.mcu_ingest import McuIngest
 
 
 class FullDisk(AtomicJsonFile):

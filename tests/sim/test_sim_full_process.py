@@ -10,10 +10,12 @@ import time
 import pytest
 
 from josev_bridge.core.timestamps import format_us
+from josev_bridge.harness.waiting import wait_until
 from josev_bridge.protocol.records import ClockProbe, FrameType, HostHello, decode
 from josev_bridge.sim.catalogue import SPECS
 from josev_bridge.sim.launcher import start_sim
-from josev_bridge.harness.waiting import wait_until
+
+pytestmark = pytest.mark.e2e  # the simulator as a process
 
 OFFSET_S = -3600.5
 DRIFT_PPM = 250.0

@@ -7,18 +7,18 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 import serial
 
+from josev_bridge.harness.waiting import wait_until
 from josev_bridge.protocol.records import Ack, ClockProbe, ClockReply, FrameType, HostHello, KeepAlive, decode
 from josev_bridge.sim.control_api import HttpError, SimController
 from josev_bridge.sim.mcu import SimulatedMcu
 from josev_bridge.sim.pty_link import PtyLink
-from josev_bridge.harness.waiting import wait_until
 
 CHARGER = "josev-sim"
 
