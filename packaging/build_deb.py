@@ -187,19 +187,26 @@ def locked_hashes(path: Path) -> dict[str, tuple[str, set[str]]]:
 # --- wheels -------------------------------------------------------------------------------------
 
 def fetch_wheels(arch: Arch, cache: Path) -> list[Path]:
-    """The locked wheels for `arch`, hash-checked by pip; from the cache when it has them all."""
+    """The locked wheels for `arch`: the cache's, when it holds a file with a locked hash for every
+    distribution (pip put them there for this architecture), else downloaded by pip (hash-checked)."""
     dest = cache / "wheels" / arch.debian
-    common = ["download", "--quiet", "--no-deps", "--require-hashes", "-r", str(LOCK), "--dest", str(dest),
-              *target_options(arch)]
-    try:
-        pip(*common, "--no-index", "--find-links", str(dest))
-    except subprocess.CalledProcessError:
+    locked = locked_hashes(LOCK)
+    chosen = cached_wheels(dest, locked, arch)
+    if set(chosen) != set(locked):
         log(f"downloading the {arch.debian} wheels")
         try:
-            pip(*common, "--index-url", INDEX_URL)
+            pip("download", "--quiet", "--no-deps", "--require-hashes", "-r", str(LOCK), "--dest", str(dest),
+                "--index-url", INDEX_URL, *target_options(arch))
         except subprocess.CalledProcessError as exc:
             raise SystemExit(f"pip download for {arch.debian} failed:\n{exc.stdout}") from None
-    locked = locked_hashes(LOCK)
+        chosen = cached_wheels(dest, locked, arch)
+    missing = set(locked) - set(chosen)
+    if missing:
+        raise SystemExit(f"no locked wheel for {arch.debian}: {sorted(missing)}")
+    return [chosen[n] for n in sorted(chosen)]
+
+
+def cached_wheels(dest: Path, locked: dict[str, tuple[str, set[str]]], arch: Arch) -> dict[str, Path]:
     chosen: dict[str, Path] = {}
     for wheel in sorted(dest.glob("*.whl")):
         name, version = wheel_name_version(wheel.name)
@@ -207,10 +214,7 @@ def fetch_wheels(arch: Arch, cache: Path) -> list[Path]:
             if name in chosen:
                 raise SystemExit(f"two locked wheels of {name} for {arch.debian}: {chosen[name].name}, {wheel.name}")
             chosen[name] = wheel
-    missing = set(locked) - set(chosen)
-    if missing:
-        raise SystemExit(f"no locked wheel for {arch.debian}: {sorted(missing)}")
-    return [chosen[n] for n in sorted(chosen)]
+    return chosen
 
 
 def build_tools(cache: Path) -> Path:
