@@ -4,27 +4,48 @@ unpacked into a temporary root (never installed on this machine: no dpkg -i)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from debtools import ARCHES, build_debs, need
+from debtools import ARCHES, build_command, build_debs, need
 
 
-@dataclass(frozen=True)
+@dataclass
 class Built:
     debs: dict[str, Path]
     seconds: float
+    # Started as soon as the packages exist and collected by their tests, so that these two slow
+    # checks run while the others do: a second build (same inputs, another umask, time zone and
+    # locale) and lintian on each package.
+    rebuild: subprocess.Popen
+    lintian: dict[str, subprocess.Popen] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory) -> Built:
+def built(tmp_path_factory) -> Iterator[Built]:
     need("dpkg-deb")
     start = time.monotonic()
     debs = build_debs(tmp_path_factory.mktemp("debs"), ARCHES)
-    return Built(debs, time.monotonic() - start)
+    seconds = time.monotonic() - start
+    env = {**os.environ, "TZ": "America/Los_Angeles", "LC_ALL": "C.UTF-8"}
+    rebuild = subprocess.Popen(build_command(tmp_path_factory.mktemp("rebuild"), ("amd64",)), env=env, umask=0o002,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    result = Built(debs, seconds, rebuild)
+    if shutil.which("lintian"):
+        result.lintian = {arch: subprocess.Popen(["lintian", "--no-cfg", "--fail-on", "error", "--display-info",
+                                                  str(deb)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                 text=True)
+                          for arch, deb in debs.items()}
+    yield result
+    for proc in [rebuild, *result.lintian.values()]:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
 
 @pytest.fixture(scope="session")

@@ -22,10 +22,15 @@ def need(tool: str) -> str:
     return found
 
 
-def build_debs(out: Path, arches: tuple[str, ...], env: dict[str, str] | None = None) -> dict[str, Path]:
+def build_command(out: Path, arches: tuple[str, ...]) -> list[str]:
+    """What `make deb` runs, with the wheel cache `make deb` uses."""
     args = [sys.executable, str(BUILD), "build", "--out", str(out), "--cache", str(CACHE)]
     for arch in arches:
         args += ["--arch", arch]
-    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    return args
+
+
+def build_debs(out: Path, arches: tuple[str, ...]) -> dict[str, Path]:
+    done = subprocess.run(build_command(out, arches), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return {arch: Path(line) for arch, line in zip(arches, done.stdout.split())}
