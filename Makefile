@@ -61,5 +61,17 @@ deb: $(STAMP)
 lock: $(STAMP)
 	$(BIN)/python packaging/build_deb.py lock
 
+# The suite against the lowest versions pyproject.toml allows (a second venv, build/floors); slow, so
+# not part of `make test`: run it when a floor moves. The test tools resolve as usual.
+.PHONY: test-floors
+test-floors: | system-deps
+	rm -rf build/floors && mkdir -p build/floors
+	$(PY) -m venv build/floors/venv
+	build/floors/venv/bin/pip install -q --upgrade pip
+	$(PY) packaging/floors.py > build/floors/constraints.txt
+	build/floors/venv/bin/pip install -q -c build/floors/constraints.txt -e '.[test]'
+	build/floors/venv/bin/pip list --format=freeze | grep -iE "^(paho-mqtt|jsonschema|rfc3339-validator|pyserial|referencing|rpds-py)=="
+	build/floors/venv/bin/pytest -q -p no:cacheprovider
+
 clean:
 	rm -rf $(VENV) build *.egg-info
