@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from debtools import need
 from josev_bridge.core.timestamps import parse_us
 from josev_bridge.harness.bridge_process import BridgeProcess
 from josev_bridge.harness.broker import Mosquitto
+from josev_bridge.harness.waiting import wait_until
 from josev_bridge.sim.launcher import start_sim
 
 LAUNCHER = "usr/bin/josev-bridge"
@@ -99,7 +101,13 @@ def test_installed_bridge_answers_get_event_timestamp(unpacked, system_python, t
         cfg.write_text(configured((unpacked / "etc/josev-bridge/config.toml").read_text(), **changes))
         bridge = BridgeProcess(work, broker_port=broker.port, serial_url=str(sim.pty_link),
                                command=[str(unpacked / LAUNCHER)], config=cfg)
-        with bridge:
+        # A PYTHONPATH that would break the bridge if anything in it, or a Python child it starts,
+        # imported from there instead of the installed tree (the source tree is on this run's path).
+        decoy = tmp_path / "decoy" / "josev_bridge"
+        decoy.mkdir(parents=True)
+        (decoy / "__init__.py").write_text("raise SystemExit('the decoy was imported')\n")
+        bridge.start(env={"PYTHONPATH": str(decoy.parent)})
+        try:
             status, body = sim.command("plug-connector", {"evse_id": 1})
             assert status == 200, body
             (edge,) = [e for e in body["edges"] if e["trigger_reason"] == "EVConnected"]
@@ -110,10 +118,19 @@ def test_installed_bridge_answers_get_event_timestamp(unpacked, system_python, t
             request, answer = (json.loads(line) for line in done.stdout.splitlines())  # what was sent, the answer
             assert (answer["id"], answer["type"]) == (request["id"], "response")
             assert abs(parse_us(answer["data"]["timestamp"]) - parse_us(edge["timestamp"])) <= 1000, (answer, edge)
+            # the local API (whichever process serves it) has the answer in the journal
+            identity = bridge.sections["charger"]["identity"]
+            url = bridge.api_url(f"/api/ocpp-messages?chargerId={identity}&messageType=get_event_timestamp")
+            api_request = urllib.request.Request(url, headers={"Authorization": f"Bearer {bridge.api_token()}"})
+            rows = wait_until(lambda: json.load(urllib.request.urlopen(api_request, timeout=5))["data"], 10,
+                              "the answer in the API's journal")
+            assert rows[0]["correlationId"] == request["id"], rows[0]
             # the daemon is Debian's python3 with the bundled compiled dependency from the unpacked tree
             assert os.path.realpath(f"/proc/{bridge.proc.pid}/exe").startswith("/usr/bin/python3")
             maps = Path(f"/proc/{bridge.proc.pid}/maps").read_text()
             assert str(unpacked / "opt/josev-bridge/lib/rpds/") in maps
+        finally:
+            bridge.stop()
 
 
 def in_namespace(script: str, timeout: float = 60) -> subprocess.CompletedProcess:
