@@ -85,7 +85,7 @@ clean:
 test: lint typecheck
 
 lint: $(STAMP)
-	$(BIN)/ruff check josev_bridge tests bench
+	$(BIN)/ruff check josev_bridge tests bench packaging
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

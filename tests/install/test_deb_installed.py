@@ -24,6 +24,8 @@ from josev_bridge.harness.broker import Mosquitto
 from josev_bridge.harness.waiting import wait_until
 from josev_bridge.sim.launcher import start_sim
 
+pytestmark = pytest.mark.e2e  # builds and runs the .deb: not a unit test
+
 LAUNCHER = "usr/bin/josev-bridge"
 
 

@@ -17,6 +17,8 @@ from debtools import ARCHES, ROOT, need
 
 from josev_bridge.cli import _parser
 
+pytestmark = pytest.mark.e2e  # builds and runs the .deb: not a unit test
+
 VERSION = re.match(r"josev-bridge \(([^)]+)\)", (ROOT / "packaging/deb/changelog").read_text()).group(1)
 # (e_machine as readelf names it, the extension suffix Debian's python3.11 loads on that architecture)
 ELF = {"amd64": ("Advanced Micro Devices X86-64", "x86_64-linux-gnu"),
