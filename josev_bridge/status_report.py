@@ -23,7 +23,7 @@ FAULT_COUNTERS = (
     "crc_errors", "cobs_errors", "oversize", "runt", "bad_version", "discarded_bytes", "io_errors",
     "open_failures", "record_errors", "unknown_types", "duplicates", "held", "lost_records",
     "untimed_records", "clock_outliers", "clock_restarts", "persist_failures", "replay_requests",
-    "skipped_records", "alert_listener_errors")
+    "skipped_records", "alert_listener_errors", "untimed_edges", "keepalive_gaps")
 
 
 def build(bridge) -> dict:
@@ -41,6 +41,7 @@ def build(bridge) -> dict:
         "mcu_link": {
             "state": serial.state.value, "port": bridge.config.serial.url,
             "firmware": ingest.mcu_firmware,
+            "protocol_version": ingest.boots.protocol_version,
             "boot_id": None if tracker.boot_id is None else f"{tracker.boot_id:08x}",
             "last_seq": tracker.last_seq,
             "last_record_at": None if ingest.last_record_us is None else format_us(ingest.last_record_us),

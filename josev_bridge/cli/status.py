@@ -8,6 +8,7 @@ import sys
 
 from .. import status_report
 from ..config import load
+from ..protocol.framing import PROTOCOL_VERSION
 from .common import EXIT_FAIL, EXIT_OK, table
 
 
@@ -30,7 +31,8 @@ def status(args: argparse.Namespace) -> int:
         ["bridge", f"pid {status['pid']}, status written {status['written_at']}"],
         ["broker", f"{mqtt_['broker']} {'connected' if mqtt_['connected'] else 'DISCONNECTED'}"],
         ["MCU link", f"{link['state']} on {link['port']}"],
-        ["MCU", f"firmware {link['firmware'] or '?'}, boot {link['boot_id'] or '?'}, last seq {link['last_seq']}"],
+        ["MCU", f"firmware {link['firmware'] or '?'}, {protocol(link.get('protocol_version'))}, "
+                f"boot {link['boot_id'] or '?'}, last seq {link['last_seq']}"],
         ["last record", link["last_record_at"] or "-"],
         ["MCU clock", "not mapped yet" if not clock else
          f"offset {clock['offset_us'] / 1e6:+.6f} s vs host monotonic, drift {clock['drift_ppm']:+.1f} ppm, "
@@ -46,6 +48,16 @@ def status(args: argparse.Namespace) -> int:
     rows += status_extras(status)
     table(None, rows)
     return EXIT_OK if problem is None else EXIT_FAIL
+
+
+def protocol(version: int | None) -> str:
+    """The MCU's serial protocol version, and what an old one costs (docs/serial-protocol.md 4.7)."""
+    if version is None:
+        return "protocol ?"
+    if version < PROTOCOL_VERSION:
+        return (f"protocol v{version} (OLD: reduced guarantees; a level that changes while the MCU reboots is "
+                "timed at its re-report, a lost last record waits for the next record; update its firmware)")
+    return f"protocol v{version}"
 
 
 def status_extras(status: dict) -> list[list[str]]:

@@ -1,0 +1,153 @@
+"""What the ingest keeps about the MCU's boots: how far the MCU says it has sent, when the bridge last
+knew every level of a boot, and what a re-reported level means after a reboot.
+
+docs/serial-protocol.md §4.3, §4.6 and §4.7:
+
+- The MCU's KEEPALIVE (protocol version 2) names its boot and one past the last record it put on the
+  line. More than the bridge has received means a record was lost on the line with no later record
+  to reveal it (the last record of a session): the link asks for the replay. A KEEPALIVE that shows
+  nothing missing marks the last moment the bridge knew every level of that boot.
+- At a new boot every known level becomes unconfirmed (EdgeStore.begin_reboot), and that moment of
+  the old boot becomes the earliest a level that changed across the reboot can have changed.
+- A LEVEL with another level than the one known is an edge: at `time_us - age_us` when the MCU knew
+  the age; else in the middle of [that moment, the report] when both are known and at most
+  BRACKET_MAX_US apart (the bound says how wide); else at an unknown time (never invented).
+- An MCU of protocol version 1 re-reports its 1s as SIGNALs: the first one of a signal in the new
+  boot, with the level the bridge knew, is taken for the re-report it almost surely is.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from ..core.conditions import SIGNAL_CONDITION, LevelRecord, SignalRecord
+from ..core.edge_store import ConditionState, EdgeStore, EdgeTime, LevelOutcome
+from ..core.timestamps import format_us
+from ..protocol.records import Hello, KeepAlive
+
+log = logging.getLogger("josev_bridge.ingest")
+
+#: The widest interval a level that changed across a reboot is answered from (its middle, with half
+#: its width in the bound): an MCU reboot. Longer (the MCU or the board was off) says too little.
+BRACKET_MAX_US = 10_000_000
+
+#: MCU clock reading -> (UTC µs, error bound µs) through the current boot's clock mapping.
+Mapper = Callable[[int], tuple[int, int]]
+
+
+@dataclass
+class BootTracker:
+    sent: tuple[int, int] | None = None  # (boot_id, next_seq) of the MCU's last KEEPALIVE with ring fields
+    complete_until_us: int | None = None  # UTC: when this boot had sent nothing the bridge lacked
+    reboot_after_us: int | None = None  # that moment of the boot before the current one
+    protocol_version: int | None = None  # the MCU's, from its last HELLO
+
+    def missing(self, boot_id: int | None, last_seq: int) -> bool:
+        """True while the MCU's KEEPALIVE says it sent what the bridge has not received (or speaks of
+        a boot whose HELLO the bridge never got)."""
+        sent = self.sent
+        return sent is not None and (sent[0] != boot_id or sent[1] > last_seq + 1)
+
+    def on_keepalive(self, keepalive: KeepAlive, boot_id: int | None, last_seq: int,
+                     to_utc: Mapper | None) -> bool:
+        """Take an MCU KEEPALIVE; True (and a log line) when it newly shows records or a HELLO missing."""
+        if keepalive.boot_id is None or keepalive.next_seq is None:
+            return False  # protocol version 1: no ring fields
+        was_missing = self.missing(boot_id, last_seq)
+        self.sent = keepalive.boot_id, keepalive.next_seq
+        if self.missing(boot_id, last_seq):
+            if not was_missing:
+                log.warning("MCU KEEPALIVE: boot %08x has sent up to seq %d, the bridge has boot %s up to seq %d: "
+                            "a record (or a HELLO) was lost on the line; asking for the replay", keepalive.boot_id,
+                            keepalive.next_seq - 1, "none" if boot_id is None else f"{boot_id:08x}", last_seq)
+            return not was_missing
+        if to_utc is not None and keepalive.time_us:
+            utc_us, bound_us = to_utc(keepalive.time_us)
+            self.complete_until_us = utc_us - bound_us  # the earliest it can have been: errs wide
+        return False
+
+    def on_hello(self, hello: Hello, old_boot: int | None, rebooted: bool, store: EdgeStore) -> str | None:
+        """A HELLO; on a new boot, every known level becomes unconfirmed. Returns the reboot's label."""
+        self.protocol_version = hello.protocol_version
+        self.sent = None  # whatever it said is answered by the replay this HELLO starts
+        if not rebooted:
+            return None
+        self.reboot_after_us, self.complete_until_us = self.complete_until_us, None
+        if old_boot is None:
+            return None  # the bridge followed no boot before: it knows no level to confirm
+        label = f"boot {old_boot:08x} -> {hello.boot_id:08x}"
+        if hello.protocol_version < 2:
+            label += " (MCU protocol v1)"
+        store.begin_reboot(label)
+        return label
+
+    def is_v1_rereport(self, record: SignalRecord, store: EdgeStore) -> bool:
+        """A version-1 MCU's SIGNAL that is most likely its re-report after boot (§4.7): a 1, the level
+        the bridge knew, for a signal the new boot has not reported yet."""
+        if self.protocol_version is None or self.protocol_version >= 2 or not record.state:
+            return False
+        state = store.state(record.evse_id, SIGNAL_CONDITION[record.signal])
+        return state is not None and state.unconfirmed is not None and state.active
+
+    def apply_level(self, record: LevelRecord, store: EdgeStore, to_utc: Mapper) -> tuple[LevelOutcome, EdgeTime]:
+        """A LEVEL into the edge store: kept if unchanged, else an edge at the time it implies."""
+        report = to_utc(record.time_us)
+        aged = to_utc(record.time_us - record.age_us) if record.age_us else None
+        when = self.level_edge_time(store.state(record.evse_id, SIGNAL_CONDITION[record.signal]), report, aged,
+                                    record.age_us)
+        return store.apply_level(record.evse_id, record.signal, record.state, when), when
+
+    def level_edge_time(self, state: ConditionState | None, report: tuple[int, int],
+                        aged: tuple[int, int] | None, age_us: int | None) -> EdgeTime:
+        """The time of the edge a LEVEL implies if its level is not the one the bridge knew.
+
+        `report` and `aged`: (UTC, bound) of the report's `time_us` and of `time_us - age_us`.
+        """
+        report_us, report_bound = report
+        if aged is not None and age_us is not None:
+            return EdgeTime(aged[0], aged[1], f"time from the MCU's level report: {age_us / 1e6:.3f} s old at "
+                                              f"{format_us(report_us)}")
+        label = state.unconfirmed if state is not None else None
+        after = self.reboot_after_us
+        latest = report_us + report_bound
+        if label is None:
+            return EdgeTime(report_us, None, "the MCU reported this level without its time, and the bridge "
+                                             "had no record of it before: not an edge it can timestamp", True)
+        if after is None:
+            return EdgeTime(report_us, None, f"changed at an unknown time while the MCU rebooted ({label}): "
+                                             "the bridge did not know when it last held every record of the "
+                                             "old boot", True)
+        if latest - after > BRACKET_MAX_US:
+            return EdgeTime(report_us, None, f"changed at an unknown time while the MCU rebooted ({label}), "
+                                             f"between {format_us(after)} and {format_us(report_us)}", True)
+        middle, half = (after + latest) // 2, (max(latest - after, 0) + 1) // 2
+        return EdgeTime(middle, half, f"inferred: changed while the MCU rebooted ({label}), between "
+                                      f"{format_us(after)} and {format_us(report_us)}")
+
+
+def version_consequence(mcu_version: int) -> str:
+    """What an MCU of another protocol version costs, for the line logged when its boot is first seen."""
+    if mcu_version < 2:
+        return ("accepted with reduced guarantees (docs/serial-protocol.md 4.7): after its reboots a level that "
+                "changed is timed at its re-report and one that fell is not reported, and a lost last record "
+                "waits for the next record")
+    return "record types this bridge does not know are skipped and counted"
+
+
+def log_level_outcome(evse_id: int, outcome: LevelOutcome, when: EdgeTime, store: EdgeStore) -> None:
+    """The technician's lines for a level report: each edge kept across the reboot (continuity assumed),
+    and each edge whose time is unknown (timed edges are logged like any other)."""
+    for condition in outcome.kept:
+        kept = store.state(evse_id, condition)
+        if kept is None:
+            continue
+        event, time_us = ("TxEventStart", kept.rise_us) if kept.active else ("TxEventStop", kept.fall_us)
+        log.info("EVSE %d %s still %s after the MCU reboot (%s): continuity assumed, %s kept at %s", evse_id,
+                 condition.value, "true" if kept.active else "false", outcome.label, event,
+                 "-" if time_us is None else format_us(time_us))
+    if when.untimed:
+        for edge in outcome.edges:
+            log.warning("EVSE %d %s %s at an unknown time: %s; it will not be answered", edge.evse_id,
+                        edge.condition.value, edge.event_type.value, when.note)
