@@ -35,7 +35,7 @@ def status(args: argparse.Namespace) -> int:
                 f"boot {link['boot_id'] or '?'}, last seq {link['last_seq']}"],
         ["last record", link["last_record_at"] or "-"],
         ["MCU clock", "not mapped yet" if not clock else
-         f"offset {clock['offset_us'] / 1e6:+.6f} s vs host monotonic, drift {clock['drift_ppm']:+.1f} ppm, "
+         f"offset {clock['offset_us'] / 1e6:+.6f} s vs host monotonic, {rate(clock['drift_ppm'])}, "
          f"best round trip {clock['best_rtt_us']} us ({clock['samples']} samples)"],
         ["records", f"{counters['records']} applied, {counters['edges']} edges"],
         ["faults", ", ".join(f"{k} {v}" for k, v in faults.items()) or "none"],
@@ -48,6 +48,13 @@ def status(args: argparse.Namespace) -> int:
     rows += status_extras(status)
     table(None, rows)
     return EXIT_OK if problem is None else EXIT_FAIL
+
+
+def rate(fast_ppm: float) -> str:
+    """The MCU clock's rate as a technician says it: status' drift_ppm is positive when it runs fast."""
+    if round(fast_ppm, 1) == 0:
+        return "MCU clock at the host's rate (0.0 ppm)"
+    return f"MCU clock {'fast' if fast_ppm > 0 else 'slow'} by {abs(fast_ppm):.1f} ppm"
 
 
 def protocol(version: int | None) -> str:
