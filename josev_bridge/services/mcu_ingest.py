@@ -187,10 +187,8 @@ class McuIngest:
 
     def _on_keepalive(self, record: KeepAlive) -> None:
         """How far the MCU has sent: a record lost on the line (replay_wanted), or all of them here."""
-        clock = self.clock
         with self.lock:
-            lost = self.boots.on_keepalive(record, self.tracker.boot_id, self.tracker.last_seq,
-                                           None if clock is None or not clock.ready else self._mapper(clock))
+            lost = self.boots.on_keepalive(record, self.tracker.boot_id, self.tracker.last_seq)
         self.counters.keepalive_gaps += lost
 
     def _mapper(self, clock: ClockMap) -> Callable[[int], tuple[int, int]]:
@@ -205,8 +203,10 @@ class McuIngest:
     def _on_hello(self, record: Hello) -> None:
         with self.lock:
             old_boot = self.tracker.boot_id
+            old_clock = self.clocks.get(old_boot) if old_boot is not None else None
             rebooted, outcome = self.tracker.hello(record.boot_id, record.oldest_seq)
-            label = self.boots.on_hello(record, old_boot, rebooted, self.store)
+            label = self.boots.on_hello(record, old_boot, rebooted, self.store,
+                                        self._mapper(old_clock) if old_clock and old_clock.ready else None)
             if rebooted:
                 self._dirty = True
                 self._applied_seq = 0
@@ -283,6 +283,7 @@ class McuIngest:
                 self._applied_seq = seq
                 self.counters.skipped_records += 1
             return
+        self.boots.applied(record.time_us)  # the bridge holds every record of this boot up to here
         if isinstance(record, LevelRecord):
             self._apply_level(seq, record, clock)
             return

@@ -5,10 +5,12 @@ docs/serial-protocol.md §4.3, §4.6 and §4.7:
 
 - The MCU's KEEPALIVE (protocol version 2) names its boot and one past the last record it put on the
   line. More than the bridge has received means a record was lost on the line with no later record
-  to reveal it (the last record of a session): the link asks for the replay. A KEEPALIVE that shows
-  nothing missing marks the last moment the bridge knew every level of that boot.
-- At a new boot every known level becomes unconfirmed (EdgeStore.begin_reboot), and that moment of
-  the old boot becomes the earliest a level that changed across the reboot can have changed.
+  to reveal it (the last record of a session): the link asks for the replay.
+- The bridge knew every level of a boot up to the later of: the stamp of the last record it applied
+  (it holds every record before it: they are applied in seq order, and stamped in that order), and
+  the last KEEPALIVE that showed nothing missing. At a new boot every known level becomes
+  unconfirmed (EdgeStore.begin_reboot), and that moment, mapped through the old boot's clock, is the
+  earliest a level that changed across the reboot can have changed.
 - A LEVEL with another level than the one known is an edge: at `time_us - age_us` when the MCU knew
   the age; else in the middle of [that moment, the report] when both are known and at most
   BRACKET_MAX_US apart (the bound says how wide); else at an unknown time (never invented).
@@ -40,8 +42,8 @@ Mapper = Callable[[int], tuple[int, int]]
 @dataclass
 class BootTracker:
     sent: tuple[int, int] | None = None  # (boot_id, next_seq) of the MCU's last KEEPALIVE with ring fields
-    complete_until_us: int | None = None  # UTC: when this boot had sent nothing the bridge lacked
-    reboot_after_us: int | None = None  # that moment of the boot before the current one
+    known_until_mcu_us: int | None = None  # MCU clock: this boot had sent nothing the bridge lacked until then
+    reboot_after_us: int | None = None  # UTC: that moment of the boot before the current one
     protocol_version: int | None = None  # the MCU's, from its last HELLO
 
     def missing(self, boot_id: int | None, last_seq: int) -> bool:
@@ -50,8 +52,12 @@ class BootTracker:
         sent = self.sent
         return sent is not None and (sent[0] != boot_id or sent[1] > last_seq + 1)
 
-    def on_keepalive(self, keepalive: KeepAlive, boot_id: int | None, last_seq: int,
-                     to_utc: Mapper | None) -> bool:
+    def applied(self, mcu_us: int) -> None:
+        """A record of the current boot stamped `mcu_us` was applied (in seq order)."""
+        if mcu_us and (self.known_until_mcu_us is None or mcu_us > self.known_until_mcu_us):
+            self.known_until_mcu_us = mcu_us
+
+    def on_keepalive(self, keepalive: KeepAlive, boot_id: int | None, last_seq: int) -> bool:
         """Take an MCU KEEPALIVE; True (and a log line) when it newly shows records or a HELLO missing."""
         if keepalive.boot_id is None or keepalive.next_seq is None:
             return False  # protocol version 1: no ring fields
@@ -63,18 +69,22 @@ class BootTracker:
                             "a record (or a HELLO) was lost on the line; asking for the replay", keepalive.boot_id,
                             keepalive.next_seq - 1, "none" if boot_id is None else f"{boot_id:08x}", last_seq)
             return not was_missing
-        if to_utc is not None and keepalive.time_us:
-            utc_us, bound_us = to_utc(keepalive.time_us)
-            self.complete_until_us = utc_us - bound_us  # the earliest it can have been: errs wide
+        self.applied(keepalive.time_us)  # its time is the record clock's (§3): nothing lacked up to it
         return False
 
-    def on_hello(self, hello: Hello, old_boot: int | None, rebooted: bool, store: EdgeStore) -> str | None:
-        """A HELLO; on a new boot, every known level becomes unconfirmed. Returns the reboot's label."""
+    def on_hello(self, hello: Hello, old_boot: int | None, rebooted: bool, store: EdgeStore,
+                 old_clock: Mapper | None) -> str | None:
+        """A HELLO; on a new boot, every known level becomes unconfirmed. Returns the reboot's label.
+        `old_clock` maps the old boot's clock (None: never mapped)."""
         self.protocol_version = hello.protocol_version
         self.sent = None  # whatever it said is answered by the replay this HELLO starts
         if not rebooted:
             return None
-        self.reboot_after_us, self.complete_until_us = self.complete_until_us, None
+        known_until, self.known_until_mcu_us = self.known_until_mcu_us, None
+        self.reboot_after_us = None
+        if known_until is not None and old_clock is not None:
+            utc_us, bound_us = old_clock(known_until)
+            self.reboot_after_us = utc_us - bound_us  # the earliest it can have been: errs wide
         if old_boot is None:
             return None  # the bridge followed no boot before: it knows no level to confirm
         label = f"boot {old_boot:08x} -> {hello.boot_id:08x}"

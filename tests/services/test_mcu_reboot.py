@@ -90,13 +90,27 @@ def test_a_level_that_changed_over_a_longer_outage_has_no_time(ingest, caplog):
     assert "at an unknown time" in caplog.text and "it will not be answered" in caplog.text
 
 
-def test_without_a_keepalive_showing_everything_received_the_time_is_unknown(tmp_path):
+def test_the_reboots_interval_starts_at_the_last_record_held_when_no_keepalive_came_after_it(tmp_path):
     ingest = McuIngest(AtomicJsonFile(tmp_path / "edges.json"), realtime_offset_us=lambda: 0)
     boot(ingest, A, S)
     ingest.on_record(1, SignalRecord(1, 1, Signal.EV_CONNECTED, True, S))
-    boot(ingest, B, 2 * S)  # no KEEPALIVE from boot A: a record after seq 1 may have been lost with it
+    ingest.on_record(2, SignalRecord(1, 1, Signal.BAY_OCCUPIED, True, 2 * S))  # the bridge holds 1 and 2
+    boot(ingest, B, 3 * S)  # no KEEPALIVE came after seq 2: anything stamped before it was received
+    ingest.on_record(1, LevelRecord(1, 1, Signal.EV_CONNECTED, False, 3 * S))
+    answer = ask(ingest, STOP, Condition.EV_CONNECTED)
+    assert abs(parse_us(answer.timestamp) - 2_500_000) <= 1_000 and answer.note.startswith("inferred")
+
+
+def test_after_a_bridge_restart_the_old_boots_last_moment_is_not_known(tmp_path):
+    first = McuIngest(AtomicJsonFile(tmp_path / "edges.json"), realtime_offset_us=lambda: 0)
+    boot(first, A, S)
+    first.on_record(1, SignalRecord(1, 1, Signal.EV_CONNECTED, True, S))
+    assert first.flush() is not None
+    ingest = McuIngest(AtomicJsonFile(tmp_path / "edges.json"), realtime_offset_us=lambda: 0)  # restarted
+    boot(ingest, B, 2 * S)  # and the MCU rebooted meanwhile
     ingest.on_record(1, LevelRecord(1, 1, Signal.EV_CONNECTED, False, 2 * S))
     assert "the bridge did not know when it last held every record" in ask(ingest, STOP, Condition.EV_CONNECTED).cause
+    assert ask(ingest, START, Condition.EV_CONNECTED).timestamp == "1970-01-01T00:00:01.000Z"
 
 
 def test_the_mcus_age_of_a_level_gives_its_edge(ingest):
