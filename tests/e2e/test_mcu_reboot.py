@@ -4,8 +4,9 @@
   says so in the answers' journal rows, and a level that changed during the reboot is answered
   within the bound the bridge states for it (docs/serial-protocol.md §4.3).
 - The last record of a session, lost on the line, is applied within 2 s (§4.6).
-- An MCU of protocol version 1 is accepted with reduced guarantees and says so; the status shows an
-  MCU clock that runs fast as fast (§4.7, §5).
+- An MCU of protocol version 1 is accepted with reduced guarantees, and the status says so (§4.7).
+  (The sign of the clock rate in the status is tested on a real clock fit in tests/cli: here its
+  slope would need 10 s of probes.)
 """
 
 from __future__ import annotations
@@ -126,8 +127,7 @@ def test_the_last_record_of_a_session_lost_on_the_line_is_applied_within_2_s(bro
 
 
 def test_an_mcu_of_protocol_version_1_is_accepted_with_reduced_guarantees(broker, tmp_path):
-    args = ["--protocol-version", "1", "--clock-drift-ppm", "80"]  # and its clock runs 80 ppm fast
-    with start_sim(tmp_path / "v1", extra_args=args) as old:
+    with start_sim(tmp_path / "v1", extra_args=["--protocol-version", "1"]) as old:
         bridge = BridgeProcess(tmp_path / "b-v1", broker_port=broker.port, serial_url=str(old.pty_link))
         bridge.start()
         try:
@@ -143,11 +143,7 @@ def test_an_mcu_of_protocol_version_1_is_accepted_with_reduced_guarantees(broker
                 assert "(MCU protocol v1)" in journal_note(bridge, request_id)
             assert bridge.status()["mcu_link"]["protocol_version"] == 1
             assert "speaks serial protocol v1, the bridge v2: accepted with reduced guarantees" in bridge.log_text()
-            # the rate, as a technician reads it: fast is positive (the slope needs 10 s of probes)
-            link = wait_until(lambda: (s := bridge.status()["mcu_link"])["clock"] and
-                              s["clock"]["drift_ppm"] != 0 and s, 30, "the MCU clock's rate to be measured")
-            assert 40 < link["clock"]["drift_ppm"] < 120, link["clock"]
             shown = bridge.cli("status").stdout
-            assert "MCU clock fast by" in shown and "protocol v1 (OLD: reduced guarantees" in shown, shown
+            assert "protocol v1 (OLD: reduced guarantees" in shown, shown
         finally:
             bridge.stop()
