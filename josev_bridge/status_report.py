@@ -41,7 +41,8 @@ def build(bridge) -> dict:
         "mcu_link": {
             "state": serial.state.value, "port": bridge.config.serial.url,
             "firmware": ingest.mcu_firmware,
-            "protocol_version": ingest.boots.protocol_version,
+            "protocol_version": ingest.boots.protocol_version,  # the MCU's, from its HELLO
+            "protocol_reduced_guarantees": ingest.boots.reduced_guarantees,  # older than the bridge's
             "boot_id": None if tracker.boot_id is None else f"{tracker.boot_id:08x}",
             "last_seq": tracker.last_seq,
             "last_record_at": None if ingest.last_record_us is None else format_us(ingest.last_record_us),

@@ -8,7 +8,6 @@ import sys
 
 from .. import status_report
 from ..config import load
-from ..protocol.framing import PROTOCOL_VERSION
 from .common import EXIT_FAIL, EXIT_OK, table
 
 
@@ -31,7 +30,8 @@ def status(args: argparse.Namespace) -> int:
         ["bridge", f"pid {status['pid']}, status written {status['written_at']}"],
         ["broker", f"{mqtt_['broker']} {'connected' if mqtt_['connected'] else 'DISCONNECTED'}"],
         ["MCU link", f"{link['state']} on {link['port']}"],
-        ["MCU", f"firmware {link['firmware'] or '?'}, {protocol(link.get('protocol_version'))}, "
+        ["MCU", f"firmware {link['firmware'] or '?'}, "
+                f"{protocol(link.get('protocol_version'), link.get('protocol_reduced_guarantees'))}, "
                 f"boot {link['boot_id'] or '?'}, last seq {link['last_seq']}"],
         ["last record", link["last_record_at"] or "-"],
         ["MCU clock", "not mapped yet" if not clock else
@@ -57,11 +57,11 @@ def rate(fast_ppm: float) -> str:
     return f"MCU clock {'fast' if fast_ppm > 0 else 'slow'} by {abs(fast_ppm):.1f} ppm"
 
 
-def protocol(version: int | None) -> str:
+def protocol(version: int | None, reduced: bool | None) -> str:
     """The MCU's serial protocol version, and what an old one costs (docs/serial-protocol.md 4.7)."""
     if version is None:
         return "protocol ?"
-    if version < PROTOCOL_VERSION:
+    if reduced:
         return (f"protocol v{version} (OLD: reduced guarantees; a level that changes while the MCU reboots is "
                 "timed at its re-report, a lost last record waits for the next record; update its firmware)")
     return f"protocol v{version}"

@@ -27,6 +27,7 @@ from typing import Callable
 from ..core.conditions import SIGNAL_CONDITION, LevelRecord, SignalRecord
 from ..core.edge_store import ConditionState, EdgeStore, EdgeTime, LevelOutcome
 from ..core.timestamps import format_us
+from ..protocol.framing import PROTOCOL_VERSION
 from ..protocol.records import Hello, KeepAlive
 
 log = logging.getLogger("josev_bridge.ingest")
@@ -45,6 +46,11 @@ class BootTracker:
     known_until_mcu_us: int | None = None  # MCU clock: this boot had sent nothing the bridge lacked until then
     reboot_after_us: int | None = None  # UTC: that moment of the boot before the current one
     protocol_version: int | None = None  # the MCU's, from its last HELLO
+
+    @property
+    def reduced_guarantees(self) -> bool:
+        """The MCU speaks a protocol older than the bridge's (§4.7): for the status."""
+        return self.protocol_version is not None and self.protocol_version < PROTOCOL_VERSION
 
     def missing(self, boot_id: int | None, last_seq: int) -> bool:
         """True while the MCU's KEEPALIVE says it sent what the bridge has not received (or speaks of
@@ -88,15 +94,15 @@ class BootTracker:
         if old_boot is None:
             return None  # the bridge followed no boot before: it knows no level to confirm
         label = f"boot {old_boot:08x} -> {hello.boot_id:08x}"
-        if hello.protocol_version < 2:
-            label += " (MCU protocol v1)"
+        if hello.protocol_version < PROTOCOL_VERSION:
+            label += f" (MCU protocol v{hello.protocol_version})"
         store.begin_reboot(label)
         return label
 
     def is_v1_rereport(self, record: SignalRecord, store: EdgeStore) -> bool:
         """A version-1 MCU's SIGNAL that is most likely its re-report after boot (§4.7): a 1, the level
         the bridge knew, for a signal the new boot has not reported yet."""
-        if self.protocol_version is None or self.protocol_version >= 2 or not record.state:
+        if not self.reduced_guarantees or not record.state:
             return False
         state = store.state(record.evse_id, SIGNAL_CONDITION[record.signal])
         return state is not None and state.unconfirmed is not None and state.active
@@ -139,7 +145,7 @@ class BootTracker:
 
 def version_consequence(mcu_version: int) -> str:
     """What an MCU of another protocol version costs, for the line logged when its boot is first seen."""
-    if mcu_version < 2:
+    if mcu_version < PROTOCOL_VERSION:
         return ("accepted with reduced guarantees (docs/serial-protocol.md 4.7): after its reboots a level that "
                 "changed is timed at its re-report and one that fell is not reported, and a lost last record "
                 "waits for the next record")
