@@ -42,6 +42,10 @@ Mapper = Callable[[int], tuple[int, int]]
 
 @dataclass
 class BootTracker:
+    """The ingest's memory of the MCU's boots beyond the seq numbering (core/link_sequence): what the
+    MCU says it has sent, how long the bridge knew every level, and the MCU's protocol version.
+    Called under the ingest's lock."""
+
     sent: tuple[int, int] | None = None  # (boot_id, next_seq) of the MCU's last KEEPALIVE with ring fields
     known_until_mcu_us: int | None = None  # MCU clock: this boot had sent nothing the bridge lacked until then
     reboot_after_us: int | None = None  # UTC: that moment of the boot before the current one
@@ -129,8 +133,10 @@ class BootTracker:
         after = self.reboot_after_us
         latest = report_us + report_bound
         if label is None:
-            return EdgeTime(report_us, None, "the MCU reported this level without its time, and the bridge "
-                                             "had no record of it before: not an edge it can timestamp", True)
+            why = "a level the bridge never knew" if state is None or not state.known else \
+                "another level than the one the bridge knew, outside a reboot (a transition it missed)"
+            return EdgeTime(report_us, None, f"the MCU reported {why}, without its time: not an edge the bridge "
+                                             "can timestamp", True)
         if after is None:
             return EdgeTime(report_us, None, f"changed at an unknown time while the MCU rebooted ({label}): "
                                              "the bridge did not know when it last held every record of the "

@@ -126,7 +126,8 @@ def test_a_re_reported_one_with_no_history_and_no_age_is_not_timestamped(ingest)
     boot(ingest, B, 4 * S)
     ingest.on_record(1, LevelRecord(2, 1, Signal.BAY_OCCUPIED, True, 4 * S))
     silence = ask(ingest, START, Condition.PARKING_BAY_OCCUPANCY, 2)
-    assert isinstance(silence, Silence) and "not an edge it can timestamp" in silence.cause
+    assert isinstance(silence, Silence) and "a level the bridge never knew, without its time: not an edge the " \
+        "bridge can timestamp" in silence.cause
     ingest.on_record(2, LevelRecord(2, 1, Signal.EV_CONNECTED, False, 4 * S))  # a 0 never known: no edge
     assert ingest.counters.untimed_edges == 1
 
