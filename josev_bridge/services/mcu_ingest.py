@@ -9,10 +9,8 @@ anything the bridge has not stored: a full disk or a kill -9 loses nothing.
 FAULT and EV_STATUS records (the alert engine's inputs) take the same path: sequenced with the
 signals, held behind gaps, waiting for their boot's clock, mapped to UTC. Instead of the edge store
 they go to the alert listeners, in seq order, on the serial thread and before the ack.
-
-Around an MCU reboot (services/mcu_reboot.py): levels stay known but unconfirmed until the new boot
-re-reports them (LEVEL), an unchanged level keeps its edge, and the MCU's KEEPALIVE says when a
-record it sent never arrived.
+Across MCU reboots, core/mcu_boots.py keeps unchanged levels' edges (LEVEL), and the MCU's
+KEEPALIVE says when a record it sent never arrived.
 """
 
 from __future__ import annotations
@@ -32,11 +30,11 @@ from ..core.conditions import Condition, Edge, LevelRecord, SignalRecord
 from ..core.edge_store import EdgeStore
 from ..core.event_timestamp import Answer, Query, Silence, answer
 from ..core.link_state import LinkState
+from ..core.mcu_boots import BootTracker, level_outcome_lines, version_consequence
 from ..core.link_sequence import Outcome, SequenceTracker, Verdict
 from ..core.timestamps import format_us
 from ..protocol.framing import PROTOCOL_VERSION
 from ..protocol.records import SEQUENCED, Ack, Hello, KeepAlive, Record, SequencedRecord, Skipped
-from .mcu_reboot import BootTracker, log_level_outcome, version_consequence
 
 log = logging.getLogger("josev_bridge.ingest")
 
@@ -106,7 +104,7 @@ class McuIngest:
         self.lock = threading.Lock()
         self.counters = IngestCounters()
         self.mcu_firmware: str | None = None
-        self.boots = BootTracker()
+        self.boots = BootTracker(PROTOCOL_VERSION)
         self.last_record_us: int | None = None
         self._file = state_file
         self._realtime_offset_us = realtime_offset_us
@@ -182,14 +180,13 @@ class McuIngest:
             self._settle(outcome)
         elif isinstance(record, Hello):
             self._on_hello(record)
-        elif isinstance(record, KeepAlive) and record.boot_id is not None:  # liveness: the link's business
-            self._on_keepalive(record)
-
-    def _on_keepalive(self, record: KeepAlive) -> None:
-        """How far the MCU has sent: a record lost on the line (replay_wanted), or all of them here."""
-        with self.lock:
-            lost = self.boots.on_keepalive(record, self.tracker.boot_id, self.tracker.last_seq)
-        self.counters.keepalive_gaps += lost
+        elif isinstance(record, KeepAlive) and record.boot_id is not None and record.next_seq is not None:
+            with self.lock:  # (liveness is the link's business) how far the MCU has sent: a record lost?
+                lost = self.boots.on_keepalive(record.boot_id, record.next_seq, record.time_us,
+                                               self.tracker.boot_id, self.tracker.last_seq)
+            if lost:
+                self.counters.keepalive_gaps += 1
+                log.warning("%s", lost)
 
     def _mapper(self, clock: ClockMap) -> Callable[[int], tuple[int, int]]:
         """MCU clock -> (UTC, error bound) through `clock` and the realtime offset read now."""
@@ -205,7 +202,7 @@ class McuIngest:
             old_boot = self.tracker.boot_id
             old_clock = self.clocks.get(old_boot) if old_boot is not None else None
             rebooted, outcome = self.tracker.hello(record.boot_id, record.oldest_seq)
-            label = self.boots.on_hello(record, old_boot, rebooted, self.store,
+            label = self.boots.on_hello(record.protocol_version, record.boot_id, old_boot, rebooted, self.store,
                                         self._mapper(old_clock) if old_clock and old_clock.ready else None)
             if rebooted:
                 self._dirty = True
@@ -218,7 +215,8 @@ class McuIngest:
         if record.protocol_version != PROTOCOL_VERSION and self._version_logged != record.boot_id:
             self._version_logged = record.boot_id
             log.warning("MCU boot %08x speaks serial protocol v%d, the bridge v%d: %s", record.boot_id,
-                        record.protocol_version, PROTOCOL_VERSION, version_consequence(record.protocol_version))
+                        record.protocol_version, PROTOCOL_VERSION,
+                        version_consequence(record.protocol_version, PROTOCOL_VERSION))
         if rebooted:
             log.warning("MCU boot %08x (firmware %s, protocol v%d): new boot, counting its records from 1; "
                         "%s", record.boot_id, record.firmware, record.protocol_version,
@@ -312,7 +310,7 @@ class McuIngest:
         self._edges_made(seq, edges, bound_us)
 
     def _apply_level(self, seq: int, record: LevelRecord, clock: ClockMap) -> None:
-        """A level re-reported without claiming an edge: the edge it implies, if any (mcu_reboot.py)."""
+        """A level re-reported without claiming an edge: the edge it implies, if any (core/mcu_boots)."""
         c = self.counters
         with self.lock:
             self._dirty = True
@@ -327,7 +325,9 @@ class McuIngest:
             outcome, when = self.boots.apply_level(record, self.store, self._mapper(clock))
             c.continuity_assumed += len(outcome.kept)
             c.untimed_edges += len(outcome.edges) if when.untimed else 0
-        log_level_outcome(record.evse_id, outcome, when, self.store)
+        kept_lines, untimed_lines = level_outcome_lines(record.evse_id, outcome, when, self.store)
+        for level, line in [(logging.INFO, k) for k in kept_lines] + [(logging.WARNING, u) for u in untimed_lines]:
+            log.log(level, "%s", line)
         self._edges_made(seq, outcome.edges, when.error_us, when.note, log_them=not when.untimed)
 
     def _edges_made(self, seq: int, edges: list[Edge], bound_us: int | None = None, note: str | None = None,

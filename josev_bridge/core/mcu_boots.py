@@ -1,5 +1,6 @@
-"""What the ingest keeps about the MCU's boots: how far the MCU says it has sent, when the bridge last
-knew every level of a boot, and what a re-reported level means after a reboot.
+"""What the bridge keeps about the MCU's boots beyond the seq numbering: how far the MCU says it has
+sent, when the bridge last knew every level of a boot, and what a re-reported level means after a
+reboot. Pure: services/mcu_ingest feeds it under its lock and logs the lines it returns.
 
 docs/serial-protocol.md §4.3, §4.6 and §4.7:
 
@@ -20,17 +21,12 @@ docs/serial-protocol.md §4.3, §4.6 and §4.7:
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from ..core.conditions import SIGNAL_CONDITION, LevelRecord, SignalRecord
-from ..core.edge_store import ConditionState, EdgeStore, EdgeTime, LevelOutcome
-from ..core.timestamps import format_us
-from ..protocol.framing import PROTOCOL_VERSION
-from ..protocol.records import Hello, KeepAlive
-
-log = logging.getLogger("josev_bridge.ingest")
+from .conditions import SIGNAL_CONDITION, LevelRecord, SignalRecord
+from .edge_store import ConditionState, EdgeStore, EdgeTime, LevelOutcome
+from .timestamps import format_us
 
 #: The widest interval a level that changed across a reboot is answered from (its middle, with half
 #: its width in the bound): an MCU reboot. Longer (the MCU or the board was off) says too little.
@@ -44,8 +40,9 @@ Mapper = Callable[[int], tuple[int, int]]
 class BootTracker:
     """The ingest's memory of the MCU's boots beyond the seq numbering (core/link_sequence): what the
     MCU says it has sent, how long the bridge knew every level, and the MCU's protocol version.
-    Called under the ingest's lock."""
+    `bridge_version` is the protocol the bridge speaks (protocol/framing)."""
 
+    bridge_version: int
     sent: tuple[int, int] | None = None  # (boot_id, next_seq) of the MCU's last KEEPALIVE with ring fields
     known_until_mcu_us: int | None = None  # MCU clock: this boot had sent nothing the bridge lacked until then
     reboot_after_us: int | None = None  # UTC: that moment of the boot before the current one
@@ -54,7 +51,7 @@ class BootTracker:
     @property
     def reduced_guarantees(self) -> bool:
         """The MCU speaks a protocol older than the bridge's (§4.7): for the status."""
-        return self.protocol_version is not None and self.protocol_version < PROTOCOL_VERSION
+        return self.protocol_version is not None and self.protocol_version < self.bridge_version
 
     def missing(self, boot_id: int | None, last_seq: int) -> bool:
         """True while the MCU's KEEPALIVE says it sent what the bridge has not received (or speaks of
@@ -67,26 +64,25 @@ class BootTracker:
         if mcu_us and (self.known_until_mcu_us is None or mcu_us > self.known_until_mcu_us):
             self.known_until_mcu_us = mcu_us
 
-    def on_keepalive(self, keepalive: KeepAlive, boot_id: int | None, last_seq: int) -> bool:
-        """Take an MCU KEEPALIVE; True (and a log line) when it newly shows records or a HELLO missing."""
-        if keepalive.boot_id is None or keepalive.next_seq is None:
-            return False  # protocol version 1: no ring fields
+    def on_keepalive(self, sent_boot: int, next_seq: int, time_us: int, boot_id: int | None,
+                     last_seq: int) -> str | None:
+        """An MCU KEEPALIVE's ring fields (and its time, on the record clock). Returns the line to log
+        when it newly shows records or a HELLO missing."""
         was_missing = self.missing(boot_id, last_seq)
-        self.sent = keepalive.boot_id, keepalive.next_seq
+        self.sent = sent_boot, next_seq
         if self.missing(boot_id, last_seq):
-            if not was_missing:
-                log.warning("MCU KEEPALIVE: boot %08x has sent up to seq %d, the bridge has boot %s up to seq %d: "
-                            "a record (or a HELLO) was lost on the line; asking for the replay", keepalive.boot_id,
-                            keepalive.next_seq - 1, "none" if boot_id is None else f"{boot_id:08x}", last_seq)
-            return not was_missing
-        self.applied(keepalive.time_us)  # its time is the record clock's (§3): nothing lacked up to it
-        return False
+            return None if was_missing else (
+                f"MCU KEEPALIVE: boot {sent_boot:08x} has sent up to seq {next_seq - 1}, the bridge has boot "
+                f"{'none' if boot_id is None else f'{boot_id:08x}'} up to seq {last_seq}: a record (or a HELLO) "
+                "was lost on the line; asking for the replay")
+        self.applied(time_us)  # nothing lacked up to it
+        return None
 
-    def on_hello(self, hello: Hello, old_boot: int | None, rebooted: bool, store: EdgeStore,
+    def on_hello(self, version: int, new_boot: int, old_boot: int | None, rebooted: bool, store: EdgeStore,
                  old_clock: Mapper | None) -> str | None:
         """A HELLO; on a new boot, every known level becomes unconfirmed. Returns the reboot's label.
         `old_clock` maps the old boot's clock (None: never mapped)."""
-        self.protocol_version = hello.protocol_version
+        self.protocol_version = version
         self.sent = None  # whatever it said is answered by the replay this HELLO starts
         if not rebooted:
             return None
@@ -97,9 +93,9 @@ class BootTracker:
             self.reboot_after_us = utc_us - bound_us  # the earliest it can have been: errs wide
         if old_boot is None:
             return None  # the bridge followed no boot before: it knows no level to confirm
-        label = f"boot {old_boot:08x} -> {hello.boot_id:08x}"
-        if hello.protocol_version < PROTOCOL_VERSION:
-            label += f" (MCU protocol v{hello.protocol_version})"
+        label = f"boot {old_boot:08x} -> {new_boot:08x}"
+        if version < self.bridge_version:
+            label += f" (MCU protocol v{version})"
         store.begin_reboot(label)
         return label
 
@@ -149,27 +145,27 @@ class BootTracker:
                                       f"{format_us(after)} and {format_us(report_us)}")
 
 
-def version_consequence(mcu_version: int) -> str:
+def version_consequence(mcu_version: int, bridge_version: int) -> str:
     """What an MCU of another protocol version costs, for the line logged when its boot is first seen."""
-    if mcu_version < PROTOCOL_VERSION:
+    if mcu_version < bridge_version:
         return ("accepted with reduced guarantees (docs/serial-protocol.md 4.7): after its reboots a level that "
                 "changed is timed at its re-report and one that fell is not reported, and a lost last record "
                 "waits for the next record")
     return "record types this bridge does not know are skipped and counted"
 
 
-def log_level_outcome(evse_id: int, outcome: LevelOutcome, when: EdgeTime, store: EdgeStore) -> None:
-    """The technician's lines for a level report: each edge kept across the reboot (continuity assumed),
-    and each edge whose time is unknown (timed edges are logged like any other)."""
+def level_outcome_lines(evse_id: int, outcome: LevelOutcome, when: EdgeTime,
+                        store: EdgeStore) -> tuple[list[str], list[str]]:
+    """The technician's lines for a level report: (INFO) each edge kept across the reboot, continuity
+    assumed; (WARNING) each edge whose time is unknown. Timed edges are logged like any other."""
+    kept_lines = []
     for condition in outcome.kept:
         kept = store.state(evse_id, condition)
-        if kept is None:
-            continue
-        event, time_us = ("TxEventStart", kept.rise_us) if kept.active else ("TxEventStop", kept.fall_us)
-        log.info("EVSE %d %s still %s after the MCU reboot (%s): continuity assumed, %s kept at %s", evse_id,
-                 condition.value, "true" if kept.active else "false", outcome.label, event,
-                 "-" if time_us is None else format_us(time_us))
-    if when.untimed:
-        for edge in outcome.edges:
-            log.warning("EVSE %d %s %s at an unknown time: %s; it will not be answered", edge.evse_id,
-                        edge.condition.value, edge.event_type.value, when.note)
+        if kept is not None:
+            event, time_us = ("TxEventStart", kept.rise_us) if kept.active else ("TxEventStop", kept.fall_us)
+            kept_lines.append(f"EVSE {evse_id} {condition.value} still {'true' if kept.active else 'false'} after "
+                              f"the MCU reboot ({outcome.label}): continuity assumed, {event} kept at "
+                              f"{'-' if time_us is None else format_us(time_us)}")
+    untimed = [f"EVSE {edge.evse_id} {edge.condition.value} {edge.event_type.value} at an unknown time: "
+               f"{when.note}; it will not be answered" for edge in outcome.edges] if when.untimed else []
+    return kept_lines, untimed
