@@ -23,7 +23,7 @@ FAULT_COUNTERS = (
     "crc_errors", "cobs_errors", "oversize", "runt", "bad_version", "discarded_bytes", "io_errors",
     "open_failures", "record_errors", "unknown_types", "duplicates", "held", "lost_records",
     "untimed_records", "clock_outliers", "clock_restarts", "persist_failures", "replay_requests",
-    "skipped_records", "alert_listener_errors")
+    "skipped_records", "alert_listener_errors", "untimed_edges", "keepalive_gaps")
 
 
 def build(bridge) -> dict:
@@ -41,11 +41,13 @@ def build(bridge) -> dict:
         "mcu_link": {
             "state": serial.state.value, "port": bridge.config.serial.url,
             "firmware": ingest.mcu_firmware,
+            "protocol_version": ingest.boots.protocol_version,  # the MCU's, from its HELLO
+            "protocol_reduced_guarantees": ingest.boots.reduced_guarantees,  # older than the bridge's
             "boot_id": None if tracker.boot_id is None else f"{tracker.boot_id:08x}",
             "last_seq": tracker.last_seq,
             "last_record_at": None if ingest.last_record_us is None else format_us(ingest.last_record_us),
             "clock": None if clock is None or not clock.ready else {
-                "offset_us": clock.offset_us(), "drift_ppm": round(clock.drift_ppm(), 2),
+                "offset_us": clock.offset_us(), "drift_ppm": round(mcu_fast_ppm(clock.drift_ppm()), 2),
                 "best_rtt_us": clock.best_rtt_us(), "samples": len(clock.samples)},
             "counters": counters,
             "fault_counters": fault_counters(counters),
@@ -64,6 +66,13 @@ def build(bridge) -> dict:
             "muted": bridge.alerts.muted, "delivery_failures": bridge.alerts.delivery_failures},
         "export": None if getattr(bridge, "export", None) is None else bridge.export.status(bridge.journal.last_id),
     }
+
+
+def mcu_fast_ppm(slope_ppm: float) -> float:
+    """How fast the MCU clock runs against the host's, in ppm: positive = fast, as a technician (and a
+    crystal's datasheet) counts it (docs/serial-protocol.md, end of 5). The clock fit's slope is host
+    time per MCU time, (slope - 1) * 1e6 = `slope_ppm`: an MCU 80 ppm fast has a slope of 1/(1 + 80e-6)."""
+    return (1 / (1 + slope_ppm / 1e6) - 1) * 1e6
 
 
 def fault_counters(counters: dict) -> dict:

@@ -144,7 +144,7 @@ class SerialLink:
         if self._flush_at is not None and now >= self._flush_at:
             self._flush()
         if self._sink.replay_wanted() and now - self._last_replay_request >= REPLAY_INTERVAL:
-            log.info("MCU records missing after a gap: asking the MCU to replay what it holds")
+            log.info("MCU records missing (after a gap, or sent as its KEEPALIVE says): asking the MCU to replay")
             self._send(HostHello(PROTOCOL_VERSION))  # the MCU answers HELLO and replays all it still holds
             self._last_replay_request = now
             self.counters.replay_requests += 1

@@ -30,10 +30,12 @@ def status(args: argparse.Namespace) -> int:
         ["bridge", f"pid {status['pid']}, status written {status['written_at']}"],
         ["broker", f"{mqtt_['broker']} {'connected' if mqtt_['connected'] else 'DISCONNECTED'}"],
         ["MCU link", f"{link['state']} on {link['port']}"],
-        ["MCU", f"firmware {link['firmware'] or '?'}, boot {link['boot_id'] or '?'}, last seq {link['last_seq']}"],
+        ["MCU", f"firmware {link['firmware'] or '?'}, "
+                f"{protocol(link.get('protocol_version'), link.get('protocol_reduced_guarantees'))}, "
+                f"boot {link['boot_id'] or '?'}, last seq {link['last_seq']}"],
         ["last record", link["last_record_at"] or "-"],
         ["MCU clock", "not mapped yet" if not clock else
-         f"offset {clock['offset_us'] / 1e6:+.6f} s vs host monotonic, drift {clock['drift_ppm']:+.1f} ppm, "
+         f"offset {clock['offset_us'] / 1e6:+.6f} s vs host monotonic, {rate(clock['drift_ppm'])}, "
          f"best round trip {clock['best_rtt_us']} us ({clock['samples']} samples)"],
         ["records", f"{counters['records']} applied, {counters['edges']} edges"],
         ["faults", ", ".join(f"{k} {v}" for k, v in faults.items()) or "none"],
@@ -46,6 +48,23 @@ def status(args: argparse.Namespace) -> int:
     rows += status_extras(status)
     table(None, rows)
     return EXIT_OK if problem is None else EXIT_FAIL
+
+
+def rate(fast_ppm: float) -> str:
+    """The MCU clock's rate as a technician says it: status' drift_ppm is positive when it runs fast."""
+    if round(fast_ppm, 1) == 0:
+        return "MCU clock at the host's rate (0.0 ppm)"
+    return f"MCU clock {'fast' if fast_ppm > 0 else 'slow'} by {abs(fast_ppm):.1f} ppm"
+
+
+def protocol(version: int | None, reduced: bool | None) -> str:
+    """The MCU's serial protocol version, and what an old one costs (docs/serial-protocol.md 4.7)."""
+    if version is None:
+        return "protocol ?"
+    if reduced:
+        return (f"protocol v{version} (OLD: reduced guarantees; a level that changes while the MCU reboots is "
+                "timed at its re-report, a lost last record waits for the next record; update its firmware)")
+    return f"protocol v{version}"
 
 
 def status_extras(status: dict) -> list[list[str]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .conditions import START_ONLY, Condition, EventType
-from .edge_store import EdgeStore, Found, Miss
+from .edge_store import EdgeStore, Found, Miss, Untimed
 from .timestamps import format_us
 
 
@@ -25,6 +25,7 @@ class Answer:
     evse_id: int | None  # the EVSE whose edge answered; None for a current-time fallback
     from_hardware: bool  # False only for the opt-in current-time fallback
     error_us: int | None = None  # the clock mapping's bound on the hardware time's error (None: unknown)
+    note: str | None = None  # what the journal row adds: continuity assumed across a reboot, an inferred time
 
 
 @dataclass(slots=True)  # answer path: not frozen (docs/architecture.md)
@@ -57,9 +58,13 @@ def answer(query: Query, store: EdgeStore, *, enabled: bool, supported: frozense
                        f"{query.condition.value} has no stop event")
     found = store.lookup(query.event_type, query.condition, query.evse_id)
     if isinstance(found, Found):
-        return Answer(format_us(found.time_us), found.evse_id, True, found.error_us)
+        return Answer(format_us(found.time_us), found.evse_id, True, found.error_us, found.note)
     if reply_with_current_time_when_unknown:
         return Answer(format_us(now_us), None, False)
+    if isinstance(found, Untimed):  # the edge happened; its time is not known, and is not invented
+        return Silence(Miss.NO_EVENT_RECORDED.value,
+                       f"get_event_timestamp {_what(query)}: EVSE {found.evse_id}: {found.note}; not answering",
+                       f"EVSE {found.evse_id} {_what(query)}: {found.note}")
     return Silence(Miss.NO_EVENT_RECORDED.value,
                    f"get_event_timestamp {_what(query)}: no such edge recorded by the MCU; not answering",
                    f"no {_what(query)} edge recorded by the MCU")

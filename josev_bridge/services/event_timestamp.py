@@ -124,11 +124,14 @@ class EventTimestampService:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("request %s: %s/%s -> %s (EVSE %s)", message.id, query.event_type.value,
                       query.condition.value, result.timestamp, result.evse_id)
-        return Outcome({"timestamp": result.timestamp}, note=bound_note(result.error_us))
+        return Outcome({"timestamp": result.timestamp}, note=bound_note(result.error_us, result.note))
 
 
-def bound_note(error_us: int | None) -> str:
-    """The journal row's statement of how true the answer is (the clock mapping's error bound)."""
+def bound_note(error_us: int | None, edge_note: str | None = None) -> str:
+    """The journal row's statement of how true the answer is (the clock mapping's error bound), and
+    what else is known of the edge (continuity assumed across an MCU reboot, an inferred time)."""
     if error_us is None:
-        return "MCU time; mapping error bound not recorded (edge stored by an older version)"
-    return f"MCU time, mapping error bound {error_us / 1000:.3f} ms"
+        note = "MCU time; mapping error bound not recorded (edge stored by an older version)"
+    else:
+        note = f"MCU time, mapping error bound {error_us / 1000:.3f} ms"
+    return f"{note}; {edge_note}" if edge_note else note

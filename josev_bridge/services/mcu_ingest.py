@@ -9,6 +9,8 @@ anything the bridge has not stored: a full disk or a kill -9 loses nothing.
 FAULT and EV_STATUS records (the alert engine's inputs) take the same path: sequenced with the
 signals, held behind gaps, waiting for their boot's clock, mapped to UTC. Instead of the edge store
 they go to the alert listeners, in seq order, on the serial thread and before the ack.
+Across MCU reboots, core/mcu_boots.py keeps unchanged levels' edges (LEVEL), and the MCU's
+KEEPALIVE says when a record it sent never arrived.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from pathlib import Path
 from ..adapters.state_file import AtomicJsonFile
 from ..core.alert_inputs import EvStatusRecord, FaultRecord
 from ..core.clock_map import ClockMap, ClockSample, to_utc_us, to_utc_with_bound
-from ..core.conditions import Condition, Edge, SignalRecord
+from ..core.conditions import Condition, Edge, LevelRecord, SignalRecord
 from ..core.edge_store import EdgeStore
 from ..core.event_timestamp import Answer, Query, Silence, answer
 from ..core.link_sequence import Outcome, SequenceTracker, Verdict
 from ..core.link_state import LinkState
+from ..core.mcu_boots import BootTracker, level_outcome_lines, version_consequence
 from ..core.timestamps import format_us
+from ..protocol.framing import PROTOCOL_VERSION
 from ..protocol.records import SEQUENCED, Ack, Hello, KeepAlive, Record, SequencedRecord, Skipped
 
 log = logging.getLogger("josev_bridge.ingest")
@@ -86,6 +90,10 @@ class IngestCounters:
     ev_status: int = 0  # EV_STATUS records applied (likewise)
     skipped_records: int = 0  # numbered frames of an unknown type or with a bad body: counted, not applied
     alert_listener_errors: int = 0  # a listener raised: logged, ingest went on
+    levels: int = 0  # LEVEL records applied (a level re-reported after an MCU boot)
+    continuity_assumed: int = 0  # edges kept across an MCU reboot because the level did not change
+    untimed_edges: int = 0  # levels that changed across a reboot at a time nobody knows: never answered
+    keepalive_gaps: int = 0  # an MCU KEEPALIVE showed a record (or a HELLO) lost on the line: replay asked
 
 
 class McuIngest:
@@ -96,6 +104,7 @@ class McuIngest:
         self.lock = threading.Lock()
         self.counters = IngestCounters()
         self.mcu_firmware: str | None = None
+        self.boots = BootTracker(PROTOCOL_VERSION)
         self.last_record_us: int | None = None
         self._file = state_file
         self._realtime_offset_us = realtime_offset_us
@@ -109,6 +118,7 @@ class McuIngest:
         self._reboot_listeners: list[Callable[[int], None]] = []
         self._dirty = False
         self._persist_failing = False
+        self._version_logged: int | None = None  # the boot whose other protocol version was logged
 
     def _load(self) -> tuple[EdgeStore, SequenceTracker[SequencedRecord | Skipped]]:
         data = self._file.load()
@@ -170,14 +180,31 @@ class McuIngest:
             self._settle(outcome)
         elif isinstance(record, Hello):
             self._on_hello(record)
-        elif isinstance(record, KeepAlive):
-            pass  # liveness is tracked by the link
+        elif isinstance(record, KeepAlive) and record.boot_id is not None and record.next_seq is not None:
+            with self.lock:  # (liveness is the link's business) how far the MCU has sent: a record lost?
+                lost = self.boots.on_keepalive(record.boot_id, record.next_seq, record.time_us,
+                                               self.tracker.boot_id, self.tracker.last_seq)
+            if lost:
+                self.counters.keepalive_gaps += 1
+                log.warning("%s", lost)
+
+    def _mapper(self, clock: ClockMap) -> Callable[[int], tuple[int, int]]:
+        """MCU clock -> (UTC, error bound) through `clock` and the realtime offset read now."""
+        offset, offset_error = self._offset_and_error()
+
+        def to_utc(mcu_us: int) -> tuple[int, int]:
+            utc_us, bound_us = to_utc_with_bound(clock, mcu_us, offset)
+            return utc_us, bound_us + offset_error
+        return to_utc
 
     def _on_hello(self, record: Hello) -> None:
         with self.lock:
+            old_boot = self.tracker.boot_id
+            old_clock = self.clocks.get(old_boot) if old_boot is not None else None
             rebooted, outcome = self.tracker.hello(record.boot_id, record.oldest_seq)
+            label = self.boots.on_hello(record.protocol_version, record.boot_id, old_boot, rebooted, self.store,
+                                        self._mapper(old_clock) if old_clock and old_clock.ready else None)
             if rebooted:
-                self.store.forget_states()
                 self._dirty = True
                 self._applied_seq = 0
                 self._give_up_waiting("the MCU rebooted before their clock was known")
@@ -185,10 +212,16 @@ class McuIngest:
                 for old in list(self.clocks)[:-CLOCKS_KEPT]:
                     del self.clocks[old]
         self.mcu_firmware = record.firmware
+        if record.protocol_version != PROTOCOL_VERSION and self._version_logged != record.boot_id:
+            self._version_logged = record.boot_id
+            log.warning("MCU boot %08x speaks serial protocol v%d, the bridge v%d: %s", record.boot_id,
+                        record.protocol_version, PROTOCOL_VERSION,
+                        version_consequence(record.protocol_version, PROTOCOL_VERSION))
         if rebooted:
             log.warning("MCU boot %08x (firmware %s, protocol v%d): new boot, counting its records from 1; "
-                        "conditions are unknown until it reports them (stored edge times are kept)",
-                        record.boot_id, record.firmware, record.protocol_version)
+                        "%s", record.boot_id, record.firmware, record.protocol_version,
+                        f"levels are unconfirmed until it re-reports them ({label}; stored edges are kept)"
+                        if label else "no level known before it")
             seen_us = time.time_ns() // 1000
             for listener in self._reboot_listeners:
                 try:
@@ -203,7 +236,7 @@ class McuIngest:
 
     def on_clock_sample(self, sample: ClockSample) -> None:
         boot = self.tracker.boot_id
-        if boot is None:
+        if boot is None or sample.mcu_us == 0:  # 0: the MCU had no clock reading yet (§5.1), not a sample
             return
         with self.lock:
             clock = self.clocks.setdefault(boot, ClockMap())
@@ -219,8 +252,9 @@ class McuIngest:
                 self._apply(seq, record)
 
     def replay_wanted(self) -> bool:
-        """True while records after a gap are held: the link asks the MCU to replay."""
-        return self.tracker.gap
+        """True while records after a gap are held, or while the MCU's KEEPALIVE says it sent records
+        the bridge has not received: the link asks the MCU to replay."""
+        return self.tracker.gap or self.boots.missing(self.tracker.boot_id, self.tracker.last_seq)
 
     def _settle(self, outcome: Outcome) -> None:
         c = self.counters
@@ -247,8 +281,16 @@ class McuIngest:
                 self._applied_seq = seq
                 self.counters.skipped_records += 1
             return
+        self.boots.applied(record.time_us)  # the bridge holds every record of this boot up to here
+        if isinstance(record, LevelRecord):
+            self._apply_level(seq, record, clock)
+            return
         if not isinstance(record, SignalRecord):
             self._apply_alert(seq, record, clock)
+            return
+        if self.boots.is_v1_rereport(record, self.store):
+            self._apply_level(seq, LevelRecord(record.evse_id, record.connector_id, record.signal, True,
+                                               record.time_us), clock)
             return
         with self.lock:
             self._dirty = True
@@ -265,11 +307,38 @@ class McuIngest:
             edges = self.store.apply(SignalRecord(record.evse_id, record.connector_id, record.signal,
                                                   record.state, utc_us), bound_us)
         self.last_record_us = utc_us
-        c.edges += len(edges)
-        if edges and log.isEnabledFor(logging.INFO):  # formatting costs more than applying
+        self._edges_made(seq, edges, bound_us)
+
+    def _apply_level(self, seq: int, record: LevelRecord, clock: ClockMap) -> None:
+        """A level re-reported without claiming an edge: the edge it implies, if any (core/mcu_boots)."""
+        c = self.counters
+        with self.lock:
+            self._dirty = True
+            self._applied_seq = seq
+            c.records += 1
+            c.levels += 1
+            if record.time_us == 0:
+                c.untimed_records += 1
+                log.error("MCU record seq %d (%s level) carries no hardware time; not used (never invent a time)",
+                          seq, record.signal.name)
+                return
+            outcome, when = self.boots.apply_level(record, self.store, self._mapper(clock))
+            c.continuity_assumed += len(outcome.kept)
+            c.untimed_edges += len(outcome.edges) if when.untimed else 0
+        kept_lines, untimed_lines = level_outcome_lines(record.evse_id, outcome, when, self.store)
+        for level, line in [(logging.INFO, k) for k in kept_lines] + [(logging.WARNING, u) for u in untimed_lines]:
+            log.log(level, "%s", line)
+        self._edges_made(seq, outcome.edges, when.error_us, when.note, log_them=not when.untimed)
+
+    def _edges_made(self, seq: int, edges: list[Edge], bound_us: int | None = None, note: str | None = None,
+                    log_them: bool = True) -> None:
+        """Count and log new edges, and hand them to the edge listeners."""
+        self.counters.edges += len(edges)
+        if edges and log_them and log.isEnabledFor(logging.INFO):  # formatting costs more than applying
             for edge in edges:
-                log.info("EVSE %d %s %s at %s (clock mapping error <= %.3f ms)", edge.evse_id,
-                         edge.condition.value, edge.event_type.value, format_us(edge.time_us), bound_us / 1000)
+                log.info("EVSE %d %s %s at %s (clock mapping error <= %.3f ms)%s", edge.evse_id,
+                         edge.condition.value, edge.event_type.value, format_us(edge.time_us),
+                         (bound_us or 0) / 1000, f": {note}" if note else "")
         for listener in self._edge_listeners:
             for edge in edges:
                 try:

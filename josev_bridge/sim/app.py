@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from ..protocol.framing import PROTOCOL_VERSION
 from .control_api import ControlServer, SimController, parse_hostport
 from .mcu import DEFAULT_RING_SIZE, SimulatedMcu
 from .pty_link import PtyLink
@@ -46,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="MCU clock rate error in ppm, + runs fast (default 0)")
     parser.add_argument("--ring-size", type=int, default=DEFAULT_RING_SIZE, metavar="N",
                         help=f"unacknowledged records the MCU keeps for replay (default {DEFAULT_RING_SIZE})")
+    parser.add_argument("--protocol-version", type=int, choices=(1, PROTOCOL_VERSION), default=PROTOCOL_VERSION,
+                        help="serial protocol the MCU speaks: 1 emulates a first-version MCU (re-reports its 1s "
+                             f"as SIGNALs after a reboot, KEEPALIVE without ring fields; default {PROTOCOL_VERSION})")
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, stop: threading.Event | None = None) -> int:
@@ -54,7 +58,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, stop: threading.Eve
     try:
         host, port = parse_hostport(args.control)
         mcu = SimulatedMcu(evse_count=args.evse_count, ring_size=args.ring_size,
-                           clock_offset_s=args.clock_offset_s, clock_drift_ppm=args.clock_drift_ppm)
+                           clock_offset_s=args.clock_offset_s, clock_drift_ppm=args.clock_drift_ppm,
+                           protocol_version=args.protocol_version)
         mcu.mcu_clock.now()  # true_at_start: offset and drift count from here
         token, token_file, generated = _load_token(args.token_file, args.pty_link)  # last: it writes a file
     except (ValueError, OSError) as exc:

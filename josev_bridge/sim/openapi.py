@@ -28,7 +28,7 @@ modelled on the OCPPLAB gateway: `POST /ocpp/commands/<command>` with
 
 **Answers.** Every command answers `id`, `event_type`, `target`, `edges` (the OCPP trigger-reason
 edges the command caused: the truth the bridge is tested against) and `records` (the records it put
-on the serial line, in seq order: SIGNAL, FAULT and EV_STATUS, told apart by `type`), plus
+on the serial line, in seq order: SIGNAL, LEVEL, FAULT and EV_STATUS, told apart by `type`), plus
 command-specific fields and, when the command did less than asked, a `note`. Refusals that model
 charger behaviour (unlock during a session, unknown tag with a local list, energy without a closed
 power path or with a fault) are 200 with a note, never an error.
@@ -171,9 +171,13 @@ _COMMON_SCHEMAS: dict[str, Any] = {
                             "timestamp": {**_TIMESTAMP, "description": "TRUE time of the edge, " +
                                           _TIMESTAMP["description"]}}},
     "Record": {"description": "One record on the serial line, by `type`.",
-               "oneOf": [_ref("SignalRecord"), _ref("FaultRecord"), _ref("EvStatusRecord")]},
+               "oneOf": [_ref("SignalRecord"), _ref("LevelRecord"), _ref("FaultRecord"), _ref("EvStatusRecord")]},
     "SignalRecord": _record_schema("SIGNAL", {"signal": {"type": "string", "enum": [s.name for s in Signal]},
                                               "state": {"type": "boolean"}}),
+    "LevelRecord": _record_schema("LEVEL", {"signal": {"type": "string", "enum": [s.name for s in Signal]},
+                                            "state": {"type": "boolean"},
+                                            "age_us": {"type": ["integer", "null"], "description": "how long the "
+                                                       "level had held (MCU clock µs); null: unknown"}}),
     "FaultRecord": _record_schema("FAULT", {
         "active": {"type": "boolean", "description": "true: raised, false: cleared"},
         "error_code": {"type": "string", "enum": list(FAULT_CODES)},
@@ -227,6 +231,8 @@ _COMMON_SCHEMAS: dict[str, Any] = {
                    "last_acked_seq": {"type": "integer"}, "unacked": {"type": "integer"},
                    "ring_size": {"type": "integer"}, "ring_overflowed": {"type": "integer"},
                    "reboots": {"type": "integer"},
+                   "protocol_version": {"type": "integer", "description": "the serial protocol the MCU speaks "
+                                        "(--protocol-version)"},
                    "previous_boots": {"type": "array", "description": "earlier boots whose unacknowledged "
                                       "records were kept over link-reboot", "items": {"type": "object"}},
                    "clock": {"type": "object", "description": "drift_ppm, offset_s, mcu_minus_true_us, "
