@@ -24,6 +24,7 @@ import paho.mqtt.client as mqtt
 from . import __version__, schemas
 from .adapters.damage import describe, probe_writable
 from .adapters.device_model_store import DeviceModelStore, load_definitions
+from .adapters.log_output import configure_logging
 from .adapters.mqtt_link import MqttLink
 from .adapters.serial_link import SerialLink
 from .adapters.state_file import AtomicJsonFile
@@ -56,16 +57,6 @@ SERIAL_STALL_LIMIT = 5.0  # the serial loop turns at least every 0.2 s; 5 s with
 GIL_SWITCH_INTERVAL_S = 0.0005
 BAD_INPUT_BURST = 20.0  # bad-message log lines at once, then one a second (a summary for the rest)
 EXPORT_QUIET_S = 0.005  # export sends its bursts when no message arrived for this long (answers first)
-
-
-def configure_logging(level: str) -> None:
-    """Plain lines on stderr: journald adds the time and the unit; never the local-time guesswork."""
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 class Bridge:
