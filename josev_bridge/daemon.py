@@ -8,6 +8,7 @@ port answer: both reconnect on their own, and systemd should not kill a bridge w
 
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import gc
 import json
@@ -29,7 +30,7 @@ from .adapters.mqtt_link import MqttLink
 from .adapters.serial_link import SerialLink
 from .adapters.state_file import AtomicJsonFile
 from .adapters.systemd_notify import SystemdNotifier
-from .config import Config, ConfigError, load
+from .config import Config, ConfigError, load, reload_plan
 from .core.rate_limit import RateLimiter
 from .core.timestamps import format_us
 from .services.device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
@@ -335,13 +336,16 @@ class Bridge:
             log.error("reload failed, keeping the running configuration: %s", exc)
             self.notifier.ready()
             return
+        applied, restart = reload_plan(self.config, new)
+        if restart:
+            log.warning("reload: %s changed; not applied until a restart (systemctl restart josev-bridge)",
+                        ", ".join(f"[{s}]" for s in restart))
+        # the sections not applied stay as they run: status shows them, and the next reload names them again
+        self.config = dataclasses.replace(new, **{s: getattr(self.config, s) for s in restart})
         logging.getLogger().setLevel(new.logging.level)
-        self.timestamps.reconfigure(new)
-        for section in ("mqtt", "serial", "paths", "charger", "export"):
-            if getattr(new, section) != getattr(self.config, section):
-                log.warning("reload: [%s] changed; it takes effect at the next restart", section)
-        self.config = new
-        log.info("configuration reloaded from %s", new.source)
+        self.timestamps.reconfigure(self.config)
+        log.info("configuration reloaded from %s; %s", new.source,
+                 f"applied: {', '.join(f'[{s}]' for s in applied)}" if applied else "nothing to apply")
         self.notifier.ready()
 
 
