@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 
 from .. import __version__
-from ..config import DEFAULT_CONFIG, ConfigError, check_files, load
+from ..config import DEFAULT_CONFIG, ConfigError, check_files
 from ..core.conditions import TRIGGER_REASONS, EventType
 from ..core.device_model import DeviceModelError
 from . import dm as dm_cmd, history as history_cmd, request as request_cmd, status as status_cmd
-from .common import EXIT_DENIED, EXIT_FAIL, EXIT_OK, EXIT_USAGE  # noqa: F401 (the exit codes, for scripts)
+from .access import AccessDenied, from_os_error
+from .common import EXIT_DENIED, EXIT_FAIL, EXIT_OK, EXIT_USAGE, error, load_config  # noqa: F401 (exit codes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,13 +24,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.func(args)
+    except AccessDenied as exc:
+        error(str(exc))
+        return EXIT_DENIED
     except ConfigError as exc:
-        print(f"josev-bridge: {exc}", file=sys.stderr)
+        error(str(exc))
         return EXIT_USAGE
     except OSError as exc:  # a read-only or full disk, a damaged file: one line naming it, no traceback
         from ..adapters.damage import describe
 
-        print(f"josev-bridge: {describe(exc)}", file=sys.stderr)
+        denied = from_os_error(exc, "this command")
+        if denied is not None:
+            error(str(denied))
+            return EXIT_DENIED
+        error(describe(exc))
+        return EXIT_FAIL
+    except sqlite3.Error as exc:  # what the checks before opening did not foresee: still one line
+        error(f"{type(exc).__name__}: {exc}")
         return EXIT_FAIL
     except KeyboardInterrupt:
         return 130
@@ -98,8 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     alerts.add_argument("--follow", "-f", action="store_true", help="then keep printing new alerts as they are raised")
     alerts.set_defaults(func=history_cmd.alerts)
 
-    status = with_config(sub.add_parser("status", help="is the bridge running; broker, MCU link, clock, fault counters"))
-    status.add_argument("--json", action="store_true", help="the whole status document as JSON")
+    status = with_config(sub.add_parser("status", help="is the bridge answering; broker, MCU link and clock, fault counters"))
+    status.add_argument("--json", action="store_true", help="the verdict and the whole status document as JSON")
+    status.add_argument("--wide", "-w", action="store_true", help="lines as long as they are (not wrapped)")
     status.set_defaults(func=status_cmd.status)
 
     req = sub.add_parser("request", help="play the OCPP service once and print the answer")
@@ -130,7 +143,7 @@ def _check_config(args: argparse.Namespace) -> int:
     from ..adapters.device_model_store import load_definitions
     from ..schemas import assert_format_checking
 
-    config = load(args.config)
+    config = load_config(args.config)
     assert_format_checking()
     try:
         defs = load_definitions(config.paths.device_model_dir or None)

@@ -1,0 +1,70 @@
+"""The technician's commands against a running bridge (issue 15, section 2): `status` gives its verdict
+first, with reasons and the MCU clock in words; `status --config` never passes another bridge's status
+off as its own.
+
+One broker, one simulator (MCU clock 5 h 02 min behind UTC) and one bridge serve the whole module:
+starting them costs more than every check here together. Each test leaves them as it found them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from josev_bridge.harness.bridge_process import BridgeProcess, write_config
+from josev_bridge.harness.broker import Mosquitto
+from josev_bridge.harness.waiting import wait_until
+from josev_bridge.sim.launcher import start_sim
+
+OFFSET_S = -(5 * 3600 + 2 * 60)  # the MCU clock 5 h 02 min behind UTC
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    work = tmp_path_factory.mktemp("technician")
+    with Mosquitto(work / "broker") as broker, \
+            start_sim(work / "sim", extra_args=["--clock-offset-s", str(OFFSET_S)]) as sim:
+        bridge = BridgeProcess(work / "bridge", broker_port=broker.port, serial_url=str(sim.pty_link),
+                               extra={"serial": {"mcu_silence_timeout": 1.0}}, log_level="INFO")
+        bridge.start()
+        sim.command("plug-connector")
+        bridge.wait_log("EVConnected TxEventStart")
+        try:
+            yield broker, sim, bridge
+        finally:
+            bridge.stop()
+
+
+def answering(bridge: BridgeProcess):
+    r = bridge.cli("status", "--wide")
+    return r if r.returncode == 0 and r.stdout.startswith("answering\n") else None
+
+
+def test_status_verdict_first_the_clock_in_words_and_a_silent_link_is_not_ok(rig):
+    broker, sim, bridge = rig
+    ok = wait_until(lambda: answering(bridge), 10, "status: answering")
+    (clock,) = [line for line in ok.stdout.splitlines() if line.startswith("MCU clock")]
+    assert "  5 h 02 min behind UTC, drift: " in clock and ", mapping error bound " in clock
+    assert "vs host monotonic" not in ok.stdout
+    sim.command("link-silence", {"seconds": 4})
+    silent = wait_until(lambda: (r := bridge.cli("status")).returncode == 1 and r, 5, "status: the silence")
+    assert silent.stdout.startswith("degraded: MCU link silent"), silent.stdout
+    doc = json.loads(bridge.cli("status", "--json").stdout)
+    assert doc["ok"] is False and doc["verdict"]["state"] == "degraded"
+    wait_until(lambda: answering(bridge), 10, "status: answering again after the silence")
+
+
+def test_status_with_another_bridges_config_does_not_show_this_bridges_status(rig, tmp_path):
+    broker, sim, bridge = rig
+    mine = write_config(tmp_path / "mine.toml", {
+        "serial": {"url": "/dev/null"},
+        "paths": {"state_dir": str(tmp_path / "mine-state"), "runtime_dir": str(bridge.workdir / "run")}})
+    r = subprocess.run([sys.executable, "-m", "josev_bridge", "status", "--config", str(mine)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1
+    assert r.stdout.startswith("not answering: no status of this bridge: ")
+    assert f"state_dir {(bridge.workdir / 'state').resolve()}" in r.stdout
+    assert "give each bridge its own [paths] runtime_dir" in r.stdout
+    assert "pid" not in r.stdout  # none of the other bridge's figures
