@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     dm_list = with_config(dm_sub.add_parser("list", help="list variables and their values"))
     dm_list.add_argument("component", nargs="?")
     dm_list.add_argument("--json", action="store_true", help="JSON for scripts")
+    dm_list.add_argument("--wide", "-w", action="store_true", help="every column, nothing cut")
     dm_list.set_defaults(func=dm_cmd.dm_list)
     dm_get = with_config(dm_sub.add_parser("get", help="print one variable's value"))
     dm_get.add_argument("component")
@@ -87,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     dm_hist.add_argument("variable", nargs="?")
     dm_hist.add_argument("--limit", type=int, default=20)
     dm_hist.add_argument("--json", action="store_true", help="JSON lines for scripts")
+    dm_hist.add_argument("--wide", "-w", action="store_true", help="every column, nothing cut")
     dm_hist.set_defaults(func=dm_cmd.dm_history)
 
     msgs = with_config(sub.add_parser("messages", help="what the bridge received and answered (the journal)",
