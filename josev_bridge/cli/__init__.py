@@ -9,6 +9,7 @@ import sys
 
 from .. import __version__
 from ..config import DEFAULT_CONFIG, ConfigError, check_files
+from ..core.alerts import AlertType
 from ..core.conditions import TRIGGER_REASONS, EventType
 from ..core.device_model import DeviceModelError
 from . import dm as dm_cmd, history as history_cmd, request as request_cmd, status as status_cmd
@@ -99,17 +100,22 @@ def _parser() -> argparse.ArgumentParser:
     msgs.add_argument("--until", default="now", help="a duration ago or a date-time (default now)")
     msgs.add_argument("--limit", type=int, default=50, help="the newest N rows of the range (default 50)")
     msgs.add_argument("--json", action="store_true", help="JSON lines (the API's row shape) for scripts")
+    msgs.add_argument("--wide", "-w", action="store_true", help="every column, nothing cut")
     msgs.add_argument("--follow", "-f", action="store_true", help="then keep printing new rows as they arrive")
     msgs.set_defaults(func=history_cmd.messages)
 
     alerts = with_config(sub.add_parser("alerts", help="alerts raised from the hardware (faults, offline, SoC, late)",
                                         description="Reads the alert store directly: works while the daemon is down."))
+    alerts.add_argument("--type", action="append", default=[], metavar="TYPE", choices=[t.value for t in AlertType],
+                        help="only this alert type (repeatable): " + ", ".join(t.value for t in AlertType))
     alerts.add_argument("--since", default="7d", help="alerts that started after: a duration ago (2h, 3d) or a date-time "
                                                       "(default 7d)")
     alerts.add_argument("--include-muted", action="store_true", help="also alerts a muting rule kept from delivery")
     alerts.add_argument("--limit", type=int, default=50, help="the newest N (default 50)")
     alerts.add_argument("--json", action="store_true", help="JSON lines in the API's shape (Flipturn's GET /api/alerts)")
-    alerts.add_argument("--follow", "-f", action="store_true", help="then keep printing new alerts as they are raised")
+    alerts.add_argument("--wide", "-w", action="store_true", help="every column, nothing cut")
+    alerts.add_argument("--follow", "-f", action="store_true",
+                        help="then keep printing alerts as they are raised and as they end")
     alerts.set_defaults(func=history_cmd.alerts)
 
     status = with_config(sub.add_parser("status", help="is the bridge answering; broker, MCU link and clock, fault counters"))

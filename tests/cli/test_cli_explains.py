@@ -40,6 +40,43 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+def test_an_unknown_message_type_is_an_error_listing_the_known_ones(config, tmp_path):
+    store = JournalStore(tmp_path / "state" / "journal.sqlite")
+    store.insert([JournalEntry(now_us(), Direction.IN, "authorize", "ocpp/cs", "a", {}, NoAnswer.IGNORED)])
+    r = cli("messages", "--type", "get_event_timestmp", "--config", config)
+    assert r.returncode == 2 and r.stdout == ""
+    assert "--type get_event_timestmp: no such message type (did you mean get_event_timestamp?)" in r.stderr
+    assert "known: device_model_change, get_event_timestamp, mcu_link" in r.stderr
+    other = cli("messages", "--type", "authorize", "--config", config)  # another service's name the journal holds
+    assert other.returncode == 0 and "authorize" in other.stdout
+
+
+def test_an_unknown_alert_type_is_an_error_listing_the_known_ones(config):
+    r = cli("alerts", "--type", "lowbattery", "--config", config)
+    assert r.returncode == 2 and "invalid choice: 'lowbattery'" in r.stderr and "'lowBattery'" in r.stderr
+
+
+def test_messages_fit_80_columns_and_a_device_model_change_shows_old_and_new(config, tmp_path):
+    store = JournalStore(tmp_path / "state" / "journal.sqlite")
+    t = now_us() - 60_000_000
+    store.insert([
+        JournalEntry(t, Direction.IN, "get_event_timestamp", "ocpp/cs", "0b4c2f1e-0000-4000-8000-000000000000",
+                     {"event_type": "TxEventStart", "trigger_reason": "ParkingBayOccupancy", "evse_id": 2},
+                     {"timestamp": "2026-02-17T10:20:30.123Z"}, 580, note="MCU time, mapping error bound 0.231 ms"),
+        JournalEntry(t + 1, Direction.EVENT, DEVICE_MODEL_CHANGE, payload={
+            "component": "JOSEV_CTRLR", "variable": "EnableGetEventTimestampRequest", "attribute": "Actual",
+            "oldValue": "true", "newValue": "false", "source": "local", "user": "alice (sudo by bob)"})])
+    r = cli("messages", "--config", config)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), r.stdout
+    (change,) = [line for line in lines if "device_model_change" in line]
+    assert "true -> false" in change
+    wide = cli("messages", "--wide", "--config", config)
+    assert "alice (sudo by bob)" in wide.stdout and "0b4c2f1e-0000-4000-8000-000000000000" in wide.stdout
+    assert max(map(len, wide.stdout.splitlines())) > 80
+
+
 def test_dm_tables_fit_80_columns(config):
     dm = cli("dm", "list", "--config", config)
     assert dm.returncode == 0 and all(len(line) <= 80 for line in dm.stdout.splitlines()), dm.stdout
@@ -60,3 +97,36 @@ def test_dm_set_to_the_value_it_has_is_unchanged_and_records_nothing(config):
     changed = cli("dm", "set", *base, "false", "--config", config)
     assert "true -> false" in changed.stdout
     assert len(cli("dm", "history", "--json", "--config", config).stdout.splitlines()) == len(before) + 1
+
+
+def read_line(proc: subprocess.Popen, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
+        if ready:
+            return proc.stdout.readline()
+    raise TimeoutError("no line from alerts --follow")
+
+
+def test_alerts_follow_prints_closures_as_well_as_openings(config, tmp_path):
+    store = AlertStore(tmp_path / "state" / "alerts.sqlite")
+    start = now_us() - 5_000_000
+
+    def fault(code: str, end_us=None) -> Alert:
+        return Alert(AlertType.CHARGING_SESSION_ERROR, 1, 1, start, SessionErrorDetails("Faulted", code, None, None, None),
+                     end_us=end_us)
+
+    old = store.record(fault("GroundFailure"), False, (1,))  # open before --follow starts
+    proc = subprocess.Popen([sys.executable, "-m", "josev_bridge", "alerts", "--follow", "--json", "--config", config],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert json.loads(read_line(proc, 10))["id"] == old  # the listing
+        new = store.record(fault("WeakSignal"), False, (1,))
+        opened = json.loads(read_line(proc, 5))
+        assert opened["id"] == new and opened["endTimestamp"] is None
+        store.record(fault("GroundFailure", end_us=start + 2_000_000), False, (1,))
+        closed = json.loads(read_line(proc, 5))
+        assert closed["id"] == old and closed["endTimestamp"] is not None
+    finally:
+        proc.terminate()
+        proc.wait(5)

@@ -81,7 +81,7 @@ def assert_denied(r: subprocess.CompletedProcess, path: Path, need: str, fix: st
 
 @pytest.mark.parametrize("command", [("dm", "get", "JOSEV_CTRLR", "EnableGetEventTimestampRequest"), ("dm", "list"),
                                      ("dm", "history"), ("dm", "set", "JOSEV_CTRLR", "EnableGetEventTimestampRequest",
-                                                         "false")])
+                                                         "false"), ("messages",), ("alerts",)])
 def test_a_user_outside_the_group_is_told_which_directory_and_group(as_nobody, board, command):
     (board / "state").chmod(0o770)  # as the unit makes it (2770, group josev-bridge); nobody is not in the group
     r = as_nobody(*command, "--config", str(board / "c.toml"))
@@ -92,7 +92,9 @@ def test_a_user_outside_the_group_is_told_which_directory_and_group(as_nobody, b
 @pytest.mark.parametrize("command,name,need", [(("dm", "get", "JOSEV_CTRLR", "EnableGetEventTimestampRequest"),
                                                 "device_model.sqlite", "read"),
                                                (("dm", "set", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", "false"),
-                                                "device_model.sqlite", "write")])
+                                                "device_model.sqlite", "write"),
+                                               (("messages",), "journal.sqlite", "read"),
+                                               (("alerts", "--follow"), "alerts.sqlite", "read")])
 def test_a_file_only_its_owner_may_read_is_named_and_sudo_is_the_fix(as_nobody, board, command, name, need):
     (board / "state").chmod(0o755)
     path = board / "state" / name
