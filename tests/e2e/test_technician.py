@@ -1,6 +1,6 @@
 """The technician's commands against a running bridge (issue 15, section 2): `status` gives its verdict
 first, with reasons and the MCU clock in words; `status --config` never passes another bridge's status
-off as its own.
+off as its own; `request` says why no answer came.
 
 One broker, one simulator (MCU clock 5 h 02 min behind UTC) and one bridge serve the whole module:
 starting them costs more than every check here together. Each test leaves them as it found them."""
@@ -68,3 +68,32 @@ def test_status_with_another_bridges_config_does_not_show_this_bridges_status(ri
     assert f"state_dir {(bridge.workdir / 'state').resolve()}" in r.stdout
     assert "give each bridge its own [paths] runtime_dir" in r.stdout
     assert "pid" not in r.stdout  # none of the other bridge's figures
+
+
+def request(bridge, event_type, reason):
+    return bridge.cli("request", "get-event-timestamp", "--event-type", event_type, "--trigger-reason", reason,
+                      "--timeout", "0.5")
+
+
+def test_request_says_why_no_answer_came(rig):
+    broker, sim, bridge = rig
+    no_edge = request(bridge, "TxEventStop", "EVConnected")
+    assert no_edge.returncode == 1
+    assert "the bridge stayed silent: NoEventRecorded, no TxEventStop/EVConnected edge recorded by the MCU" \
+        in no_edge.stderr
+    no_stop = request(bridge, "TxEventStop", "DataSigned")
+    assert "NotSupported, DataSigned has no stop event" in no_stop.stderr
+    assert bridge.cli("dm", "set", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", "false").returncode == 0
+    try:
+        flag_off = request(bridge, "TxEventStart", "EVConnected")
+        assert "NotSupported, JOSEV_CTRLR.EnableGetEventTimestampRequest is false" in flag_off.stderr
+        assert "turn it on: josev-bridge dm set JOSEV_CTRLR EnableGetEventTimestampRequest true" in flag_off.stderr
+    finally:
+        bridge.cli("dm", "reset", "JOSEV_CTRLR", "EnableGetEventTimestampRequest")
+
+
+def test_request_when_the_bridge_is_not_running_says_so(rig):
+    broker, sim, bridge = rig  # last in the module: it stops the bridge
+    bridge.stop()
+    r = request(bridge, "TxEventStart", "EVConnected")
+    assert r.returncode == 1 and "no answer within 0.5 s: the bridge is not running" in r.stderr
