@@ -11,8 +11,8 @@ from typing import Any
 
 from rfc3339_validator import validate_rfc3339
 
-from .mcu import (DEPARTURE_SOURCES, FAULT_CODES, MAX_BATTERY_WH, MAX_CONNECTOR_ID, MAX_DRIFT_PPM, MAX_FAULT_INFO,
-                  MAX_ID_TAG, MAX_LOCAL_LIST, MAX_OFFSET_S, MAX_POWER_W, MAX_VENDOR_ERROR_CODE)
+from .mcu import (DEFAULT_EVSE_COUNT, DEPARTURE_SOURCES, FAULT_CODES, MAX_BATTERY_WH, MAX_CONNECTOR_ID,
+                  MAX_DRIFT_PPM, MAX_FAULT_INFO, MAX_ID_TAG, MAX_LOCAL_LIST, MAX_OFFSET_S, MAX_POWER_W, MAX_VENDOR_ERROR_CODE)
 
 MAX_CORRUPT = 10_000
 MAX_NOISE_BYTES = 65_536
@@ -56,7 +56,8 @@ class CommandSpec:
         if not self.addressed:
             return self.fields
         high = evse_count if evse_count is not None else 255
-        return (FieldSpec("evse_id", "int", "EVSE to act on, 1..N where N is the sim's --evse-count (default 1).",
+        return (FieldSpec("evse_id", "int", f"EVSE to act on (default 1): 1..N, N being the sim's --evse-count "
+                          f"(default {DEFAULT_EVSE_COUNT}).",
                           minimum=1, maximum=high),
                 FieldSpec("connector_id", "int", "Connector of the EVSE; remembered by the EVSE and named in "
                           "its records (default: the connector last addressed, initially 1).",

@@ -15,6 +15,7 @@ import pytest
 
 from josev_bridge.adapters.alert_store import AlertStore
 from josev_bridge.adapters.journal_store import JournalStore
+from josev_bridge.cli import parser_for_docs
 from josev_bridge.core.alerts import Alert, AlertType, SessionErrorDetails
 from josev_bridge.core.journal_entry import DEVICE_MODEL_CHANGE, Direction, JournalEntry, NoAnswer
 from josev_bridge.harness.bridge_process import write_config
@@ -38,6 +39,39 @@ def config(tmp_path):
 
 def now_us() -> int:
     return time.time_ns() // 1000
+
+
+def commands(parser=None, path=()):
+    """Every command and subcommand of the parser, as argv prefixes."""
+    import argparse
+
+    parser = parser or parser_for_docs()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name), sub
+                yield from commands(sub, (*path, name))
+
+
+def test_every_command_has_a_description_examples_and_exit_codes_within_80_columns(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # argparse wraps to the terminal; a technician's is often 80
+    names = []
+    for path, sub in commands():
+        names.append(" ".join(path))
+        assert sub.description, f"{path} has no description"
+        text = sub.format_help()
+        assert "examples:" in text and "exit codes:" in text and "\n  0  " in text, path
+        assert all(len(line) <= 80 for line in text.splitlines()), f"{path}: a help line is over 80 columns"
+    assert {"run", "check-config", "sim", "status", "dm set", "request get-event-timestamp"} <= set(names)
+    r = cli("run", "--help")  # and the installed entry point prints the same
+    assert r.returncode == 0 and "Run the bridge in the foreground" in r.stdout
+
+
+@pytest.mark.parametrize("command,action", [("dm", "history"), ("request", "get-event-timestamp")])
+def test_a_command_without_its_action_shows_that_commands_help(command, action):
+    r = cli(command)
+    assert r.returncode == 2
+    assert r.stdout.startswith(f"usage: josev-bridge {command} ") and action in r.stdout
 
 
 def test_an_unknown_message_type_is_an_error_listing_the_known_ones(config, tmp_path):
