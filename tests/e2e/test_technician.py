@@ -1,6 +1,6 @@
 """The technician's commands against a running bridge (issue 15, section 2): `status` gives its verdict
 first, with reasons and the MCU clock in words; `status --config` never passes another bridge's status
-off as its own; `request` says why no answer came.
+off as its own; `request` says why no answer came; SIGHUP names every section that needs a restart.
 
 One broker, one simulator (MCU clock 5 h 02 min behind UTC) and one bridge serve the whole module:
 starting them costs more than every check here together. Each test leaves them as it found them."""
@@ -8,6 +8,7 @@ starting them costs more than every check here together. Each test leaves them a
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -90,6 +91,28 @@ def test_request_says_why_no_answer_came(rig):
         assert "turn it on: josev-bridge dm set JOSEV_CTRLR EnableGetEventTimestampRequest true" in flag_off.stderr
     finally:
         bridge.cli("dm", "reset", "JOSEV_CTRLR", "EnableGetEventTimestampRequest")
+
+
+def test_sighup_names_every_section_that_needs_a_restart(rig):
+    broker, sim, bridge = rig
+    sections = {k: dict(v) for k, v in bridge.sections.items()}
+    sections["api"]["rate_limit_per_s"] = 999.0
+    sections["journal"] = {"max_age_days": 7}
+    sections["get_event_timestamp"] = {"reply_with_current_time_when_unknown": False}
+    sections["logging"] = {"level": "DEBUG"}
+    write_config(bridge.config, sections)
+    mark = len(bridge.log_text())
+    try:
+        bridge.proc.send_signal(signal.SIGHUP)
+        log = bridge.wait_log("configuration reloaded", start=mark)
+        assert "reload: [journal], [api] changed; not applied until a restart" in log, log
+        assert "applied: [logging]" in log  # [get_event_timestamp] as written equals the default: not a change
+        assert "[charger]" not in log
+    finally:
+        write_config(bridge.config, bridge.sections)
+        mark = len(bridge.log_text())
+        bridge.proc.send_signal(signal.SIGHUP)
+        bridge.wait_log("configuration reloaded", start=mark)
 
 
 def test_request_when_the_bridge_is_not_running_says_so(rig):
