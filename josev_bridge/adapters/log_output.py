@@ -57,7 +57,9 @@ class JournalFormatter(logging.Formatter):
 class TerminalFormatter(logging.Formatter):
     """`2026-02-17T10:20:30.123Z WARNING josev_bridge.serial: ...` (UTC, never local time)."""
 
-    converter = time.gmtime
+    def converter(self, seconds: float | None) -> time.struct_time:
+        """UTC, never the board's local time (logging's default is time.localtime)."""
+        return time.gmtime(seconds)
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")

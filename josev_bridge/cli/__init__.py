@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import sys
 
 from ..config import ConfigError, check_files
 from ..core.device_model import DeviceModelError

@@ -5,7 +5,10 @@ from __future__ import annotations
 import shutil
 import sys
 from collections import Counter
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DENIED = 0, 1, 2, 3
 
@@ -140,7 +143,7 @@ def error(message: str) -> None:
     print(f"josev-bridge: {escape(message)}", file=sys.stderr)
 
 
-def load_config(path: str):
+def load_config(path: str) -> Config:
     """The configuration, or AccessDenied naming the file and its group when this user may not read
     it (the daemon's config directory may be closed to users outside its group)."""
     from ..config import load

@@ -6,14 +6,18 @@ import argparse
 import getpass
 import json
 import os
+from typing import TYPE_CHECKING
 
 from ..config import Config, ConfigError
 from ..core.device_model import DeviceModelError, Source
 from .access import AccessDenied, require
+if TYPE_CHECKING:
+    from ..adapters.device_model_store import DeviceModelStore
+
 from .common import EXIT_DENIED, EXIT_FAIL, EXIT_OK, Printer, asdict, error, load_config, table, terminal_width
 
 
-def _store(config: Config, need: str = "read"):
+def _store(config: Config, need: str = "read") -> DeviceModelStore:
     """The store, after checking this user may `need` ("read" or "write") it: a user outside the
     service's group learns which file and which group, not SQLite's "unable to open database file"."""
     from ..adapters.device_model_store import DB_NAME, DeviceModelStore, load_definitions

@@ -56,12 +56,18 @@ def _options(parser: argparse.ArgumentParser) -> list[str]:
         if isinstance(action, argparse._SubParsersAction) or action.help == argparse.SUPPRESS:
             continue
         if action.option_strings:
-            metavar = "" if action.nargs == 0 else " " + (action.metavar or action.dest.upper())
+            metavar = "" if action.nargs == 0 else " " + _metavar(action)
             flags = ", ".join(f"\\fB{_roff(o)}\\fR{_roff(metavar)}" for o in action.option_strings)
         else:
-            flags = f"\\fI{_roff(action.metavar or action.dest.upper())}\\fR"
+            flags = f"\\fI{_roff(_metavar(action))}\\fR"
         lines += [".TP", flags, _roff(action.help or "")]
     return lines
+
+
+def _metavar(action: argparse.Action) -> str:
+    """The name help shows for an option's value (a tuple metavar, for several values, joined)."""
+    metavar = action.metavar or action.dest.upper()
+    return metavar if isinstance(metavar, str) else " ".join(metavar)
 
 
 def _epilog(text: str | None) -> list[str]:

@@ -14,13 +14,18 @@ import json
 import sqlite3
 import sys
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..config import Config
 from ..core.journal_view import MESSAGE_TYPES, day_of, time_of_day, what
 from ..core.status_view import duration_words
 from .access import require
 from .common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Printer, error, load_config, terminal_width
+
+if TYPE_CHECKING:
+    from ..adapters.alert_store import StoredAlert
+    from ..adapters.journal_store import JournalStore
+    from ..core.alerts import Alert
 
 FOLLOW_POLL_S = 0.5
 
@@ -74,7 +79,7 @@ def messages(args: argparse.Namespace) -> int:
     return EXIT_OK  # pragma: no cover - follow ends by Ctrl-C
 
 
-def _journal_has(store, config: Config, message_type: str) -> bool:
+def _journal_has(store: JournalStore, config: Config, message_type: str) -> bool:
     """Whether the journal holds any row of that type (a name another service uses on the shared
     topic is a real type too): one index seek."""
     from ..core.journal_query import JournalQuery
@@ -170,7 +175,7 @@ def alerts(args: argparse.Namespace) -> int:
     if not args.follow:
         return EXIT_OK
 
-    def wanted(s) -> bool:
+    def wanted(s: StoredAlert) -> bool:
         return (args.include_muted or not s.muted) and (not types or s.alert.type.value in types)
 
     last, watching = [store.last_id()], set(store.open_ids())
@@ -193,10 +198,10 @@ def alerts(args: argparse.Namespace) -> int:
     return EXIT_OK  # pragma: no cover - follow ends by Ctrl-C
 
 
-def _end(alert, fmt) -> str:
+def _end(alert: Alert, fmt: Callable[[int], str]) -> str:
     return fmt(alert.end_us) if alert.end_us else "open"
 
 
-def _lasted(alert) -> str:
+def _lasted(alert: Alert) -> str:
     """`open`, or how long the alert lasted: the end time itself is in --wide and --json."""
     return duration_words(alert.end_us - alert.start_us) if alert.end_us else "open"

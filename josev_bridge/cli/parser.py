@@ -72,7 +72,7 @@ class Formatter(argparse.HelpFormatter):
         return super()._fill_text(text, width, indent)
 
 
-def _command(sub, name: str, summary: str, description: str, examples: list[tuple[str, str]],
+def _command(sub: argparse._SubParsersAction, name: str, summary: str, description: str, examples: list[tuple[str, str]],
              codes: list[tuple[int, str]] | None = None, *, config: bool = True) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=summary, description=description, epilog=epilog(examples, codes),
                             formatter_class=Formatter)
@@ -145,7 +145,7 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
     return p
 
 
-def _status(sub, handlers: dict[str, Handler]) -> None:
+def _status(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
     status = _command(sub, "status", "is the bridge answering; broker, MCU link and clock, fault counters",
                       "The running bridge's status, first line the verdict: answering, degraded (it answers, but "
                       "the MCU link is down or silent, the MCU clock not mapped yet, device-model values fell back "
@@ -164,7 +164,7 @@ def _status(sub, handlers: dict[str, Handler]) -> None:
     status.set_defaults(func=handlers["status"])
 
 
-def _request(sub, handlers: dict[str, Handler]) -> None:
+def _request(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
     req = _command(sub, "request", "play the OCPP service once and print the answer",
                    "Publish one request on the bridge's request topic, as Josev's OCPP service does, and print "
                    "the answer. When none comes, say why: the bridge is not running or not connected to the "
@@ -195,7 +195,7 @@ def _request(sub, handlers: dict[str, Handler]) -> None:
     get_ts.set_defaults(func=handlers["request get-event-timestamp"])
 
 
-def _dm(sub, handlers: dict[str, Handler]) -> None:
+def _dm(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
     dm = _command(sub, "dm", "read and change device-model variables",
                   "The device-model variables the bridge owns (defined in device_model/*.json), read from and "
                   "written to state_dir/device_model.sqlite directly: works while the daemon is stopped. "
@@ -255,7 +255,7 @@ def _dm(sub, handlers: dict[str, Handler]) -> None:
     dm_hist.set_defaults(func=handlers["dm history"])
 
 
-def _history(sub, handlers: dict[str, Handler]) -> None:
+def _history(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
     read_codes = [(0, "done"), (1, "cannot read the file (not there yet, damaged)"),
                   (2, "a bad option, e.g. an unknown --type (the message lists the known ones)"),
                   (3, "this user may not read the file (group josev-bridge)")]
@@ -263,7 +263,7 @@ def _history(sub, handlers: dict[str, Handler]) -> None:
                     "Every message the bridge received or sent on its topics, every device-model change and MCU "
                     "link event, from state_dir/journal.sqlite directly: works while the daemon is down. Oldest "
                     "first; the table shows what was asked and what was answered, or why nothing was.",
-                    [(f"josev-bridge messages", f"the last {MESSAGES_SINCE[:-1]} h, newest {DEFAULT_LIMIT} rows"),
+                    [("josev-bridge messages", f"the last {MESSAGES_SINCE[:-1]} h, newest {DEFAULT_LIMIT} rows"),
                      ("josev-bridge messages --type get_event_timestamp --since 2h --limit 200", ""),
                      ("josev-bridge messages --type device_model_change --type mcu_link --since 7d", ""),
                      ("josev-bridge messages --follow", "new rows as they arrive (Ctrl-C ends)"),
@@ -302,7 +302,7 @@ def _history(sub, handlers: dict[str, Handler]) -> None:
     alerts.set_defaults(func=handlers["alerts"])
 
 
-def _sim(sub, handlers: dict[str, Handler]) -> None:
+def _sim(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
     from ..sim import app as sim_app
 
     sim = _command(sub, "sim", "run the simulated MCU (pseudo-terminal + OCPPLAB-style control API)",

@@ -13,11 +13,15 @@ import json
 import sqlite3
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from ..config import Config
 from ..core.journal_entry import NoAnswer
 from .access import AccessDenied, require
 from .common import EXIT_FAIL, EXIT_OK, error, load_config
+
+if TYPE_CHECKING:
+    from ..adapters.journal_store import StoredEntry
 
 JOURNAL_WAIT_S = 1.0  # the journal writes in batches: how long to wait for the request's row
 FLAG_HINT = "turn it on: josev-bridge dm set JOSEV_CTRLR EnableGetEventTimestampRequest true"
@@ -66,7 +70,7 @@ class _Journal:
         except (OSError, sqlite3.Error) as exc:
             self.problem = f"cannot read the journal: {exc}"
 
-    def row_for(self, request_id: str, wait_s: float = JOURNAL_WAIT_S):
+    def row_for(self, request_id: str, wait_s: float = JOURNAL_WAIT_S) -> StoredEntry | None:
         """The journal's row for this request id, waiting a little for the journal's writer."""
         if self.store is None:
             return None

@@ -20,7 +20,7 @@ def rendered():
 
 @pytest.mark.parametrize("name", [docgen.MAN_PAGE, docgen.COMPLETION])
 def test_the_copies_in_docs_are_current(rendered, name):
-    assert (DOCS / name).read_text() == rendered[name], f"stale: run `python -m josev_bridge.cli.docgen docs/`"
+    assert (DOCS / name).read_text() == rendered[name], "stale: run `python -m josev_bridge.cli.docgen docs/`"
 
 
 def test_the_man_page_renders_cleanly_and_has_every_command(rendered):
