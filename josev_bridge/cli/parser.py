@@ -160,7 +160,7 @@ def _status(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> No
                       [(0, "answering"), (1, "degraded or not answering (the first line says why)"),
                        (2, "configuration error"), (3, "this user may not read the status file (group josev-bridge)")])
     _json(status, "the verdict and the whole status document as JSON")
-    _wide(status)
+    status.add_argument("--wide", "-w", action="store_true", help="long lines as they are (not wrapped to the terminal)")
     status.set_defaults(func=handlers["status"])
 
 
