@@ -10,13 +10,16 @@ import select
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from josev_bridge.adapters.alert_store import AlertStore
+from josev_bridge.adapters.device_model_store import DeviceModelStore, load_definitions
 from josev_bridge.adapters.journal_store import JournalStore
 from josev_bridge.cli import parser_for_docs
 from josev_bridge.core.alerts import Alert, AlertType, SessionErrorDetails
+from josev_bridge.core.device_model import Source
 from josev_bridge.core.journal_entry import DEVICE_MODEL_CHANGE, Direction, JournalEntry, NoAnswer
 from josev_bridge.harness.bridge_process import write_config
 
@@ -111,26 +114,35 @@ def test_messages_fit_80_columns_and_a_device_model_change_shows_old_and_new(con
     assert max(map(len, wide.stdout.splitlines())) > 80
 
 
+def store_of(config: str) -> DeviceModelStore:
+    """The daemon's own store on the CLI's state directory, for what a test sets up or checks."""
+    state = Path(config).parent / "state"
+    store = DeviceModelStore(state, load_definitions())
+    store.seed_defaults()
+    return store
+
+
 def test_dm_tables_fit_80_columns(config):
+    store_of(config).set("JOSEV_CTRLR", "EnableGetEventTimestampRequest", "false", source=Source.LOCAL,
+                         user="alice")
     dm = cli("dm", "list", "--config", config)
     assert dm.returncode == 0 and all(len(line) <= 80 for line in dm.stdout.splitlines()), dm.stdout
     assert "EventTimestampTriggerReasonsSupported" in dm.stdout and "…" in dm.stdout
-    assert "DataSigned" in cli("dm", "list", "--wide", "--config", config).stdout
-    cli("dm", "set", "JOSEV_CTRLR", "EnableGetEventTimestampRequest", "false", "--config", config)
     history = cli("dm", "history", "--config", config).stdout.splitlines()
     assert all(len(line) <= 80 for line in history) and "true -> false" in history[2], history
+    assert "DataSigned" in cli("dm", "list", "--wide", "--config", config).stdout
 
 
 def test_dm_set_to_the_value_it_has_is_unchanged_and_records_nothing(config):
     base = ("JOSEV_CTRLR", "EnableGetEventTimestampRequest")
-    before = cli("dm", "history", "--json", "--config", config).stdout.splitlines()
+    store = store_of(config)
+    before = store.history(limit=100)
     same = cli("dm", "set", *base, "true", "--config", config)
     assert same.returncode == 0 and "unchanged (already true, source default); nothing recorded" in same.stdout
     assert cli("dm", "reset", *base, "--config", config).stdout.endswith("nothing recorded\n")
-    assert cli("dm", "history", "--json", "--config", config).stdout.splitlines() == before
+    assert store.history(limit=100) == before and store.get(*base).source == "default"
     changed = cli("dm", "set", *base, "false", "--config", config)
-    assert "true -> false" in changed.stdout
-    assert len(cli("dm", "history", "--json", "--config", config).stdout.splitlines()) == len(before) + 1
+    assert "true -> false" in changed.stdout and len(store.history(limit=100)) == len(before) + 1
 
 
 def read_line(proc: subprocess.Popen, timeout: float) -> str:
