@@ -91,6 +91,14 @@ def _json(parser: argparse.ArgumentParser, what: str = "JSON for scripts") -> No
     parser.add_argument("--json", action="store_true", help=what)
 
 
+def _names(parser: argparse.ArgumentParser, optional: bool = False) -> None:
+    """COMPONENT VARIABLE, as `dm list` shows them (bash completion offers the defined ones)."""
+    nargs = "?" if optional else None
+    parser.add_argument("component", nargs=nargs, help="e.g. JOSEV_CTRLR" + (" (default: all)" if optional else ""))
+    parser.add_argument("variable", nargs=nargs, help="e.g. EnableGetEventTimestampRequest"
+                                                      + (" (default: all)" if optional else ""))
+
+
 def _show_help(parser: argparse.ArgumentParser) -> Handler:
     """`josev-bridge dm` without an action: that command's help (exit 2), not the top-level one."""
     def show(args: argparse.Namespace) -> int:
@@ -210,7 +218,7 @@ def _dm(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
                        "Every defined variable with its value, where the value came from (default: the "
                        "definitions; local: dm set; csms: the CSMS through Josev) and its mutability.",
                        [("josev-bridge dm list", ""), ("josev-bridge dm list JOSEV_CTRLR --json", "")], var_codes)
-    dm_list.add_argument("component", nargs="?", help="only this component")
+    dm_list.add_argument("component", nargs="?", help="only this component (default: all)")
     _json(dm_list)
     _wide(dm_list)
     dm_list.set_defaults(func=handlers["dm list"])
@@ -218,8 +226,7 @@ def _dm(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
                       "Print the value alone (for scripts), or with --json its source, type and allowed values.",
                       [("josev-bridge dm get JOSEV_CTRLR EnableGetEventTimestampRequest", "prints true or false")],
                       var_codes)
-    dm_get.add_argument("component")
-    dm_get.add_argument("variable")
+    _names(dm_get)
     _json(dm_get)
     dm_get.set_defaults(func=handlers["dm get"])
     change_codes = [(0, "changed, or unchanged (already that value; nothing recorded)"),
@@ -231,24 +238,21 @@ def _dm(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
                       f"value it already has is reported unchanged and not recorded. Values survive restarts and "
                       f"upgrades. ReadOnly variables come from the definitions, not from here.",
                       [("josev-bridge dm set JOSEV_CTRLR EnableGetEventTimestampRequest false", "")], change_codes)
-    dm_set.add_argument("component")
-    dm_set.add_argument("variable")
-    dm_set.add_argument("value")
+    _names(dm_set)
+    dm_set.add_argument("value", help="the new value (dm get --json shows what is allowed)")
     dm_set.set_defaults(func=handlers["dm set"])
     dm_reset = _command(dm_sub, "reset", "back to the definitions' default",
                         "Set the variable back to its default (source default, so a later upgrade's default "
                         "applies to it again).",
                         [("josev-bridge dm reset JOSEV_CTRLR EnableGetEventTimestampRequest", "")], change_codes)
-    dm_reset.add_argument("component")
-    dm_reset.add_argument("variable")
+    _names(dm_reset)
     dm_reset.set_defaults(func=handlers["dm reset"])
     dm_hist = _command(dm_sub, "history", "who changed what, newest first",
                        "The audit trail: when, which variable, old -> new, source and user.",
                        [("josev-bridge dm history", ""),
                         ("josev-bridge dm history JOSEV_CTRLR EnableGetEventTimestampRequest --json", "JSON lines")],
                        var_codes)
-    dm_hist.add_argument("component", nargs="?")
-    dm_hist.add_argument("variable", nargs="?")
+    _names(dm_hist, optional=True)
     dm_hist.add_argument("--limit", type=int, default=20, metavar="N", help="the newest N changes (default 20)")
     _json(dm_hist, "JSON lines for scripts")
     _wide(dm_hist)
