@@ -28,7 +28,7 @@ FAULT_COUNTERS = (
 
 def build(bridge) -> dict:
     """Everything a technician asks first, from a running Bridge."""
-    ingest, serial, clock = bridge.ingest, bridge.serial, bridge.ingest.clock
+    ingest, serial = bridge.ingest, bridge.serial
     tracker = ingest.tracker
     counters = {**dataclasses.asdict(serial.decode_counters), **dataclasses.asdict(serial.counters),
                 **dataclasses.asdict(ingest.counters)}
@@ -46,9 +46,7 @@ def build(bridge) -> dict:
             "boot_id": None if tracker.boot_id is None else f"{tracker.boot_id:08x}",
             "last_seq": tracker.last_seq,
             "last_record_at": None if ingest.last_record_us is None else format_us(ingest.last_record_us),
-            "clock": None if clock is None or not clock.ready else {
-                "offset_us": clock.offset_us(), "drift_ppm": round(clock.drift_ppm(), 2),
-                "best_rtt_us": clock.best_rtt_us(), "samples": len(clock.samples), **clock_in_utc(clock)},
+            "clock": clock_status(ingest),
             "counters": counters,
             "fault_counters": fault_counters(counters),
         },
@@ -66,6 +64,18 @@ def build(bridge) -> dict:
             "muted": bridge.alerts.muted, "delivery_failures": bridge.alerts.delivery_failures},
         "export": None if getattr(bridge, "export", None) is None else bridge.export.status(bridge.journal.last_id),
     }
+
+
+def clock_status(ingest) -> dict | None:
+    """The current boot's clock fit, read under the ingest's lock: the serial thread adds samples
+    under it, and ClockMap caches its fit, so a fit computed here while a sample arrives could be
+    cached stale (or from a list changing underneath) and map the next records with it."""
+    with ingest.lock:
+        clock = ingest.clock
+        if clock is None or not clock.ready:
+            return None
+        return {"offset_us": clock.offset_us(), "drift_ppm": round(clock.drift_ppm(), 2),
+                "best_rtt_us": clock.best_rtt_us(), "samples": len(clock.samples), **clock_in_utc(clock)}
 
 
 def clock_in_utc(clock, mono_us: int | None = None, utc_us: int | None = None) -> dict:
