@@ -189,6 +189,18 @@ class Config:
         return f"{self.export.topic_prefix}/{self.charger.identity}/journal"
 
 
+# What SIGHUP applies to the running bridge; every other section changed is named as needing a restart.
+LIVE_SECTIONS = ("logging", "get_event_timestamp")
+
+
+def reload_plan(old: Config, new: Config) -> tuple[list[str], list[str]]:
+    """(sections applied at once, sections that need a restart) among those that changed, in file order.
+    Over every section of Config, so a section added later cannot be silently ignored by a reload."""
+    changed = [f.name for f in dataclasses.fields(Config) if f.name != "source"
+               and getattr(old, f.name) != getattr(new, f.name)]
+    return [s for s in changed if s in LIVE_SECTIONS], [s for s in changed if s not in LIVE_SECTIONS]
+
+
 _POSITIVE = {"port", "keepalive", "baudrate", "max_queued_messages", "keepalive_interval",
              "mcu_silence_timeout", "reopen_min_delay", "reopen_max_delay", "reconnect_min_delay",
              "reconnect_max_delay", "max_age_days", "max_size_mb", "rate_limit_per_s", "fleet_id", "evse_count"}

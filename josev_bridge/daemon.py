@@ -8,6 +8,7 @@ port answer: both reconnect on their own, and systemd should not kill a bridge w
 
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import gc
 import json
@@ -25,6 +26,7 @@ from . import __version__, schemas, status_report
 from .adapters.damage import describe, probe_writable
 from .adapters.device_model_store import DeviceModelStore, load_definitions
 from .adapters.journal_store import FILE_NAME as JOURNAL_FILE, RetentionPolicy
+from .adapters.log_output import configure_logging
 from .adapters.mqtt_link import MqttLink
 from .adapters.serial_link import SerialLink
 from .adapters.state_file import AtomicJsonFile
@@ -32,7 +34,7 @@ from .adapters.systemd_notify import SystemdNotifier
 from .api.alerts_api import PATH as ALERTS_PATH, AlertsApi
 from .api.journal_api import PATH as MESSAGES_PATH, JournalApi
 from .api.server import ApiServer, Route, load_or_create_token
-from .config import Config, ConfigError, load
+from .config import Config, ConfigError, load, reload_plan
 from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_LINK, Direction, JournalEntry, NoAnswer
 from .core.rate_limit import RateLimiter
 from .core.timestamps import format_us
@@ -59,16 +61,6 @@ SERIAL_STALL_LIMIT = 5.0  # the serial loop turns at least every 0.2 s; 5 s with
 GIL_SWITCH_INTERVAL_S = 0.0005
 BAD_INPUT_BURST = 20.0  # bad-message log lines at once, then one a second (a summary for the rest)
 EXPORT_QUIET_S = 0.005  # export sends its bursts when no message arrived for this long (answers first)
-
-
-def configure_logging(level: str) -> None:
-    """Plain lines on stderr: journald adds the time and the unit; never the local-time guesswork."""
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 class Bridge:
@@ -349,13 +341,16 @@ class Bridge:
             log.error("reload failed, keeping the running configuration: %s", exc)
             self.notifier.ready()
             return
+        applied, restart = reload_plan(self.config, new)
+        if restart:
+            log.warning("reload: %s changed; not applied until a restart (systemctl restart josev-bridge)",
+                        ", ".join(f"[{s}]" for s in restart))
+        # the sections not applied stay as they run: status shows them, and the next reload names them again
+        self.config = dataclasses.replace(new, **{s: getattr(self.config, s) for s in restart})
         logging.getLogger().setLevel(new.logging.level)
-        self.timestamps.reconfigure(new)
-        for section in ("mqtt", "serial", "paths", "charger", "export"):
-            if getattr(new, section) != getattr(self.config, section):
-                log.warning("reload: [%s] changed; it takes effect at the next restart", section)
-        self.config = new
-        log.info("configuration reloaded from %s", new.source)
+        self.timestamps.reconfigure(self.config)
+        log.info("configuration reloaded from %s; %s", new.source,
+                 f"applied: {', '.join(f'[{s}]' for s in applied)}" if applied else "nothing to apply")
         self.notifier.ready()
 
 

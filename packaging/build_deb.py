@@ -409,15 +409,19 @@ def stage(arch: Arch, wheels: list[Path], own_wheel: Path, root: Path, version: 
     doc = DOC
     put(ROOT / "README.md", f"{doc}/README.md")
     put(DEB / "README.Debian", f"{doc}/README.Debian")
+    generated = {"josev-bridge.1", "josev-bridge.bash-completion"}  # installed where man and bash look, below
     for path in sorted((ROOT / "docs").iterdir()):
-        put(path, f"{doc}/docs/{path.name}")
+        if path.name not in generated:
+            put(path, f"{doc}/docs/{path.name}")
     put(ROOT / "systemd" / "mosquitto-josev-bridge.conf", f"{doc}/examples/mosquitto-josev-bridge.conf")
     put(gzip_n((DEB / "changelog").read_bytes()), f"{doc}/changelog.Debian.gz")
     put(copyright_text(lib).encode(), f"{doc}/copyright")
     for text in sorted((DEB / "licenses").iterdir()):
         put(text, f"{doc}/licenses/{text.name}")
     put(DEB / "lintian-overrides", "usr/share/lintian/overrides/josev-bridge")
-    put(gzip_n((DEB / "josev-bridge.1").read_bytes()), "usr/share/man/man1/josev-bridge.1.gz")
+    # both generated from the command's parser (python -m josev_bridge.cli.docgen docs/; a test keeps them current)
+    put(gzip_n((ROOT / "docs" / "josev-bridge.1").read_bytes()), "usr/share/man/man1/josev-bridge.1.gz")
+    put(ROOT / "docs" / "josev-bridge.bash-completion", "usr/share/bash-completion/completions/josev-bridge")
 
     objects = shared_objects(root)
     depends = ["python3 (>= 3.11~)", "python3 (<< 3.12)", "systemd | systemd-standalone-sysusers"]

@@ -99,6 +99,11 @@ class Change:
     at: str
     id: int = 0  # the audit row; 0 until stored
 
+    @property
+    def unchanged(self) -> bool:
+        """Nothing was written: the value already was this one (`set`/`reset` with unchanged_ok)."""
+        return self.id == 0 and self.old_value == self.new_value
+
 
 class PermissionDenied(DeviceModelError):
     """The caller may not change values: says who may, and how to get there."""
@@ -232,8 +237,11 @@ class DeviceModelStore:
 
     # -- writing ----------------------------------------------------------------------------------
     def set(self, component: str, variable: str, value: str, *, source: Source, user: str,
-            attribute: str = "Actual") -> Change:
-        """Validate and store a value with its source, and audit it. Raises DeviceModelError."""
+            attribute: str = "Actual", unchanged_ok: bool = False) -> Change:
+        """Validate and store a value with its source, and audit it. Raises DeviceModelError.
+
+        `unchanged_ok` (a technician's `dm set`): a value equal to the stored one is neither written nor
+        audited; the Change returned then has id 0 and old == new (`unchanged` is True)."""
         var = self.definition(component, variable)
         attr = var.attributes.get(attribute)
         if attr is None:
@@ -247,16 +255,22 @@ class DeviceModelStore:
             raise DeviceModelError(problem)
         with self._lock, self._transaction():
             row = self._row(component, variable, attribute)
+            if unchanged_ok and row is not None and row.value == value:
+                return Change(component, variable, attribute, row.value, row.value, row.source, user, row.updated_at)
             return self._write(var, attribute, value, source, user, None if row is None else row.value)
 
-    def reset(self, component: str, variable: str, *, user: str, attribute: str = "Actual") -> Change:
-        """Back to the definitions' default, with source `default` (so future upgrades update it)."""
+    def reset(self, component: str, variable: str, *, user: str, attribute: str = "Actual",
+              unchanged_ok: bool = False) -> Change:
+        """Back to the definitions' default, with source `default` (so future upgrades update it).
+        `unchanged_ok`: as for `set`, when it already is the default from the definitions."""
         var = self.definition(component, variable)
         attr = var.attributes.get(attribute)
         if attr is None or attr.default is None:
             raise DeviceModelError(f"{component}.{variable} has no default to reset to")
         with self._lock, self._transaction():
             row = self._row(component, variable, attribute)
+            if unchanged_ok and row is not None and row.value == attr.default and row.source == Source.DEFAULT.value:
+                return Change(component, variable, attribute, row.value, row.value, row.source, user, row.updated_at)
             return self._write(var, attribute, attr.default, Source.DEFAULT, user, None if row is None else row.value)
 
     def writable(self) -> str | None:

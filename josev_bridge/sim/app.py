@@ -19,7 +19,7 @@ from typing import TextIO
 
 from ..protocol.framing import PROTOCOL_VERSION
 from .control_api import ControlServer, SimController, parse_hostport
-from .mcu import DEFAULT_RING_SIZE, SimulatedMcu
+from .mcu import DEFAULT_EVSE_COUNT, DEFAULT_RING_SIZE, SimulatedMcu
 from .pty_link import PtyLink
 from .pty_node import StaleLinkError
 
@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"where the control API listens (default {DEFAULT_CONTROL}; port 0 = any free port)")
     parser.add_argument("--charger-id", default=DEFAULT_CHARGER_ID,
                         help=f"target.charger_id the control API answers to (default {DEFAULT_CHARGER_ID})")
-    parser.add_argument("--evse-count", type=int, default=2, metavar="N",
-                        help="number of EVSEs, ids 1..N (default 2)")
+    parser.add_argument("--evse-count", type=int, default=DEFAULT_EVSE_COUNT, metavar="N",
+                        help=f"number of EVSEs, ids 1..N (default {DEFAULT_EVSE_COUNT})")
     parser.add_argument("--token-file", type=Path, metavar="PATH",
                         help="read the API bearer token from PATH (default: generate one into <pty-link>.token)")
     parser.add_argument("--clock-offset-s", type=float, default=0.0, metavar="SECONDS",

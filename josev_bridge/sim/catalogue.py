@@ -12,6 +12,7 @@ from typing import Any
 from rfc3339_validator import validate_rfc3339
 
 from .mcu import (
+    DEFAULT_EVSE_COUNT,
     DEPARTURE_SOURCES,
     FAULT_CODES,
     MAX_BATTERY_WH,
@@ -67,7 +68,8 @@ class CommandSpec:
         if not self.addressed:
             return self.fields
         high = evse_count if evse_count is not None else 255
-        return (FieldSpec("evse_id", "int", "EVSE to act on, 1..N where N is the sim's --evse-count (default 1).",
+        return (FieldSpec("evse_id", "int", f"EVSE to act on (default 1): 1..N, N being the sim's --evse-count "
+                          f"(default {DEFAULT_EVSE_COUNT}).",
                           minimum=1, maximum=high),
                 FieldSpec("connector_id", "int", "Connector of the EVSE; remembered by the EVSE and named in "
                           "its records (default: the connector last addressed, initially 1).",

@@ -45,6 +45,7 @@ DEFAULT_ID_TAG = "SIM-TAG"
 MAX_ID_TAG = 36  # OCPP IdToken length
 MAX_CONNECTOR_ID = 255  # u8 on the wire
 DEFAULT_RING_SIZE = 4096
+DEFAULT_EVSE_COUNT = 2  # `sim --evse-count`; the control API's document states it (tests/cli/test_docs_agree.py)
 MAX_RING_SIZE = 1_000_000
 DEFAULT_POWER_W = 11_000.0  # what an EV draws when it asks for energy without a power-update
 MAX_POWER_W = 1_000_000.0
@@ -341,7 +342,7 @@ def _new_boot_id(avoid: Iterable[int] = ()) -> int:
 class SimulatedMcu:
     """EVSE state, sequence numbering and the unacknowledged-record ring of one simulated MCU."""
 
-    def __init__(self, evse_count: int = 2, clock: Clock = system_clock_us,
+    def __init__(self, evse_count: int = DEFAULT_EVSE_COUNT, clock: Clock = system_clock_us,
                  boot_id: int | None = None, ring_size: int = DEFAULT_RING_SIZE,
                  firmware: str = FIRMWARE, clock_offset_s: float = 0.0, clock_drift_ppm: float = 0.0,
                  protocol_version: int = PROTOCOL_VERSION) -> None:

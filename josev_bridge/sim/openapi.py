@@ -16,7 +16,7 @@ from typing import Any
 from .. import __version__
 from ..core.conditions import TRIGGER_REASONS, EventType, Signal
 from .catalogue import COMMAND_SPECS, CommandSpec, FieldSpec
-from .mcu import FAULT_CODES
+from .mcu import DEFAULT_EVSE_COUNT, FAULT_CODES
 
 DOCUMENT_PATH = Path(__file__).resolve().parents[2] / "docs" / "sim-control-api.openapi.json"
 EXAMPLE_CHARGER = "josev-sim"
@@ -41,8 +41,8 @@ power path or with a fault) are 200 with a note, never an error.
 CLOCK_PROBE at once with CLOCK_REPLY(probe id, MCU clock when the probe was read), ahead of queued
 records.
 
-**Addressing.** Per-EVSE commands take `evse_id` (default 1; 1..N, N = `--evse-count`) and
-`connector_id` (1..255, remembered by the EVSE; default the one last addressed); charger-wide commands (authorization cache and
+**Addressing.** Per-EVSE commands take `evse_id` (default 1; 1..N, N = `--evse-count`, default
+{evse_count}) and `connector_id` (1..255, remembered by the EVSE; default the one last addressed); charger-wide commands (authorization cache and
 list, clock-set, link-*) take neither (422 extra_forbidden).
 
 **Errors.** 400 malformed JSON or Content-Length; 401 missing or wrong token; 404 unknown path,
@@ -273,7 +273,7 @@ def build_document() -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "josev-bridge MCU simulator control API", "version": __version__,
-                 "description": DESCRIPTION},
+                 "description": DESCRIPTION.replace("{evse_count}", str(DEFAULT_EVSE_COUNT))},
         "servers": [{"url": "http://127.0.0.1:8765", "description": "default --control"}],
         "security": [{"bearerAuth": []}],
         "tags": [{"name": "Charger operations", "description": "Change the simulated MCU's state."},

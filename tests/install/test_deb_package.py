@@ -3,7 +3,6 @@ conffiles, the ARM builds' shared objects, lintian, byte-for-byte reproducibilit
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import os
@@ -14,8 +13,6 @@ from pathlib import Path
 
 import pytest
 from debtools import ARCHES, ROOT, need
-
-from josev_bridge.cli import _parser
 
 pytestmark = pytest.mark.e2e  # builds and runs the .deb: not a unit test
 
@@ -76,6 +73,7 @@ def test_file_list(debs):
         "usr/share/doc/josev-bridge/examples/mosquitto-josev-bridge.conf": 0o644,
         "usr/share/doc/josev-bridge/docs/serial-protocol.md": 0o644,
         "usr/share/man/man1/josev-bridge.1.gz": 0o644,
+        "usr/share/bash-completion/completions/josev-bridge": 0o644,
         "usr/share/lintian/overrides/josev-bridge": 0o644,
         "opt/josev-bridge/lib/josev_bridge/cli/__init__.py": 0o644,
         "opt/josev-bridge/lib/josev_bridge/schema_files/envelope.schema.json": 0o644,
@@ -178,17 +176,6 @@ def test_sdist_carries_the_project(debs):
                  "packaging/build_deb.py", "packaging/requirements.lock", "packaging/config.toml"):
         assert path in names, path
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith((".git/", ".venv/"))]
-
-
-def test_manual_page_names_every_command():
-    page = (ROOT / "packaging/deb/josev-bridge.1").read_text()
-
-    def commands(parser: argparse.ArgumentParser) -> list[str]:
-        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        return [name for s in subs for name in s.choices]
-
-    for name in commands(_parser()):
-        assert re.search(rf'^\.BR? "?{re.escape(name)}\b', page, re.M), f"{name} is not in josev-bridge.1"
 
 
 def test_changelog_is_compressed_without_a_timestamp(debs, tmp_path):
