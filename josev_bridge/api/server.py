@@ -12,11 +12,9 @@ with `Connection: close`, 400 (bad Content-Length), 411 (Transfer-Encoding) and 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
-import socket
 import tempfile
 import threading
 import time
@@ -26,16 +24,14 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
-from ..config import API_TOKEN_FIX, ConfigError, DamagedSecret, EmptySecret, read_secret
-from ..core.http_guard import BodyRefused, bearer_matches, body_length
+from ..adapters.http_base import HttpError, JsonHandler, require_bearer
+from ..config import API_TOKEN_FIX, DamagedSecret, EmptySecret, read_secret
 from ..core.rate_limit import RateLimiter
 
 log = logging.getLogger("josev_bridge.api")
 
 MAX_QUERY = 8192  # bytes of query string; more is a 400
 MAX_BODY = 65536  # bytes of request body read and thrown away (no route takes one); more is a 413
-LINGER_BYTES = 1 << 20  # after refusing a body: at most this much of it read and discarded ...
-LINGER_S = 2.0  # ... for at most this long, before the connection is closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +48,15 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class ApiError(Exception):
+class ApiError(HttpError):
+    """What a route raises for a JSON error: `{"error": message}` with `status` (and `headers`)."""
+
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or {}
+        super().__init__(status, {"error": message}, headers)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 Route = Callable[[Request], Response]
@@ -157,8 +157,8 @@ class ApiServer:
             if len(url.query) > MAX_QUERY:
                 raise ApiError(400, f"query string longer than {MAX_QUERY} bytes")
             return route(Request(url.path, _params(url.query), client))
-        except ApiError as exc:
-            return Response({"error": str(exc)}, exc.status, exc.headers)
+        except HttpError as exc:
+            return Response(exc.body, exc.status, exc.headers)
         except Exception:
             log.exception("API request %s %s failed", method, urlsplit(target).path)
             return Response({"error": "internal error; see the bridge's log"}, 500)
@@ -171,9 +171,9 @@ class ApiServer:
         raise ApiError(429, "too many requests; slow down", {"Retry-After": str(max(1, round(wait + 0.5)))})
 
     def _authenticate(self, authorization: str | None) -> None:
-        if not bearer_matches(authorization, self._token):  # an empty expected token matches nothing
-            raise ApiError(401, "missing or wrong bearer token (Authorization: Bearer <token from [api] token_file>)",
-                           {"WWW-Authenticate": 'Bearer realm="josev-bridge"'})
+        require_bearer(authorization, self._token,  # an empty expected token matches nothing
+                       message="missing or wrong bearer token (Authorization: Bearer <token from [api] token_file>)",
+                       challenge='Bearer realm="josev-bridge"')
 
 
 def _params(query: str) -> dict[str, list[str]]:
@@ -184,69 +184,23 @@ def _params(query: str) -> dict[str, list[str]]:
         raise ApiError(400, f"query string not understood: {exc}") from None
 
 
-def linger_close(sock: socket.socket, max_bytes: int = LINGER_BYTES, max_s: float = LINGER_S) -> None:
-    """After an answer that refuses a body: send FIN, then read and discard what the client is still
-    sending (bounded in bytes and time) until it closes. Closing with unread bytes makes the kernel
-    send a RST, which can destroy the answer before the client has read it: RFC 9112 9.6's staged
-    close (nginx's lingering_close). On Linux loopback the answer survives either way."""
-    deadline = time.monotonic() + max_s
-    try:
-        sock.shutdown(socket.SHUT_WR)
-        while max_bytes > 0 and (left := deadline - time.monotonic()) > 0:
-            sock.settimeout(left)
-            chunk = sock.recv(min(65536, max_bytes))
-            if not chunk:
-                return
-            max_bytes -= len(chunk)
-    except OSError:  # reset, timed out, already closed: the connection is going anyway
-        return
-
-
 def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(JsonHandler):
         server_version = "josev-bridge"
         sys_version = ""
-        timeout = 30  # an idle keep-alive connection is closed after this
-        # TCP_NODELAY: the head and the body go out in two writes; with Nagle the body waits for the
-        # client's delayed ACK of the head, ~40 ms on every answer (Linux clients, loopback included).
-        disable_nagle_algorithm = True
+        log = logging.getLogger("josev_bridge.api")
+        label = "API"
+        max_body = MAX_BODY
 
         def _serve(self) -> None:
-            if not self._skip_body():
+            # No route takes a body: it is read and thrown away, so the next request on this
+            # keep-alive connection starts where the client put it (or refused, see read_body).
+            if self.read_body() is None:
                 return
             response = api.answer(self.command, self.path, self.headers.get("Authorization"), self.client_address[0])
-            body = json.dumps(response.body, ensure_ascii=False, separators=(",", ":")).encode()
-            self.send_response(response.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+            self.send_json(response.status, response.body, {"Cache-Control": "no-store", **response.headers})
 
         do_GET = do_HEAD = _serve
-
-        def _skip_body(self) -> bool:
-            """Read and throw away the request body (no route uses one), so the next request on this
-            keep-alive connection starts where the client put it. A body whose end is unknown or that
-            is too large is refused and the connection closed: left in the stream, its bytes would be
-            parsed as a request. False: nothing more to answer."""
-            try:
-                length = body_length(self.headers, MAX_BODY)
-            except BodyRefused as exc:
-                log.info("API: %s %s from %s refused with %d: %s; connection closed", self.command,
-                         urlsplit(self.path).path, self.client_address[0], exc.status, exc)
-                self.send_error(exc.status, str(exc))
-                linger_close(self.connection)
-                return False
-            if length and len(self.rfile.read(length)) < length:
-                log.debug("API: %s went away in the middle of a request body", self.client_address[0])
-                self.close_connection = True  # nobody left to answer
-                return False
-            return True
 
         def __getattr__(self, name: str):
             # http.server looks up do_<METHOD> and answers a method it finds none for with an HTML 501;
@@ -259,17 +213,6 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
             """http.server's own errors (bad request line, header too long or too many): JSON, not HTML."""
             text = message or self.responses.get(code, ("error",))[0]
             self.log_error("code %d, message %s", code, text)
-            body = json.dumps({"error": text}, ensure_ascii=False).encode()
-            self.send_response(code, text)
-            self.send_header("Connection", "close")
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.close_connection = True
-            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
-                self.wfile.write(body)
-
-        def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
-            log.debug("%s %s", self.client_address[0], format % args)
+            self.send_json(code, {"error": text}, close=True, reason=text)
 
     return Handler
