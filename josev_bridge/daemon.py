@@ -8,6 +8,7 @@ port answer: both reconnect on their own, and systemd should not kill a bridge w
 
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import gc
 import json
@@ -30,6 +31,7 @@ from .adapters.state_file import AtomicJsonFile
 from .adapters.systemd_notify import SystemdNotifier
 from .config import Config, ConfigError, load
 from .core.rate_limit import RateLimiter
+from .log_format import configure_logging
 from .core.timestamps import format_us
 from .services.device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
 from .services.event_timestamp import NAME, EventTimestampService, certainly_valid_request
@@ -37,13 +39,12 @@ from .services.event_timestamp import encode as encode_event_timestamp
 from .services.mcu_ingest import STATE_FILE, STATE_LOSES, McuIngest
 from . import status_report
 from .messages import Handled, Rejected, Router, raw_text
-from .api.server import ApiServer, load_or_create_token
+from .api.supervisor import ApiProcess, ApiSettings
+from .api.token_file import load_or_create_token
 from .adapters.journal_store import FILE_NAME as JOURNAL_FILE, RetentionPolicy
 from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_LINK, Direction, JournalEntry, NoAnswer
 from .services.journal import Journal, parsed_cost
-from .api.journal_api import PATH as MESSAGES_PATH, JournalApi
 from .services.alerts import AlertService
-from .api.alerts_api import PATH as ALERTS_PATH, AlertsApi
 from .services.journal_export import JournalExporter
 
 log = logging.getLogger("josev_bridge.daemon")
@@ -56,16 +57,6 @@ SERIAL_STALL_LIMIT = 5.0  # the serial loop turns at least every 0.2 s; 5 s with
 GIL_SWITCH_INTERVAL_S = 0.0005
 BAD_INPUT_BURST = 20.0  # bad-message log lines at once, then one a second (a summary for the rest)
 EXPORT_QUIET_S = 0.005  # export sends its bursts when no message arrived for this long (answers first)
-
-
-def configure_logging(level: str) -> None:
-    """Plain lines on stderr: journald adds the time and the unit; never the local-time guesswork."""
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 class Bridge:
@@ -142,16 +133,20 @@ class Bridge:
         exporter.busy = lambda: time.monotonic() - self._last_request_at < EXPORT_QUIET_S
         return exporter
 
-    def _open_api(self, config: Config) -> ApiServer | None:
+    def _open_api(self, config: Config) -> ApiProcess | None:
+        """The HTTP API runs in a process of its own (api/supervisor.py says why); what can fail at
+        start happens here, in the daemon: the token file, and binding the port."""
         if not config.api.enabled:
             return None
         if self.journal is None:
             raise ConfigError("[api] enabled needs [journal] enabled (the API serves the journal)")
-        routes = {MESSAGES_PATH: JournalApi(self.journal.store.path, config.charger.identity, config.charger.fleet_id)}
-        if self.alerts is not None:
-            routes[ALERTS_PATH] = AlertsApi(self.alerts.store.path, config)
+        settings = ApiSettings(
+            token=load_or_create_token(config.api_token_file), journal_path=str(self.journal.store.path),
+            alerts_path=None if self.alerts is None else str(self.alerts.store.path),
+            charger=dataclasses.asdict(config.charger), rate_limit_per_s=config.api.rate_limit_per_s,
+            log_level=config.logging.level)
         host, port = config.api.host_port
-        return ApiServer(host, port, load_or_create_token(config.api_token_file), routes, config.api.rate_limit_per_s)
+        return ApiProcess(host, port, settings)
 
     # -- inbound MQTT ------------------------------------------------------------------------------
     def _on_mqtt_message(self, message: mqtt.MQTTMessage) -> None:
@@ -239,6 +234,8 @@ class Bridge:
             self._journal_link_events()
             self._tick_alerts()
             self._log_unlogged()
+            if self.api is not None and not self._stop.is_set():
+                self.api.poll()  # an API process that exited: one line, then started again after a backoff
             self._write_status()
             problem = self.health_problem()
             if problem is None:
@@ -345,6 +342,8 @@ class Bridge:
             self.notifier.ready()
             return
         logging.getLogger().setLevel(new.logging.level)
+        if self.api is not None:
+            self.api.set_log_level(new.logging.level)  # the API process logs at the same level
         self.timestamps.reconfigure(new)
         for section in ("mqtt", "serial", "paths", "charger", "export"):
             if getattr(new, section) != getattr(self.config, section):

@@ -13,19 +13,15 @@ with `Connection: close`, 400 (bad Content-Length), 411 (Transfer-Encoding) and 
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import tempfile
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from ..adapters.http_base import HttpError, JsonHandler, require_bearer
-from ..config import API_TOKEN_FIX, DamagedSecret, EmptySecret, read_secret
 from ..core.rate_limit import RateLimiter
 
 log = logging.getLogger("josev_bridge.api")
@@ -62,69 +58,27 @@ class ApiError(HttpError):
 Route = Callable[[Request], Response]
 
 
-TOKEN_KEY = "[api] token_file"
-
-
-def load_or_create_token(path: Path) -> str:
-    """The bearer token: read from a 0600 file, or created there (random, 0600) at first start.
-
-    A file left empty by a crash between its creation and its write, or garbled, is replaced with a
-    new token (one WARNING naming the file): the daemon made it, nobody can hold its token, and an empty token
-    must never be the one compared against `Authorization: Bearer `.
-    """
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        try:
-            return read_secret(str(path), TOKEN_KEY, fix=API_TOKEN_FIX)
-        except DamagedSecret as exc:
-            why = "empty (cut short by a crash?)" if isinstance(exc, EmptySecret) else "garbled (corrupted?)"
-            log.warning("API token file %s is %s; writing a new token into it", path, why)
-            return _replace_token(path)
-    except OSError as exc:  # a full or read-only disk, or no permission: the daemon says which, with the path
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
-    token = secrets.token_urlsafe(32)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(token + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as exc:  # e.g. a full disk: the empty file left behind is replaced at the next start
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
-    log.warning("API token created in %s (mode 0600); send it as 'Authorization: Bearer <token>'", path)
-    return token
-
-
-def _replace_token(path: Path) -> str:
-    """A new token written beside `path` (0600), synced, then renamed over it: a crash leaves the old
-    file or the new one, never a half-written token."""
-    token = secrets.token_urlsafe(32)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp: mode 0600
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(token + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:  # a full or read-only disk: exit 1, systemd tries again (not a config error)
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
-    return token
-
-
 class ApiServer:
-    """Serves `routes` (path -> handler) on a background thread until `stop()`."""
+    """Serves `routes` (path -> handler) on a background thread until `stop()`.
+
+    It binds `host:port` itself (the unit tests, bench/journal.py), or serves on `sock`, a listening
+    socket bound by someone else: the API process serves on the one the daemon bound and handed down
+    (api/supervisor.py), so a port in use is still the daemon's start-up error.
+    """
 
     def __init__(self, host: str, port: int, token: str, routes: dict[str, Route],
-                 rate_per_s: float = 20.0) -> None:
+                 rate_per_s: float = 20.0, *, sock: socket.socket | None = None) -> None:
         self.routes = routes
         self._token = token
         self._limiter = RateLimiter(rate_per_s, max(1.0, 2 * rate_per_s))
         self._limiter_lock = threading.Lock()
-        self.server = ThreadingHTTPServer((host, port), _handler_class(self))
+        if sock is None:
+            self.server = ThreadingHTTPServer((host, port), _handler_class(self))
+        else:
+            self.server = ThreadingHTTPServer(sock.getsockname()[:2], _handler_class(self), bind_and_activate=False)
+            self.server.socket.close()  # the unbound socket TCPServer made; serve on the one given
+            self.server.socket = sock
+            self.server.server_address = sock.getsockname()
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, name="api", daemon=True)
 
