@@ -25,6 +25,8 @@ acknowledged with its record, the journal dropped no row, `--follow` still runni
 backlog drained after the run (the wait scales with it: export sends at
 most 200 rows/s by default). Exit 0 when every bar passes, 1 otherwise.
 
+The API runs in a process of its own (api/supervisor.py): the bench reports its CPU over the busy
+phase and its peak RSS, and checks it is not the bridge's process and was never restarted.
 --api-off runs the bridge with [api] enabled = false (the API queries are then skipped): the API's
 share of the busy p99, by difference with a run with it on. --gap-ms G sends each request a random
 (exponential, mean G ms) time after the last answer: back to back, a long stall is one slow sample;
@@ -170,6 +172,10 @@ class Load:
 
     def start(self) -> None:
         self.started = time.monotonic()
+        self.bridge_cpu = common.cpu_seconds(self.bridge.proc.pid)
+        if self.api_on:  # the API's own process: its CPU over the busy phase (its RSS is read at the end)
+            self.api_pid = self.bridge.api_pid()
+            self.api_cpu = common.cpu_seconds(self.api_pid)
         self.procs["mcu"] = common.start_helper("mixed_load.py", "--worker", "mcu", "--rate", str(MCU_RATE),
                                                 "--url", self.sim.control_url, "--token-file", str(self.sim.token_file),
                                                 "--charger-id", self.sim.charger_id)
@@ -188,6 +194,13 @@ class Load:
 
     def stop(self) -> None:
         self.seconds = time.monotonic() - self.started
+        self.counts["bridge"] = {"cpu_s": common.cpu_seconds(self.bridge.proc.pid) - self.bridge_cpu}
+        if self.api_on:
+            api = self.bridge.status()["api"]
+            self.counts["api_process"] = {
+                "pid": self.api_pid, "cpu_s": common.cpu_seconds(self.api_pid) - self.api_cpu,
+                "peak_rss_kib": common.rss_kib(self.api_pid, "VmHWM"), "restarts": api["restarts"],
+                "same_pid": api["pid"] == self.api_pid}
         follow_alive = self.follow is not None and self.follow.poll() is None
         if self.follow is not None:
             self.follow.terminate()
@@ -402,6 +415,15 @@ def report(args, targets, idle, busy, load: Load, journal: dict, export: dict, r
                         f"{api.get('ok', 0):,}/{n:,} ({rate(api, 'queries'):.1f}/s), mean {api.get('ms_total', 0) / max(n, 1):.0f}"
                         f" ms, max {api.get('ms_max', 0):.0f} ms", "", "all 200, full pages",
                         n > 0 and api.get("ok") == n and api.get("full_pages") == n))
+    cpu = f"CPU {c.get('bridge', {}).get('cpu_s', math.nan) / load.seconds * 100:.0f} % of a core"
+    if args.api_off:
+        rows.append(Row("load: bridge process", "", cpu, "", "", None))
+    else:
+        proc = c.get("api_process", {})
+        rows.append(Row("load: bridge / API process", "", f"{cpu} / {proc.get('cpu_s', math.nan) / load.seconds * 100:.0f} %"
+                        f", API peak RSS {proc.get('peak_rss_kib', 0):,} KiB, {proc.get('restarts')} restarts", "",
+                        "API its own pid, 0 restarts", proc.get("pid") not in (None, bridge.proc.pid)
+                        and proc.get("same_pid") is True and proc.get("restarts") == 0))
     ign = c.get("ignored", {})
     rows.append(Row("load: ignored messages", "",
                     f"{ign.get('published', 0):,} ({rate(ign, 'published'):.0f}/s)", "", "", None))
