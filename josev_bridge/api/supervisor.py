@@ -1,11 +1,12 @@
 """The daemon's side of the API process: bind the port, start the process, watch it, restart it, stop it.
 
 Why the HTTP API runs in a process of its own (issue 12 item 6; figures in docs/performance.md,
-"Mixed load"): a 500-row page is built and JSON-encoded in one `json.dumps`, which holds the GIL for
-10-30 ms on a busy board, and in the daemon's process the thread answering get_event_timestamp
-waited for it. In a process of its own the API reads SQLite read-only, as `josev-bridge messages`
-does, and no page ever holds the answering thread's GIL. What the two processes still share is
-the CPU.
+"Mixed load"): a 500-row page takes ~7 ms of GIL time on an idle machine, more on a busy board
+(5.4 ms building the rows in Python, which lets go of the GIL only every switch interval, and 1.5 ms
+in one `json.dumps`, which never does), and in the daemon's process the thread answering
+get_event_timestamp waited for it. In a process of its own the API reads SQLite read-only, as
+`josev-bridge messages` does, and no page ever holds the answering thread's GIL. What the two
+processes still share is the CPU.
 
 What stays in the daemon, so that start-up errors stay the same one-line refusals with the same exit
 codes: loading or creating the token (`api/token_file.py`) and binding the listening socket (a port
