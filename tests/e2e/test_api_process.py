@@ -105,6 +105,16 @@ def test_a_daemon_stopped_with_sigterm_stops_its_api_process(bridge):
     assert "API process" not in bridge.log_text()  # a requested stop is not reported as a crash
 
 
+def test_a_unit_stop_that_signals_both_processes_is_not_reported_as_a_crash(bridge):
+    """systemd's KillMode=control-group sends SIGTERM to every process of the unit at once; here the
+    API process gets it first, the worst order for the daemon's supervision."""
+    child = bridge.api_pid()
+    os.kill(child, signal.SIGTERM)
+    assert bridge.stop() == 0
+    assert process_gone(child)
+    assert "API process (pid" not in bridge.log_text()  # no "killed by", no "starting it again"
+
+
 def test_sighup_passes_the_new_log_level_to_the_api_process(make_bridge):
     bridge = make_bridge(logging={"level": "INFO"})
     bridge.start()
