@@ -28,7 +28,7 @@ FAULT_COUNTERS = (
 
 def build(bridge) -> dict:
     """Everything a technician asks first, from a running Bridge."""
-    ingest, serial, clock = bridge.ingest, bridge.serial, bridge.ingest.clock
+    ingest, serial = bridge.ingest, bridge.serial
     tracker = ingest.tracker
     counters = {**dataclasses.asdict(serial.decode_counters), **dataclasses.asdict(serial.counters),
                 **dataclasses.asdict(ingest.counters)}
@@ -44,9 +44,7 @@ def build(bridge) -> dict:
             "boot_id": None if tracker.boot_id is None else f"{tracker.boot_id:08x}",
             "last_seq": tracker.last_seq,
             "last_record_at": None if ingest.last_record_us is None else format_us(ingest.last_record_us),
-            "clock": None if clock is None or not clock.ready else {
-                "offset_us": clock.offset_us(), "drift_ppm": round(clock.drift_ppm(), 2),
-                "best_rtt_us": clock.best_rtt_us(), "samples": len(clock.samples)},
+            "clock": clock_status(ingest),
             "counters": counters,
             "fault_counters": fault_counters(counters),
         },
@@ -64,6 +62,31 @@ def build(bridge) -> dict:
             "muted": bridge.alerts.muted, "delivery_failures": bridge.alerts.delivery_failures},
         "export": None if getattr(bridge, "export", None) is None else bridge.export.status(bridge.journal.last_id),
     }
+
+
+def clock_status(ingest) -> dict | None:
+    """The current boot's clock fit, read under the ingest's lock: the serial thread adds samples
+    under it, and ClockMap caches its fit, so a fit computed here while a sample arrives could be
+    cached stale (or from a list changing underneath) and map the next records with it."""
+    with ingest.lock:
+        clock = ingest.clock
+        if clock is None or not clock.ready:
+            return None
+        return {"offset_us": clock.offset_us(), "drift_ppm": round(clock.drift_ppm(), 2),
+                "best_rtt_us": clock.best_rtt_us(), "samples": len(clock.samples), **clock_in_utc(clock)}
+
+
+def clock_in_utc(clock, mono_us: int | None = None, utc_us: int | None = None) -> dict:
+    """What a technician asks of the MCU clock, for `core.status_view.clock_words`: how far it is
+    from UTC now, how much faster than the host it runs (ppm; negative: slower), and the mapping's
+    error bound for a record the MCU stamps now."""
+    mono_us = time.monotonic_ns() // 1000 if mono_us is None else mono_us
+    utc_us = time.time_ns() // 1000 if utc_us is None else utc_us
+    m0, h0, slope = clock.fit()
+    mcu_now = m0 + round((mono_us - h0) / slope)
+    return {"mcu_minus_utc_us": mcu_now - utc_us,  # the slope is exactly 1 until it is measured (core/clock_map)
+            "mcu_fast_ppm": None if slope == 1.0 else round((1 / slope - 1) * 1e6, 2),
+            "error_bound_us": clock.error_bound_us(mcu_now)}
 
 
 def fault_counters(counters: dict) -> dict:
