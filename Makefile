@@ -26,12 +26,15 @@ bench-mixed: $(STAMP)
 venv: $(STAMP)
 
 # mosquitto for the real broker the tests and the demo start; libsystemd-dev and pkg-config to build
-# systemd-python. Installed only when missing, so a prepared machine does not need root.
+# systemd-python; chromium and chromium-driver for the status page's browser tests (selenium drives
+# Debian's, never a downloaded browser). Installed only when missing, so a prepared machine does not need root.
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
 	pkg-config --exists libsystemd 2>/dev/null || missing="$$missing libsystemd-dev"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && \

@@ -147,7 +147,8 @@ class Bridge:
             token=load_or_create_token(config.api_token_file), journal_path=str(self.journal.store.path),
             alerts_path=None if self.alerts is None else str(self.alerts.store.path),
             charger=dataclasses.asdict(config.charger), rate_limit_per_s=config.api.rate_limit_per_s,
-            log_level=config.logging.level)
+            log_level=config.logging.level, state_dir=str(config.state_dir),
+            runtime_dir=str(config.paths.runtime_dir))
         host, port = config.api.host_port
         return ApiProcess(host, port, settings)
 
