@@ -118,6 +118,8 @@ class TimelineApi:
             raise ApiError(400, "evse: an EVSE number, 1..255")
         if not since_us < until_us or until_us - since_us > 8 * DAY_US:
             raise ApiError(400, "since: must be before until, and at most 8 days before it")
+        if since_us < 0:  # no MCU stamped anything before 1970; and format_us writes RFC 3339 from there on
+            raise ApiError(400, "since: before 1970-01-01T00:00:00Z (the window starts at since, or 24 h before until)")
         query = JournalQuery("", since_us, until_us, (MCU_EDGE,), MAX_EDGES, None)
         with self._lock:
             rows, truncated = self._store.query(query)
@@ -166,7 +168,10 @@ class JournalTailApi:
         for name in request.params:
             if name != "limit":
                 raise ApiError(400, f"{name}: unknown parameter (known: limit)")
-        text = single(request.params, "limit") or "50"
+        try:
+            text = single(request.params, "limit") or "50"
+        except QueryError as exc:
+            raise ApiError(400, str(exc)) from None
         if not text.isdigit() or not 1 <= int(text) <= TAIL_MAX:
             raise ApiError(400, f"limit: 1..{TAIL_MAX}")
         limit = int(text)

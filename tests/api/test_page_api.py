@@ -60,7 +60,8 @@ def test_timeline_joins_the_journal_history_to_the_current_edges(dirs):
 
 @pytest.mark.parametrize("params, word", [({"evse": "0"}, "evse"), ({"since": "yesterday"}, "since"),
                                           ({"evse": "1", "colour": "red"}, "colour"),
-                                          ({"since": format_us(NOW + MIN)}, "since")])
+                                          ({"since": format_us(NOW + MIN)}, "since"),
+                                          ({"until": "1970-01-01T12:00:00Z"}, "1970")])  # found by schemathesis
 def test_timeline_refuses_what_it_does_not_understand(dirs, params, word):
     state, _ = dirs
     api = TimelineApi(state / "journal.sqlite", state, clock_us=lambda: NOW)
@@ -76,6 +77,15 @@ def test_journal_tail_is_newest_first_and_keeps_text_as_text(dirs):
     rows = api(req(limit="2")).body["data"]
     api.close()
     assert [r["id"] for r in rows] == [3, 2] and rows[0]["messagePayload"] == "<b>not html</b>"
+
+
+def test_journal_tail_refuses_a_limit_given_twice_with_a_400_not_a_500(dirs):  # found by schemathesis
+    state, _ = dirs
+    api = JournalTailApi(state / "journal.sqlite", "cp-1", 7)
+    with pytest.raises(ApiError) as refused:
+        api(Request("/", {"limit": ["5", "5"]}, "127.0.0.1"))
+    api.close()
+    assert refused.value.status == 400 and "limit" in refused.value.message
 
 
 def test_status_gives_the_verdict_of_a_live_daemon_and_of_a_dead_one(dirs):
