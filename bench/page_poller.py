@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit
 
 
@@ -60,7 +60,7 @@ def main() -> int:
         n = 0
         while not stop.is_set():
             started = time.monotonic()
-            since = (datetime.now(timezone.utc) - timedelta(days=1)).isoformat(timespec="milliseconds")
+            since = (datetime.now(UTC) - timedelta(days=1)).isoformat(timespec="milliseconds")
             paths = ["/api/status", "/api/timeline?since=" + quote(since.replace("+00:00", "Z")),
                      "/api/journal-tail?limit=50"]
             if n % 5 == 0:
@@ -84,7 +84,8 @@ def main() -> int:
         t.join(5)
     times.sort()
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))] if times else 0.0
-    print(f"rounds {stats['rounds']} requests {stats['requests']} errors {stats['errors']} p99_ms {p99:.1f}", flush=True)
+    print(f"rounds {stats['rounds']} requests {stats['requests']} errors {stats['errors']} p99_ms {p99:.1f}",
+          flush=True)
     return 0
 
 

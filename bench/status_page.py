@@ -25,7 +25,6 @@ from pathlib import Path
 
 import common  # bench/common.py; first: it puts this checkout on sys.path
 from common import percentile
-
 from josev_bridge.harness.bridge_process import BridgeProcess
 from josev_bridge.harness.broker import Mosquitto
 from josev_bridge.sim.launcher import start_sim

@@ -18,8 +18,8 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..adapters.journal_store import JournalStore
 from ..core.journal_entry import MCU_EDGE, to_row

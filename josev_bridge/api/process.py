@@ -31,8 +31,16 @@ from ..config import ChargerConfig, Config
 from ..log_format import configure_logging
 from .alerts_api import PATH as ALERTS_PATH, AlertsApi
 from .journal_api import PATH as MESSAGES_PATH, JournalApi
-from .page_api import (DEVICE_MODEL_PATH, STATUS_PATH, TAIL_PATH, TIMELINE_PATH, DeviceModelApi, JournalTailApi,
-                       StatusApi, TimelineApi)
+from .page_api import (
+    DEVICE_MODEL_PATH,
+    STATUS_PATH,
+    TAIL_PATH,
+    TIMELINE_PATH,
+    DeviceModelApi,
+    JournalTailApi,
+    StatusApi,
+    TimelineApi,
+)
 from .server import ApiServer, Route
 from .static_files import static_routes
 from .supervisor import ApiSettings

@@ -116,7 +116,7 @@ def test_page_files_need_no_token_and_data_routes_do(dirs):
     _, run = dirs
     server = ApiServer("127.0.0.1", 0, "s3cret", {"/api/status": StatusApi(run)}, public=static_routes())
     server.start()
-    base = "http://%s:%d" % server.address
+    base = "http://{}:{}".format(*server.address)
     try:
         for path, kind in (("/", "text/html"), ("/page.js", "text/javascript"), ("/page.css", "text/css")):
             with urllib.request.urlopen(base + path, timeout=5) as answer:
@@ -128,6 +128,7 @@ def test_page_files_need_no_token_and_data_routes_do(dirs):
         assert refused.value.code == 401
         ask = urllib.request.Request(base + "/api/status", headers={"Authorization": "Bearer s3cret"})
         with urllib.request.urlopen(ask, timeout=5) as answer:
-            assert answer.headers["Cache-Control"] == "no-store" and answer.headers["X-Content-Type-Options"] == "nosniff"
+            assert answer.headers["Cache-Control"] == "no-store"
+            assert answer.headers["X-Content-Type-Options"] == "nosniff"
     finally:
         server.stop()
