@@ -64,7 +64,7 @@ def main() -> int:
             paths = ["/api/status", "/api/timeline?since=" + quote(since.replace("+00:00", "Z")),
                      "/api/journal-tail?limit=50"]
             if n % 5 == 0:
-                paths += ["/api/device-model", "/api/alerts?limit=100"]
+                paths += ["/api/device-model", "/api/alerts?limit=100&includeMuted=true"]
             list(pool.map(get, paths))
             with lock:
                 stats["rounds"] += 1

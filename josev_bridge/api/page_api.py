@@ -71,8 +71,9 @@ def _alive(pid: object) -> bool:
 class StatusApi:
     """`GET /api/status`: the verdict and its reasons, the MCU clock in words, and status.json."""
 
-    def __init__(self, runtime_dir: Path, clock_us: Clock = _now_us) -> None:
+    def __init__(self, runtime_dir: Path, identity: str = "", clock_us: Clock = _now_us) -> None:
         self._path = Path(runtime_dir) / STATUS_FILE
+        self._identity = identity  # which charger the technician is looking at (status.json does not say)
         self._clock_us = clock_us
 
     def __call__(self, request: Request) -> Response:
@@ -82,6 +83,7 @@ class StatusApi:
         link = (status or {}).get("mcu_link") or {}
         return Response({
             "now": format_us(now_us),
+            "identity": self._identity,
             "verdict": {"state": judged.state, "reasons": list(judged.reasons)},
             "clock": clock_words(link.get("clock"), (status or {}).get("written_at_epoch"))
             if status is not None else None,

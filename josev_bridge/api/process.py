@@ -57,7 +57,7 @@ def build_routes(settings: ApiSettings) -> dict[str, Route]:
         routes[ALERTS_PATH] = AlertsApi(Path(settings.alerts_path), Config(charger=charger))
     routes[TAIL_PATH] = JournalTailApi(Path(settings.journal_path), charger.identity, charger.fleet_id)
     if settings.runtime_dir is not None:
-        routes[STATUS_PATH] = StatusApi(Path(settings.runtime_dir))
+        routes[STATUS_PATH] = StatusApi(Path(settings.runtime_dir), charger.identity)
     if settings.state_dir is not None:
         routes[TIMELINE_PATH] = TimelineApi(Path(settings.journal_path), Path(settings.state_dir))
         routes[DEVICE_MODEL_PATH] = DeviceModelApi(Path(settings.state_dir))

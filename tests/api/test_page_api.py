@@ -94,7 +94,8 @@ def test_status_gives_the_verdict_of_a_live_daemon_and_of_a_dead_one(dirs):
            "mcu_link": {"state": "silent", "port": "/dev/ttyS1", "clock": None},
            "get_event_timestamp": {"enabled": True}, "device_model": {}, "journal": {}, "export": None}
     (run / "status.json").write_text(json.dumps(doc))
-    body = StatusApi(run)(req()).body
+    body = StatusApi(run, "cp-1")(req()).body
+    assert body["identity"] == "cp-1"
     assert body["verdict"]["state"] == "degraded" and "MCU link silent" in body["verdict"]["reasons"][0]
     (run / "status.json").unlink()
     assert StatusApi(run)(req()).body["verdict"] == {"state": "not answering", "reasons": ["the bridge is not running"]}

@@ -112,6 +112,7 @@ def test_a_plug_in_appears_on_the_timeline_within_2_s(parts, browser):
     _, sim, bridge = parts
     open_with_token(browser, bridge, bridge.api_token())
     wait(browser, 20, lambda d: verdict(d) == "answering", "the verdict to be answering (MCU clock mapped)")
+    assert "test-charger" in browser.find_element(By.ID, "identity").text  # which charger this is
     link = browser.find_element(By.ID, "link").text
     # the drift is stated once the probes span 10 s; the offset and the bound at once
     assert "MCU clock 5 h 02 min behind UTC" in link and "mapping error bound" in link, link

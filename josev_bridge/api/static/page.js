@@ -107,8 +107,14 @@ function renderLink(doc) {
     ["get_event_timestamp", (gets.enabled === false ? "turned off; " : "") +
       (gets.answered !== undefined ? gets.answered + " answered, " + gets.silent + " without an answer" : "")],
   ];
+  const host = status.host_clock;  // issue 14 (wt-clock): shown when the daemon reports it
+  if (host && typeof host.synchronised === "boolean") {
+    rows.splice(5, 0, ["Board clock", host.synchronised ? "synchronised" :
+      "NOT synchronised" + (host.while_unsynchronised ? "; get_event_timestamp " + host.while_unsynchronised : "")]);
+  }
   $("link").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
-  $("identity").textContent = status.pid ? "(pid " + status.pid + ")" : "";
+  $("identity").textContent = (doc.identity || "") + (status.pid ? " (pid " + status.pid + ")" : "");
+  document.title = doc.verdict.state + " · josev-bridge " + (doc.identity || "");
 }
 
 function ticksFor(spanMs) {
@@ -206,7 +212,7 @@ async function refresh(id) {
     const since = new Date(Date.now() - windowS * 1000).toISOString();
     const [status, timeline, journal, dm, alerts] = await Promise.all([
       api("/api/status"), api("/api/timeline?since=" + encodeURIComponent(since)), api("/api/journal-tail?limit=50"),
-      slow ? api("/api/device-model") : undefined, slow ? api("/api/alerts?limit=100") : undefined]);
+      slow ? api("/api/device-model") : undefined, slow ? api("/api/alerts?limit=100&includeMuted=true") : undefined]);
     if (id !== loop) return;
     $("main").hidden = false;
     $("token-form").hidden = true;
