@@ -34,7 +34,8 @@ from .adapters.systemd_notify import SystemdNotifier
 from .api.supervisor import ApiProcess, ApiSettings
 from .api.token_file import load_or_create_token
 from .config import Config, ConfigError, load, reload_plan
-from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_LINK, Direction, JournalEntry, NoAnswer
+from .core.conditions import Edge
+from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_EDGE, MCU_LINK, Direction, JournalEntry, NoAnswer
 from .core.rate_limit import RateLimiter
 from .core.timestamps import format_us
 from .messages import Handled, Rejected, Router, raw_text
@@ -97,6 +98,8 @@ class Bridge:
         self._started_utc_us = time.time_ns() // 1000
         self._last_request_at = 0.0
         self.journal = self._open_journal(config)
+        if self.journal is not None:
+            self.ingest.add_edge_listener(self._journal_edge)
         self.api = self._open_api(config)
         self.export = self._open_export(config)
         self._link_seen: dict = {}
@@ -147,7 +150,8 @@ class Bridge:
             token=load_or_create_token(config.api_token_file), journal_path=str(self.journal.store.path),
             alerts_path=None if self.alerts is None else str(self.alerts.store.path),
             charger=dataclasses.asdict(config.charger), rate_limit_per_s=config.api.rate_limit_per_s,
-            log_level=config.logging.level)
+            log_level=config.logging.level, state_dir=str(config.state_dir),
+            runtime_dir=str(config.paths.runtime_dir))
         host, port = config.api.host_port
         return ApiProcess(host, port, settings)
 
@@ -320,6 +324,15 @@ class Bridge:
     def _journal_event(self, kind: str, payload: dict) -> None:
         if self.journal is not None:
             self.journal.record(JournalEntry(time.time_ns() // 1000, Direction.EVENT, kind, payload=payload))
+
+    def _journal_edge(self, edge: Edge) -> None:
+        """Every condition edge, as the ingest applies it (serial thread; a queue append): the only
+        history of the conditions (edges.json keeps the last rise and fall), for the status page's
+        timeline. `created_us` is the edge's own time, so a window of the journal is a window of edges."""
+        assert self.journal is not None
+        self.journal.record(JournalEntry(edge.time_us, Direction.EVENT, MCU_EDGE, payload={
+            "evseId": edge.evse_id, "condition": edge.condition.value, "rising": edge.rising,
+            "eventType": edge.event_type.value}))
 
     def _journal_link_events(self) -> None:
         """MCU link state, MCU boot and lost records, as seen at this tick (the log has the exact lines)."""

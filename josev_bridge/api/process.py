@@ -31,7 +31,18 @@ from ..adapters.log_output import configure_logging
 from ..config import ChargerConfig, Config
 from .alerts_api import PATH as ALERTS_PATH, AlertsApi
 from .journal_api import PATH as MESSAGES_PATH, JournalApi
+from .page_api import (
+    DEVICE_MODEL_PATH,
+    STATUS_PATH,
+    TAIL_PATH,
+    TIMELINE_PATH,
+    DeviceModelApi,
+    JournalTailApi,
+    StatusApi,
+    TimelineApi,
+)
 from .server import ApiServer, Route
+from .static_files import static_routes
 from .supervisor import ApiSettings
 
 log = logging.getLogger("josev_bridge.api")
@@ -44,6 +55,12 @@ def build_routes(settings: ApiSettings) -> dict[str, Route]:
         MESSAGES_PATH: JournalApi(Path(settings.journal_path), charger.identity, charger.fleet_id)}
     if settings.alerts_path is not None:
         routes[ALERTS_PATH] = AlertsApi(Path(settings.alerts_path), Config(charger=charger))
+    routes[TAIL_PATH] = JournalTailApi(Path(settings.journal_path), charger.identity, charger.fleet_id)
+    if settings.runtime_dir is not None:
+        routes[STATUS_PATH] = StatusApi(Path(settings.runtime_dir), charger.identity)
+    if settings.state_dir is not None:
+        routes[TIMELINE_PATH] = TimelineApi(Path(settings.journal_path), Path(settings.state_dir))
+        routes[DEVICE_MODEL_PATH] = DeviceModelApi(Path(settings.state_dir))
     return routes
 
 
@@ -79,7 +96,8 @@ def main() -> int:
     try:
         sock = socket.socket(fileno=settings.listen_fd)
         routes = build_routes(settings)
-        server = ApiServer("", 0, settings.token, routes, settings.rate_limit_per_s, sock=sock)
+        server = ApiServer("", 0, settings.token, routes, settings.rate_limit_per_s, sock=sock,
+                           public=static_routes())
     except Exception as exc:  # one line, as the daemon's start-up errors; the daemon starts it again later
         log.error("API process cannot start: %s: %s", type(exc).__name__, exc)
         return 1

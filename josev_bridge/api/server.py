@@ -28,6 +28,9 @@ log = logging.getLogger("josev_bridge.api")
 
 MAX_QUERY = 8192  # bytes of query string; more is a 400
 MAX_BODY = 65536  # bytes of request body read and thrown away (no route takes one); more is a 413
+# On every answer: no MIME sniffing (a JSON answer holding journal text must never be run as HTML),
+# no framing, no referrer leaving the page.
+SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,8 @@ class Response:
     body: dict
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # a static file's bytes (the status page), sent as is instead of `body`
+    content_type: str = "application/json"
 
 
 class ApiError(HttpError):
@@ -67,8 +72,13 @@ class ApiServer:
     """
 
     def __init__(self, host: str, port: int, token: str, routes: dict[str, Route],
-                 rate_per_s: float = 20.0, *, sock: socket.socket | None = None) -> None:
+                 rate_per_s: float = 20.0, *, sock: socket.socket | None = None,
+                 public: dict[str, Route] | None = None) -> None:
         self.routes = routes
+        # Served without the token (GET/HEAD only): the status page's HTML, CSS and script, which
+        # hold no data. A browser's navigation to `/` cannot carry a Bearer header; every data
+        # route still needs one, which the page's script sends.
+        self.public = public or {}
         self._token = token
         self._limiter = RateLimiter(rate_per_s, max(1.0, 2 * rate_per_s))
         self._limiter_lock = threading.Lock()
@@ -101,11 +111,14 @@ class ApiServer:
     def answer(self, method: str, target: str, authorization: str | None, client: str) -> Response:
         try:
             self._admit(client)
+            url = urlsplit(target)
+            path = url.path.rstrip("/") or "/"
+            if method in ("GET", "HEAD") and path in self.public:
+                return self.public[path](Request(url.path, {}, client))
             self._authenticate(authorization)
             if method != "GET":
                 raise ApiError(405, f"method {method} not allowed; use GET", {"Allow": "GET"})
-            url = urlsplit(target)
-            route = self.routes.get(url.path.rstrip("/") or "/")
+            route = self.routes.get(path)
             if route is None:
                 raise ApiError(404, f"no such route: {url.path}")
             if len(url.query) > MAX_QUERY:
@@ -152,7 +165,21 @@ def _handler_class(api: ApiServer) -> type[BaseHTTPRequestHandler]:
             if self.read_body() is None:
                 return
             response = api.answer(self.command, self.path, self.headers.get("Authorization"), self.client_address[0])
-            self.send_json(response.status, response.body, {"Cache-Control": "no-store", **response.headers})
+            if response.raw is not None:
+                self.send_raw(response)
+                return
+            self.send_json(response.status, response.body, {"Cache-Control": "no-store", **SAFE_HEADERS,
+                                                            **response.headers})
+
+        def send_raw(self, response: Response) -> None:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.raw or b"")))
+            for name, value in {**SAFE_HEADERS, **response.headers}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.raw or b"")
 
         do_GET = do_HEAD = _serve
 

@@ -74,6 +74,8 @@ class ApiSettings:
     rate_limit_per_s: float
     log_level: str
     listen_fd: int = -1
+    state_dir: str | None = None  # edges.json, device_model.sqlite: the status page's timeline and flags
+    runtime_dir: str | None = None  # status.json: the status page's verdict and MCU link
 
     def line(self) -> bytes:
         return (json.dumps(dataclasses.asdict(self)) + "\n").encode()
