@@ -19,11 +19,18 @@ def link_counters(bridge) -> dict:
     return doc["status"]["mcu_link"]["counters"] if doc["ok"] and doc["status"] else {}
 
 
+def clock_mapped(bridge) -> bool:
+    """The bridge maps the MCU's clock: records from now on are timed (before it, they count as untimed)."""
+    doc = json.loads(bridge.cli("status", "--json").stdout)
+    return bool(doc["status"] and doc["status"]["mcu_link"]["clock"])
+
+
 def near(text: str, true_us: int) -> bool:
     return abs(parse_us(text) - true_us) <= TOLERANCE_US
 
 
 def test_fault_and_ev_status_reach_the_bridge_in_order_even_through_a_damaged_frame(sim, bridge):
+    wait_until(lambda: clock_mapped(bridge), 30, "the MCU clock mapped")  # a loaded machine may start slowly
     assert sim.command("plug-connector")[0] == 200
     true_now = sim.status()["clock"]["true_us"]
     departure = format_us(true_now + 2 * 3_600_000_000)
