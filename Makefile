@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo bench bench-journal bench-mixed system-deps venv clean
+.PHONY: test demo bench bench-journal bench-mixed bench-page system-deps venv clean
 
 test: $(STAMP)
 	$(BIN)/pytest -q
@@ -22,6 +22,9 @@ bench-journal: $(STAMP)
 
 bench-mixed: $(STAMP)
 	$(BIN)/python bench/mixed_load.py
+
+bench-page: $(STAMP)
+	$(BIN)/python bench/status_page.py
 
 venv: $(STAMP)
 

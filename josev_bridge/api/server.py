@@ -90,7 +90,9 @@ class ApiServer:
             self.server.socket = sock
             self.server.server_address = sock.getsockname()
         self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, name="api", daemon=True)
+        # stop() waits for serve_forever to notice: at most this long (the default 0.5 s per stop adds up)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="api", daemon=True)
 
     @property
     def address(self) -> tuple[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,16 @@ def build_command(out: Path, arches: tuple[str, ...]) -> list[str]:
     return args
 
 
-def build_debs(out: Path, arches: tuple[str, ...]) -> dict[str, Path]:
+def _build_debs(out: Path, arches: tuple[str, ...]) -> dict[str, Path]:
     done = subprocess.run(build_command(out, arches), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return {arch: Path(line) for arch, line in zip(arches, done.stdout.split())}
+
+
+def build_debs(out: Path, arches: tuple[str, ...]) -> dict[str, Path]:
+    """Build under a lock on the shared wheel cache: with `pytest -n 2` two workers may build at once,
+    and the second must find the wheels the first downloaded, not download them into the same files."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_debs(out, arches)
