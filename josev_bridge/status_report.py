@@ -15,6 +15,8 @@ from pathlib import Path
 from .core.timestamps import format_us
 
 STATUS_FILE = "status.json"
+# What get_event_timestamp does while the board's clock is not synchronised (README, "The board's clock")
+UNSYNCHRONISED_POLICY = "answered; the journal row says 'host clock unsynchronised'"
 STALE_AFTER_S = 5.0
 
 # The MCU link's counters that count trouble (the rest count work done): from the frame decoder
@@ -42,14 +44,16 @@ def build(bridge) -> dict:
             "state": serial.state.value, "port": bridge.config.serial.url,
             "firmware": ingest.mcu_firmware,
             "boot_id": None if tracker.boot_id is None else f"{tracker.boot_id:08x}",
-            "last_seq": tracker.last_seq,
+            "last_seq": ingest.applied_seq,  # applied, not only received (it may wait for a clock sample)
             "last_record_at": None if ingest.last_record_us is None else format_us(ingest.last_record_us),
             "clock": None if clock is None or not clock.ready else {
                 "offset_us": clock.offset_us(), "drift_ppm": round(clock.drift_ppm(), 2),
+                "drift_error_ppm": round(clock.slope_error_ppm(), 2), "span_s": round(clock.span_us() / 1e6, 1),
                 "best_rtt_us": clock.best_rtt_us(), "samples": len(clock.samples)},
             "counters": counters,
             "fault_counters": fault_counters(counters),
         },
+        "host_clock": {**bridge.host_clock.status(), "while_unsynchronised": UNSYNCHRONISED_POLICY},
         "get_event_timestamp": {"enabled": bridge.timestamps.enabled(), **dataclasses.asdict(bridge.answers)},
         "rejected_messages": dict(bridge.rejected),
         "device_model": device_model_status(bridge.device_model),

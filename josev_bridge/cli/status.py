@@ -33,8 +33,11 @@ def status(args: argparse.Namespace) -> int:
         ["MCU", f"firmware {link['firmware'] or '?'}, boot {link['boot_id'] or '?'}, last seq {link['last_seq']}"],
         ["last record", link["last_record_at"] or "-"],
         ["MCU clock", "not mapped yet" if not clock else
-         f"offset {clock['offset_us'] / 1e6:+.6f} s vs host monotonic, drift {clock['drift_ppm']:+.1f} ppm, "
-         f"best round trip {clock['best_rtt_us']} us ({clock['samples']} samples)"],
+         f"offset {clock['offset_us'] / 1e6:+.6f} s vs host monotonic, drift {clock['drift_ppm']:+.1f}"
+         + (f" +- {clock['drift_error_ppm']:.1f}" if "drift_error_ppm" in clock else "") + " ppm, "
+         f"best round trip {clock['best_rtt_us']} us ({clock['samples']} samples"
+         + (f" over {clock['span_s']:g} s)" if "span_s" in clock else ")")],
+        *host_clock_rows(status.get("host_clock")),
         ["records", f"{counters['records']} applied, {counters['edges']} edges"],
         ["faults", ", ".join(f"{k} {v}" for k, v in faults.items()) or "none"],
         ["get_event_timestamp", f"{'enabled' if status['get_event_timestamp']['enabled'] else 'DISABLED'}, "
@@ -46,6 +49,20 @@ def status(args: argparse.Namespace) -> int:
     rows += status_extras(status)
     table(None, rows)
     return EXIT_OK if problem is None else EXIT_FAIL
+
+
+def host_clock_rows(host: dict | None) -> list[list[str]]:
+    """The board's clock: synchronised or not, what answers do meanwhile, the steps seen (absent: an
+    older daemon)."""
+    if not host:
+        return []
+    text = host["state"]
+    if not host["synchronised"]:
+        text = text.replace("not synchronised", "NOT SYNCHRONISED", 1)
+        text += f"; get_event_timestamp {host['while_unsynchronised']}"
+    if host["steps"]:
+        text += f"; {host['steps']} step(s) seen, last {host['last_step_us'] / 1e6:+.3f} s at {host['last_step_at']}"
+    return [["host clock", text]]
 
 
 def status_extras(status: dict) -> list[list[str]]:

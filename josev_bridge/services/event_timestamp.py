@@ -16,6 +16,7 @@ from ..config import Config
 from ..core.conditions import TRIGGER_REASONS, Condition, EventType
 from ..core.device_model import as_bool
 from ..core.event_timestamp import Answer, Query
+from ..core.host_time import Basis, clock_note
 from .mcu_ingest import McuIngest
 from ..messages import Message, Outcome, encode_response
 
@@ -124,11 +125,16 @@ class EventTimestampService:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("request %s: %s/%s -> %s (EVSE %s)", message.id, query.event_type.value,
                       query.condition.value, result.timestamp, result.evse_id)
-        return Outcome({"timestamp": result.timestamp}, note=bound_note(result.error_us))
+        return Outcome({"timestamp": result.timestamp},
+                       note=bound_note(result.error_us, result.basis, self._ingest.host_clock.synchronised))
 
 
-def bound_note(error_us: int | None) -> str:
-    """The journal row's statement of how true the answer is (the clock mapping's error bound)."""
+def bound_note(error_us: int | None, basis: Basis = Basis.MONOTONIC, synchronised: bool | None = True) -> str:
+    """The journal row's statement of how true the answer is: the clock mapping's error bound for this
+    answer (the edge's, plus the error of the host offset it was converted with), and, when the
+    board's clock was not known to be synchronised, that too (README, "The board's clock")."""
     if error_us is None:
-        return "MCU time; mapping error bound not recorded (edge stored by an older version)"
-    return f"MCU time, mapping error bound {error_us / 1000:.3f} ms"
+        text = "MCU time; mapping error bound not recorded (edge stored by an older version)"
+    else:
+        text = f"MCU time, mapping error bound {error_us / 1000:.3f} ms"
+    return text + clock_note(basis, synchronised)

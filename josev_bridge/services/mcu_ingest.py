@@ -1,10 +1,17 @@
-"""MCU records into the edge store: in seq order, on the UTC time line, persisted before acked.
+"""MCU records into the edge store: in seq order, on the host's time line, persisted before acked.
 
 The serial thread calls `on_record` per record, `on_clock_sample` per clock probe answer and
-`flush` per read batch. A record is applied once its boot's clock is mapped to UTC (the first
-probe answer arrives milliseconds after HELLO); `flush` writes one atomic snapshot for the batch
-and only then returns the ack, up to the last *applied* record, so the MCU keeps (and replays)
-anything the bridge has not stored: a full disk or a kill -9 loses nothing.
+`flush` per read batch. A record is applied once its boot's clock is mapped (the first probe
+answer arrives milliseconds after HELLO), and one stamped well past the newest low-latency probe
+sample (during an outage) waits for one after it, so it is interpolated, not extrapolated (the link
+probes every 0.1 s meanwhile, `clock_sample_wanted`); `flush` writes one
+atomic snapshot for the batch and only then returns the ack, up to the last *applied* record, so
+the MCU keeps (and replays) anything the bridge has not stored: a full disk or a kill -9 loses nothing.
+
+Edges are stored in host monotonic time with their mapping error bound; an answer adds the host's
+realtime-minus-monotonic offset of that moment (adapters/host_clock), so a board clock stepped after
+the edge (NTP arriving late) is followed. Each snapshot records the host boot and the offset then:
+after a host reboot the stored edges keep the UTC they had, flagged if the clock was unsynchronised.
 
 FAULT and EV_STATUS records (the alert engine's inputs) take the same path: sequenced with the
 signals, held behind gaps, waiting for their boot's clock, mapped to UTC. Instead of the edge store
@@ -18,9 +25,9 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
+from ..adapters.host_clock import HostClock
 from ..adapters.state_file import AtomicJsonFile
 from ..core.alert_inputs import EvStatusRecord, FaultRecord
 from ..core.clock_map import ClockMap, ClockSample, to_utc_us, to_utc_with_bound
@@ -41,34 +48,10 @@ STATE_LOSES = ("the stored edges (events before this start get no answer until t
                "again) and the MCU link position (the MCU replays every record not yet acknowledged; "
                "acknowledged ones are not sent again)")
 CLOCKS_KEPT = 4  # MCU boots whose clock mapping is remembered (for records replayed after a reboot)
+FRESH_SAMPLE_TRIES = 10  # samples a record stamped past the newest fitted one waits for (~1 s of wanted probes)
 
 AlertRecord = FaultRecord | EvStatusRecord
 AlertListener = Callable[[AlertRecord], None]
-
-
-def realtime_offset_with_error_us() -> tuple[int, int]:
-    """The realtime clock read between two monotonic readings, and how far off that can be (half the
-    gap between them). Two bare reads are not atomic: a preemption between them (a busy board) would
-    shift every time mapped with the result by its length. Take the pair that lay closest (at most 5
-    tries, done once it is within 20 µs)."""
-    best_gap, best = 0, 0
-    for attempt in range(5):
-        before = time.monotonic_ns()
-        real = time.time_ns()
-        after = time.monotonic_ns()
-        if attempt == 0 or after - before < best_gap:
-            best_gap, best = after - before, real - (before + after) // 2
-        if best_gap <= 20_000:
-            break
-    return best // 1000, (best_gap + 1999) // 2000
-
-
-def host_boot_id() -> str:
-    """Host monotonic time restarts with the host: a clock fit is only valid within one host boot."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return "unknown"
 
 
 @dataclass
@@ -91,15 +74,18 @@ class IngestCounters:
 class McuIngest:
     """Owns the edge store, the link position and the clock maps; shared with the MQTT thread via `lock`."""
 
-    def __init__(self, state_file: AtomicJsonFile,
-                 realtime_offset_us: Callable[[], int | tuple[int, int]] = realtime_offset_with_error_us) -> None:
+    def __init__(self, state_file: AtomicJsonFile, host_clock: HostClock | None = None,
+                 realtime_offset_us: Callable[[], int | tuple[int, int]] | None = None) -> None:
+        """`realtime_offset_us` replaces the host clock's offset (tests: a fixed time line)."""
         self.lock = threading.Lock()
         self.counters = IngestCounters()
         self.mcu_firmware: str | None = None
         self.last_record_us: int | None = None
         self._file = state_file
-        self._realtime_offset_us = realtime_offset_us
-        self._host_boot = host_boot_id()
+        self.host_clock = host_clock or HostClock()
+        self._realtime_offset_us = realtime_offset_us or self.host_clock.offset
+        self._host_boot = self.host_clock.boot_id
+        self._samples_waited = 0  # probe answers since the first waiting record started to wait
         self.clocks: dict[int, ClockMap] = {}
         self.store, self.tracker = self._load()
         self._applied_seq = self.tracker.last_seq
@@ -117,9 +103,11 @@ class McuIngest:
         try:
             store = EdgeStore.from_snapshot(data["edges"])
             tracker = SequenceTracker.from_snapshot(data.get("link", {}))
+            same_host = (data.get("host") or {}).get("boot_id", self._host_boot) == self._host_boot
             for boot, clock in data.get("clocks", {}).items():
-                if clock.get("host_boot") == self._host_boot:
+                if same_host and clock.get("host_boot") == self._host_boot:  # fits live on this boot's clock
                     self.clocks[int(boot)] = ClockMap.from_snapshot(clock)
+            self._fix_earlier_boot(store, data)
         except (KeyError, ValueError, TypeError) as exc:
             self._file.quarantine(f"has unexpected content ({exc})")
             self.clocks.clear()
@@ -127,6 +115,21 @@ class McuIngest:
         log.info("restored edges of EVSE %s, MCU link position %s and %d clock mapping(s) from %s",
                  store.evse_ids() or "(none)", tracker.snapshot(), len(self.clocks), self._file.path)
         return store, tracker
+
+    def _fix_earlier_boot(self, store: EdgeStore, data: dict) -> None:
+        """Edges stored in another host boot keep the UTC they had: their monotonic times plus the
+        offset (and its sync state) recorded with the last snapshot of that boot."""
+        host = data.get("host")
+        if data["edges"].get("version") == 1 or (host is not None and host["boot_id"] == self._host_boot):
+            return  # UTC already (an older version's file), or this very boot
+        if host is None:
+            raise ValueError("edges on the monotonic clock without the host boot they belong to")
+        offset, error, synced = host["realtime_minus_monotonic_us"], host["offset_error_us"], host["synchronised"]
+        if not (type(offset) is int and type(error) is int and synced in (True, False, None)):
+            raise ValueError(f"bad host clock record {host!r}")
+        fixed = store.fix_to_utc(offset, error, synced)
+        log.info("%d edge time(s) stored in an earlier host boot keep the UTC they had then (host clock then %s)",
+                 fixed, "synchronised" if synced else "unsynchronised" if synced is False else "unknown")
 
     def add_alert_listener(self, callback: AlertListener) -> None:
         """Call `callback(record)` with every timed FAULT/EV_STATUS record, UTC-mapped, in seq order.
@@ -149,6 +152,12 @@ class McuIngest:
         self._reboot_listeners.append(callback)
 
     @property
+    def applied_seq(self) -> int:
+        """The last record of the current MCU boot applied (and acknowledged once saved); the ones after
+        it may wait for their boot's clock."""
+        return self._applied_seq
+
+    @property
     def clock(self) -> ClockMap | None:
         """The current MCU boot's clock mapping (for status)."""
         return self.clocks.get(self.tracker.boot_id) if self.tracker.boot_id is not None else None
@@ -156,11 +165,13 @@ class McuIngest:
     def lookup(self, query: Query, *, enabled: bool, supported: frozenset[Condition],
                reply_with_current_time_when_unknown: bool, clock_us: Callable[[], int]) -> Answer | Silence:
         """Answer one get_event_timestamp query from the edge store, under the ingest's lock (one
-        acquisition, one `core.event_timestamp.answer` call; `clock_us` is read inside the lock)."""
+        acquisition, one `core.event_timestamp.answer` call; `clock_us` is read inside the lock). UTC is
+        the edge's monotonic time plus the host's offset now (an answer follows a board clock step)."""
+        offset, offset_error = self._offset_and_error()
         with self.lock:
             return answer(query, self.store, enabled=enabled, supported=supported,
                           reply_with_current_time_when_unknown=reply_with_current_time_when_unknown,
-                          now_us=clock_us())
+                          now_us=clock_us(), offset_us=offset, offset_error_us=offset_error)
 
     # -- RecordSink -------------------------------------------------------------------------------
     def on_record(self, seq: int, record: Record | Skipped) -> None:
@@ -208,6 +219,8 @@ class McuIngest:
         with self.lock:
             clock = self.clocks.setdefault(boot, ClockMap())
             verdict = clock.add(sample)
+        if self._waiting:
+            self._samples_waited += 1
         if verdict == "outlier":
             self.counters.clock_outliers += 1
         elif verdict == "restarted":
@@ -217,10 +230,17 @@ class McuIngest:
             waiting, self._waiting = self._waiting, []
             for seq, record in waiting:
                 self._apply(seq, record)
+            if not self._waiting:
+                self._samples_waited = 0
 
     def replay_wanted(self) -> bool:
         """True while records after a gap are held: the link asks the MCU to replay."""
         return self.tracker.gap
+
+    def clock_sample_wanted(self) -> bool:
+        """True while records wait for a clock sample (the link then probes every 0.1 s): for a boot
+        not mapped yet, or for a sample after records stamped during an outage."""
+        return bool(self._waiting) and self._samples_waited < FRESH_SAMPLE_TRIES
 
     def _settle(self, outcome: Outcome) -> None:
         c = self.counters
@@ -238,7 +258,7 @@ class McuIngest:
     def _apply(self, seq: int, record: SequencedRecord) -> None:
         c = self.counters
         clock = self.clock
-        if self._waiting or clock is None or not clock.ready:
+        if self._waiting or clock is None or not clock.ready or self._wants_fresh_sample(record, clock):
             self._waiting.append((seq, record))  # order is kept: nothing overtakes a waiting record
             return
         if isinstance(record, Skipped):
@@ -261,15 +281,17 @@ class McuIngest:
                 return
             offset, offset_error = self._offset_and_error()
             utc_us, bound_us = to_utc_with_bound(clock, record.time_us, offset)
-            bound_us += offset_error
             edges = self.store.apply(SignalRecord(record.evse_id, record.connector_id, record.signal,
-                                                  record.state, utc_us), bound_us)
+                                                  record.state, utc_us - offset), bound_us)  # host monotonic
         self.last_record_us = utc_us
         c.edges += len(edges)
         if edges and log.isEnabledFor(logging.INFO):  # formatting costs more than applying
             for edge in edges:
                 log.info("EVSE %d %s %s at %s (clock mapping error <= %.3f ms)", edge.evse_id,
-                         edge.condition.value, edge.event_type.value, format_us(edge.time_us), bound_us / 1000)
+                         edge.condition.value, edge.event_type.value, format_us(utc_us),
+                         (bound_us + offset_error) / 1000)
+        if self._edge_listeners:  # the listeners (the alert engine) take UTC as of now
+            edges = [dataclasses.replace(edge, time_us=utc_us) for edge in edges]
         for listener in self._edge_listeners:
             for edge in edges:
                 try:
@@ -305,6 +327,14 @@ class McuIngest:
                 log.exception("alert listener %r failed on MCU record seq %d (%s); ingest goes on",
                               listener, seq, _describe(mapped))
 
+    def _wants_fresh_sample(self, record: SequencedRecord, clock: ClockMap) -> bool:
+        """A record stamped well past the newest fitted probe sample (during an outage) waits for a
+        low-latency sample after it, to be interpolated rather than extrapolated (the link probes every
+        0.1 s meanwhile); not for more than FRESH_SAMPLE_TRIES samples (a time the samples never reach,
+        or slow round trips only, is mapped as it is, with its bound)."""
+        time_us = getattr(record, "time_us", 0)
+        return bool(time_us) and not clock.covers(time_us) and self._samples_waited < FRESH_SAMPLE_TRIES
+
     def _offset_and_error(self) -> tuple[int, int]:
         """UTC minus host monotonic now, and the error of that reading (0 when given as a plain value)."""
         value = self._realtime_offset_us()
@@ -315,15 +345,19 @@ class McuIngest:
             self.counters.untimed_records += len(self._waiting)
             log.error("%d MCU record(s) dropped: %s", len(self._waiting), why)
             self._waiting = []
+        self._samples_waited = 0
 
     def flush(self) -> Ack | None:
         with self.lock:
             if not self._dirty or self.tracker.boot_id is None:
                 return None
             boot = self.tracker.boot_id
+            offset, offset_error = self._offset_and_error()
             snapshot = {"edges": self.store.snapshot(), "link": {"boot_id": boot, "last_seq": self._applied_seq},
                         "clocks": {str(b): {**c.snapshot(), "host_boot": self._host_boot}
-                                   for b, c in self.clocks.items() if c.ready}}
+                                   for b, c in self.clocks.items() if c.ready},
+                        "host": {"boot_id": self._host_boot, "realtime_minus_monotonic_us": offset,
+                                 "offset_error_us": offset_error, "synchronised": self.host_clock.synchronised}}
             ack = Ack(boot, self._applied_seq)
         try:
             self._file.save(snapshot)
@@ -340,6 +374,12 @@ class McuIngest:
         with self.lock:
             self._dirty = False
         return ack
+
+    def on_host_clock_change(self) -> None:
+        """The host clock stepped or changed sync state: save the new offset with the edges at the next
+        flush, so that edges carried over a reboot keep the UTC of the latest time line."""
+        with self.lock:
+            self._dirty = True
 
     def on_link_state(self, state: LinkState, detail: str) -> None:
         log.info("MCU link %s: %s", state.value, detail)
