@@ -26,12 +26,14 @@ bench-mixed: $(STAMP)
 venv: $(STAMP)
 
 # mosquitto for the real broker the tests and the demo start; libsystemd-dev and pkg-config to build
-# systemd-python. Installed only when missing, so a prepared machine does not need root.
+# systemd-python; faketime (libfaketime) for the board-clock-step test. Installed only when missing,
+# so a prepared machine does not need root.
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
 	pkg-config --exists libsystemd 2>/dev/null || missing="$$missing libsystemd-dev"; \
+	ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing="$$missing faketime"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && \
