@@ -271,14 +271,14 @@ def to_utc_with_bound(clock: ClockMap, mcu_us: int, realtime_minus_monotonic_us:
     """UTC microseconds for an MCU clock reading.
 
     When the MCU's clock already runs on UTC (an RTC the integrator keeps set) and agrees with the
-    host within the measurement's own uncertainty, its reading is reported unaltered: a correction
-    smaller than the error of measuring it would only add noise to what the hardware recorded.
-    Returns (UTC µs, error bound µs): the clock map's bound for that reading, plus the distance to
-    the mapped time when the MCU's own reading is reported.
+    mapped time within the mapping's own error bound for it, its reading is reported unaltered: a
+    correction smaller than the error of measuring it would only add noise to what the hardware
+    recorded. Returns (UTC µs, error bound µs): the clock map's bound for that reading, plus the
+    distance to the mapped time when the MCU's own reading is reported (so the bound stays true
+    whichever of the two is nearer the truth).
     """
     mapped = clock.to_host_us(mcu_us) + realtime_minus_monotonic_us
     bound = clock.error_bound_us(mcu_us)
-    uncertainty = (clock.best_rtt_us() or 0) // 2 + RTT_TOLERANCE_US
-    if abs(mapped - mcu_us) <= uncertainty:
+    if abs(mapped - mcu_us) <= bound:
         return mcu_us, bound + abs(mapped - mcu_us)
     return mapped, bound

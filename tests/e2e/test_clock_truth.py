@@ -190,7 +190,7 @@ def test_an_ev_connected_before_a_three_year_clock_step_is_answered_with_the_tru
         synced = bridge.status()["host_clock"]["synchronised"]
         assert synced == read_sync_state().synchronised  # the kernel's word (adjtimex is not faked)
         assert ("host clock unsynchronised" in note) == (synced is False), note
-        status = bridge.status()
+        status = wait_until(lambda: (st := bridge.status())["host_clock"]["steps"] and st, 10, "the step in status")
         assert status["host_clock"]["steps"] == 1
         # the daemon's realtime is libfaketime's (now the true time): its offset moved by the step alone
         assert abs(status["host_clock"]["realtime_minus_monotonic_us"] - real_offset_us) < 5_000_000
