@@ -26,14 +26,19 @@ bench-mixed: $(STAMP)
 venv: $(STAMP)
 
 # mosquitto for the real broker the tests and the demo start; libsystemd-dev and pkg-config to build
-# systemd-python; faketime (libfaketime) for the board-clock-step test. Installed only when missing,
-# so a prepared machine does not need root.
+# systemd-python; for the Debian package's tests (tests/install): lintian, systemd (systemd-analyze
+# verify, systemd-sysusers) and Debian's python3, which runs the installed package; faketime
+# (libfaketime) for the board-clock-step test. Installed only when missing, so a prepared machine
+# does not need root.
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
 	pkg-config --exists libsystemd 2>/dev/null || missing="$$missing libsystemd-dev"; \
 	ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing="$$missing faketime"; \
+	command -v lintian >/dev/null 2>&1 || missing="$$missing lintian"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	[ -x /usr/bin/python3 ] || missing="$$missing python3"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && \
@@ -46,5 +51,46 @@ $(STAMP): pyproject.toml | system-deps
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# --- Debian package (issue 13; README "Install on a board") -------------------------------------
+# deb: josev-bridge_<version>_{amd64,arm64,armhf}.deb in build/deb from packaging/requirements.lock,
+# then lintian (no errors). lock: re-resolve pyproject's dependencies into the lock files (network).
+.PHONY: deb lock
+deb: $(STAMP)
+	rm -f build/deb/josev-bridge_*.deb
+	$(BIN)/python packaging/build_deb.py build --out build/deb
+	lintian --no-cfg --fail-on error build/deb/josev-bridge_*.deb
+
+lock: $(STAMP)
+	$(BIN)/python packaging/build_deb.py lock
+
+# The suite against the lowest versions pyproject.toml allows (a second venv, build/floors); slow, so
+# not part of `make test`: run it when a floor moves. The test tools resolve as usual.
+.PHONY: test-floors
+test-floors: | system-deps
+	rm -rf build/floors && mkdir -p build/floors
+	$(PY) -m venv build/floors/venv
+	build/floors/venv/bin/pip install -q --upgrade pip
+	$(PY) packaging/floors.py > build/floors/constraints.txt
+	build/floors/venv/bin/pip install -q -c build/floors/constraints.txt -e '.[test]'
+	build/floors/venv/bin/pip list --format=freeze | grep -iE "^(paho-mqtt|jsonschema|rfc3339-validator|pyserial|referencing|rpds-py)=="
+	build/floors/venv/bin/pytest -q -p no:cacheprovider
+
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# --- Checks (issue 12 item 5); configuration in pyproject.toml ----------------------------------
+# lint: ruff (pyflakes, pycodestyle, bugbear, pyupgrade, import order). typecheck: mypy, strict on
+# core/ and protocol/. `make test` runs both before the suite (they take about two seconds from a
+# cold cache). test-fast: the unit tests alone, without mosquitto, the simulator or the daemon.
+.PHONY: lint typecheck test-fast
+
+test: lint typecheck
+
+lint: $(STAMP)
+	$(BIN)/ruff check josev_bridge tests bench packaging
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not e2e"

@@ -16,9 +16,9 @@ import json
 import signal
 import sys
 
-import common  # noqa: F401  (bench/common.py: puts this checkout on sys.path)
 import serial
 
+import common  # noqa: F401  (bench/common.py: puts this checkout on sys.path)
 from josev_bridge.core.conditions import SignalRecord
 from josev_bridge.protocol import records
 from josev_bridge.protocol.framing import PROTOCOL_VERSION, FrameDecoder

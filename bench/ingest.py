@@ -54,7 +54,7 @@ from pathlib import Path
 
 import common  # bench/common.py; first: it puts this checkout on sys.path
 from common import cpu_seconds, cpu_split, filesystem_of, load_average, mosquitto_version
-
+from josev_bridge.adapters.log_output import level_of
 from josev_bridge.core.conditions import Signal, SignalRecord
 from josev_bridge.harness.bridge_process import BridgeProcess
 from josev_bridge.harness.broker import Mosquitto
@@ -580,7 +580,7 @@ def run(args: argparse.Namespace, work: Path, results: dict) -> bool:
                       f"{bare_rate['machine_busy_cores']:.2f} of {os.cpu_count()} CPUs busy")
             results["bare_rate"] = bare_rate
             new_log = bridge.log_text()[log_offset:]
-            problems = [line for line in new_log.splitlines() if line.startswith(("WARNING", "ERROR", "CRITICAL"))]
+            problems = [line for line in new_log.splitlines() if level_of(line) in ("WARNING", "ERROR", "CRITICAL")]
             if problems:
                 print(f"\nbridge log: {len(problems)} warning/error line(s) during the measurements, e.g.:")
                 for line in problems[:10]:

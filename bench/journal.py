@@ -41,22 +41,21 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlencode
 
 import common  # bench/common.py; first: it puts this checkout on sys.path
 from common import filesystem_of, load_average, percentile
-
-from josev_bridge.services import journal as journal_module
-from josev_bridge.api.server import ApiServer
 from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy, page_statement
+from josev_bridge.api.journal_api import PATH, JournalApi
+from josev_bridge.api.server import ApiServer
 from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer
 from josev_bridge.core.journal_query import DAY_US, DEFAULT_LIMIT, Position, encode_cursor, parse_query
 from josev_bridge.core.timestamps import format_us
+from josev_bridge.services import journal as journal_module
 from josev_bridge.services.journal import Journal
-from josev_bridge.api.journal_api import PATH, JournalApi
 
 IDENTITY, FLEET_ID, TOKEN = "bench-charger", 7, "bench-token"
 QUERY_BAR_MS = 20.0
@@ -76,8 +75,8 @@ MIX = [(600, "answered"), (50, "no_event"), (30, "not_supported"), (250, "ignore
 
 
 def make_entry(rng: random.Random, kind: str, created_us: int) -> JournalEntry:
-    uid = "%08x-%04x-4%03x-a%03x-%012x" % (rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12),
-                                           rng.getrandbits(12), rng.getrandbits(48))
+    uid = (f"{rng.getrandbits(32):08x}-{rng.getrandbits(16):04x}-4{rng.getrandbits(12):03x}-"
+           f"a{rng.getrandbits(12):03x}-{rng.getrandbits(48):012x}")
     request = {"event_type": rng.choice(EVENT_TYPES), "trigger_reason": rng.choice(REASONS)}
     if kind == "answered":
         return JournalEntry(created_us, Direction.IN, "get_event_timestamp", "ocpp/cs", uid, request,
@@ -98,7 +97,7 @@ def make_entry(rng: random.Random, kind: str, created_us: int) -> JournalEntry:
                             NoAnswer.INVALID_MESSAGE, note="malformed JSON: Expecting value: line 1 column 21")
     if kind == "mcu_link":
         return JournalEntry(created_us, Direction.EVENT, "mcu_link",
-                            payload={"state": rng.choice(("up", "down")), "mcuBootId": "%08x" % rng.getrandbits(32),
+                            payload={"state": rng.choice(("up", "down")), "mcuBootId": f"{rng.getrandbits(32):08x}",
                                      "firmware": "1.4.2", "lostRecords": 0, "changed": ["state"]})
     return JournalEntry(created_us, Direction.EVENT, "device_model_change",
                         payload={"component": "JOSEV_CTRLR", "variable": "EnableGetEventTimestampRequest",
@@ -252,20 +251,16 @@ def run_queries(db_path: Path, end_us: int, n: int, warmup: int) -> list[QueryRe
                     params = sc.params(rng)
                     statements = floor_statements(params, end_us)
                     limit = int(dict(params).get("limit", DEFAULT_LIMIT))
-
-                    def api_once() -> None:
-                        nonlocal rows
-                        seconds, status, body = client.get(params)
-                        assert status == 200, (sc.name, status, body[:300])
-                        api_ms.append(seconds * 1000)
-                        rows += body.count(b'"ocppChargerIdentity"')
-
-                    def floor_once() -> None:
-                        t0 = time.perf_counter()
-                        floor_query(floor_db, statements, limit)
-                        floor_ms.append((time.perf_counter() - t0) * 1000)
-                    for step in ((api_once, floor_once) if i % 2 == 0 else (floor_once, api_once)):
-                        step()
+                    for step in ("api", "floor") if i % 2 == 0 else ("floor", "api"):  # alternating order
+                        if step == "api":
+                            seconds, status, body = client.get(params)
+                            assert status == 200, (sc.name, status, body[:300])
+                            api_ms.append(seconds * 1000)
+                            rows += body.count(b'"ocppChargerIdentity"')
+                        else:
+                            t0 = time.perf_counter()
+                            floor_query(floor_db, statements, limit)
+                            floor_ms.append((time.perf_counter() - t0) * 1000)
             finally:
                 gc.enable()
             results.append(QueryResult(sc, api_ms, floor_ms, rows / n))
@@ -284,8 +279,9 @@ def run_queries(db_path: Path, end_us: int, n: int, warmup: int) -> list[QueryRe
 def explain(db_path: Path, end_us: int) -> list[str]:
     """EXPLAIN QUERY PLAN of the statements behind the filtered deep-cursor scenario (for the record)."""
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    params = [("chargerId", IDENTITY), ("messageType[]", "get_event_timestamp"), ("messageType[]", "device_model_change"),
-              ("startTimestamp", format_us(end_us - WIDE_US)), ("endTimestamp", format_us(end_us)),
+    params = [("chargerId", IDENTITY), ("messageType[]", "get_event_timestamp"),
+              ("messageType[]", "device_model_change"), ("startTimestamp", format_us(end_us - WIDE_US)),
+              ("endTimestamp", format_us(end_us)),
               ("nextPageCursor", encode_cursor(Position(end_us - WIDE_US // 2, 10**6 // 2)))]
     out = []
     for sql, args in floor_statements(params, end_us):
@@ -393,7 +389,8 @@ def run_ingest(workdir: Path, n: int) -> list[IngestResult]:
 
 # -- report -----------------------------------------------------------------------------------------
 def machine(db_dir: Path) -> dict[str, str]:
-    return common.machine(sqlite=sqlite3.sqlite_version, **{"database directory": f"{db_dir} ({filesystem_of(db_dir)})"})
+    return common.machine(sqlite=sqlite3.sqlite_version,
+                          **{"database directory": f"{db_dir} ({filesystem_of(db_dir)})"})
 
 
 def report(facts: dict[str, str], rows: int, fill_s: float | None, db_bytes: int, queries: list[QueryResult],
@@ -413,7 +410,7 @@ def report(facts: dict[str, str], rows: int, fill_s: float | None, db_bytes: int
         ok &= r.passed or not r.scenario.bar
         print(f"| {r.scenario.name} | {r.rows_per_page:.0f} | {percentile(f, 50):.2f} | {percentile(f, 99):.2f} | "
               f"{percentile(a, 50):.2f} | {percentile(a, 99):.2f} | {a[-1]:.2f} | "
-              f"{'p99 <= %g' % QUERY_BAR_MS if r.scenario.bar else '-'} | {verdict} |")
+              f"{f'p99 <= {QUERY_BAR_MS:g}' if r.scenario.bar else '-'} | {verdict} |")
     print("\nIngest\n")
     print("| what | entries | seconds | entries/s | record() mean | dropped | retained away | bar | result |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -421,8 +418,9 @@ def report(facts: dict[str, str], rows: int, fill_s: float | None, db_bytes: int
         verdict = ("PASS" if r.passed else "FAIL") if r.bar else "(floor)"
         ok &= r.passed
         rec = f"{r.record_us:.2f} µs" if r.record_us is not None else "-"
+        bar = f">= {INGEST_BAR_PER_S:,.0f}/s, 0 dropped" if r.bar else "-"
         print(f"| {r.label} | {r.entries:,} | {r.seconds:.2f} | {r.rate:,.0f} | {rec} | {r.dropped} | "
-              f"{r.retained_away:,} | {'>= %s/s, 0 dropped' % f'{INGEST_BAR_PER_S:,.0f}' if r.bar else '-'} | {verdict} |")
+              f"{r.retained_away:,} | {bar} | {verdict} |")
     print("\nEXPLAIN QUERY PLAN of a 2-type deep-cursor page (one index range per type, merged in Python):")
     for p in plans:
         print("  " + p)

@@ -1,4 +1,5 @@
-"""get_event_timestamp while the board is busy (issue 12 item 6): is the answer path isolated from the technician's load?
+"""get_event_timestamp while the board is busy (issue 12 item 6): is the answer path isolated from
+the technician's load?
 
     .venv/bin/python bench/mixed_load.py [--quick] [--api-off] [--json PATH]
 
@@ -48,15 +49,13 @@ import urllib.request
 from pathlib import Path
 
 import common  # bench/common.py; first: it puts this checkout on sys.path
-from common import REPO, load_average, mosquitto_version, percentile
-
 import roundtrip  # bench/roundtrip.py: the client, the targets, sequential(), abba(), split(), the table
-from roundtrip import BenchClient, Row, Target, abba, fmt_ms, prime_bridge, sequential, split, table
-
+from common import REPO, load_average, mosquitto_version, percentile
 from josev_bridge.harness.bridge_process import BridgeProcess
 from josev_bridge.harness.broker import Mosquitto
 from josev_bridge.harness.waiting import wait_until
 from josev_bridge.sim.launcher import start_sim
+from roundtrip import BenchClient, Row, Target, abba, fmt_ms, prime_bridge, sequential, split, table
 
 MCU_RATE, API_RATE, IGNORED_RATE, API_LIMIT = 65.0, 6.0, 200.0, 500
 LOAD_EVSE = 2  # the load's records go to EVSE 2; the bench's question is answered from EVSE 1's EV_CONNECTED
@@ -205,7 +204,7 @@ class Load:
                 self.counts[name] = {"error": "no counts", "output": out[-3:]}
         self.procs.clear()
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         self.start()
         return self
 
@@ -389,8 +388,9 @@ def report(args, targets, idle, busy, load: Load, journal: dict, export: dict, r
         api = c.get("api", {})
         n = api.get("queries", 0)
         rows.append(Row(f"load: API limit={API_LIMIT}", "",
-                        f"{api.get('ok', 0):,}/{n:,} ({rate(api, 'queries'):.1f}/s), mean {api.get('ms_total', 0) / max(n, 1):.0f}"
-                        f" ms, max {api.get('ms_max', 0):.0f} ms", "", "all 200, full pages",
+                        f"{api.get('ok', 0):,}/{n:,} ({rate(api, 'queries'):.1f}/s), "
+                        f"mean {api.get('ms_total', 0) / max(n, 1):.0f} ms, max {api.get('ms_max', 0):.0f} ms", "",
+                        "all 200, full pages",
                         n > 0 and api.get("ok") == n and api.get("full_pages") == n))
     ign = c.get("ignored", {})
     rows.append(Row("load: ignored messages", "",

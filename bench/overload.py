@@ -29,12 +29,11 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import common  # bench/common.py; first: it puts this checkout on sys.path
-from common import load_average, mosquitto_version, rss_kib
-
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+import common  # bench/common.py; first: it puts this checkout on sys.path
+from common import load_average, mosquitto_version, rss_kib
 from josev_bridge.config import MqttConfig
 from josev_bridge.harness.bridge_process import BridgeProcess
 from josev_bridge.harness.broker import Mosquitto
@@ -48,9 +47,10 @@ BAR_RSS_KIB = 96 * 1024
 
 def written_kib(pid: int) -> int:
     """What a process has written to storage so far (the broker's persistence saves)."""
-    for line in open(f"/proc/{pid}/io"):
-        if line.startswith("write_bytes:"):
-            return int(line.split()[1]) >> 10
+    with open(f"/proc/{pid}/io") as io:
+        for line in io:
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1]) >> 10
     return 0
 
 
@@ -159,8 +159,8 @@ def main() -> int:
                 if protocol == "5":
                     with RequestClient(MqttConfig(host="127.0.0.1", port=broker.port)) as asker:
                         result = flood(broker.port, 800, flood_s, 60_000, asker)
-                    journal = wait_until(lambda: (j := bridge.status()["journal"]) and j["pending"] == 0 and j, 120,
-                                         "the journal to catch up")
+                    journal = wait_until(lambda b=bridge: (j := b.status()["journal"]) and j["pending"] == 0 and j,
+                                         120, "the journal to catch up")
                     peak = rss_kib(bridge.proc.pid, "VmHWM")
                     passed = peak < BAR_RSS_KIB and result["unanswered"] == 0
                     ok &= passed

@@ -35,18 +35,17 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
-
-import common  # bench/common.py; first: it puts this checkout on sys.path
-from common import REPO, cpu_seconds, load_average, mosquitto_version, percentile, rss_kib
 
 import paho.mqtt
 import paho.mqtt.client as paho_client
 
+import common  # bench/common.py; first: it puts this checkout on sys.path
 import echo_responder  # (bench/echo_responder.py)
+from common import REPO, cpu_seconds, load_average, mosquitto_version, percentile, rss_kib
 from josev_bridge.adapters.mqtt_link import build_client
 from josev_bridge.config import MqttConfig
 from josev_bridge.core.timestamps import parse_us
@@ -238,8 +237,8 @@ def prime_bridge(sim, bc: BenchClient, bridge_target: Target) -> int:
     status, body = sim.command("plug-connector", {"evse_id": 1})
     if status != 200:
         raise RuntimeError(f"sim refused plug-connector: {status} {body}")
-    edge = next((e for e in body.get("edges", []) if (e["event_type"], e["trigger_reason"]) == (EVENT_TYPE, TRIGGER_REASON)),
-                None)
+    edge = next((e for e in body.get("edges", [])
+                 if (e["event_type"], e["trigger_reason"]) == (EVENT_TYPE, TRIGGER_REASON)), None)
     if edge is None:
         raise RuntimeError(f"plug-connector produced no {EVENT_TYPE}/{TRIGGER_REASON} edge: {body}")
     misses = 0
@@ -249,9 +248,9 @@ def prime_bridge(sim, bc: BenchClient, bridge_target: Target) -> int:
         msg_id = str(uuid.uuid4())
         box: list = []
 
-        def on_message(client, userdata, message, _box=box) -> None:
+        def on_message(client, userdata, message, _box=box, _msg_id=msg_id) -> None:
             obj = json.loads(message.payload)
-            if message.topic == bridge_target.response_topic and obj.get("id") == msg_id:
+            if message.topic == bridge_target.response_topic and obj.get("id") == _msg_id:
                 _box.append(obj)
 
         saved = bc.client.on_message
@@ -518,7 +517,8 @@ def report(args: argparse.Namespace, targets: list[Target], results: dict, bridg
         growth = last - first
         allowed = max(MEMORY_FRACTION * first, MEMORY_FLOOR_KIB)
         rows.append(Row(f"bridge RSS {samples[0][0]:,} -> {samples[-1][0]:,} req", "", f"{first:,} -> {last:,} KiB",
-                        f"{growth:+,} KiB", f"<= {allowed:,.0f} KiB", growth <= allowed and mem["answered"] == args.memory_requests))
+                        f"{growth:+,} KiB", f"<= {allowed:,.0f} KiB",
+                        growth <= allowed and mem["answered"] == args.memory_requests))
     else:
         rows.append(Row("bridge RSS", "", "no samples", "", "", False))
     warnings = [line for line in bridge_log.splitlines() if line.strip()]

@@ -189,6 +189,18 @@ class Config:
         return f"{self.export.topic_prefix}/{self.charger.identity}/journal"
 
 
+# What SIGHUP applies to the running bridge; every other section changed is named as needing a restart.
+LIVE_SECTIONS = ("logging", "get_event_timestamp")
+
+
+def reload_plan(old: Config, new: Config) -> tuple[list[str], list[str]]:
+    """(sections applied at once, sections that need a restart) among those that changed, in file order.
+    Over every section of Config, so a section added later cannot be silently ignored by a reload."""
+    changed = [f.name for f in dataclasses.fields(Config) if f.name != "source"
+               and getattr(old, f.name) != getattr(new, f.name)]
+    return [s for s in changed if s in LIVE_SECTIONS], [s for s in changed if s not in LIVE_SECTIONS]
+
+
 _POSITIVE = {"port", "keepalive", "baudrate", "max_queued_messages", "keepalive_interval",
              "mcu_silence_timeout", "reopen_min_delay", "reopen_max_delay", "reconnect_min_delay",
              "reconnect_max_delay", "max_age_days", "max_size_mb", "rate_limit_per_s", "fleet_id", "evse_count"}
@@ -221,7 +233,8 @@ def from_dict(raw: dict, source: str = "<dict>") -> Config:
         if name == "alerts":
             built[name] = _alerts(source, value, raw.get("charger", {}).get("identity", ChargerConfig.identity))
             continue
-        built[name] = _section(source, name, sections[name].default_factory, value)  # type: ignore[misc]
+        # every section's default_factory is its dataclass
+        built[name] = _section(source, name, sections[name].default_factory, value)  # type: ignore[arg-type]
     config = Config(**built, source=source)  # type: ignore[arg-type]
     _check_required(config, source)
     return config
@@ -268,14 +281,15 @@ def _coerce(where: str, key: str, hint: object, value: object) -> object:
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
         return value
     if hint is int or hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (hint is int and not isinstance(value, int)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                (hint is int and not isinstance(value, int)):
             kind = "an integer" if hint is int else "a number"
             raise ConfigError(f"{where}: expected {kind}, got {value!r}")
         if key in _POSITIVE and value <= 0:
             raise ConfigError(f"{where}: must be greater than 0, got {value!r}")
         if key == "port" and value > 65535:
             raise ConfigError(f"{where}: must be a TCP port 1..65535, got {value!r}")
-        return hint(value)  # type: ignore[operator]
+        return hint(value)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")

@@ -8,6 +8,7 @@ port answer: both reconnect on their own, and systemd should not kill a bridge w
 
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import gc
 import json
@@ -21,31 +22,35 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from . import __version__, schemas
+from . import __version__, schemas, status_report
 from .adapters.damage import describe, probe_writable
 from .adapters.device_model_store import DeviceModelStore, load_definitions
 from .adapters.host_clock import HostClock
+from .adapters.journal_store import FILE_NAME as JOURNAL_FILE, RetentionPolicy
+from .adapters.log_output import configure_logging
 from .adapters.mqtt_link import MqttLink
 from .adapters.serial_link import SerialLink
 from .adapters.state_file import AtomicJsonFile
 from .adapters.systemd_notify import SystemdNotifier
-from .config import Config, ConfigError, load
+from .api.alerts_api import PATH as ALERTS_PATH, AlertsApi
+from .api.journal_api import PATH as MESSAGES_PATH, JournalApi
+from .api.server import ApiServer, Route, load_or_create_token
+from .config import Config, ConfigError, load, reload_plan
+from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_LINK, Direction, JournalEntry, NoAnswer
 from .core.rate_limit import RateLimiter
 from .core.timestamps import format_us
-from .services.device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
-from .services.event_timestamp import NAME, EventTimestampService, certainly_valid_request
-from .services.event_timestamp import encode as encode_event_timestamp
-from .services.mcu_ingest import STATE_FILE, STATE_LOSES, McuIngest
-from . import status_report
 from .messages import Handled, Rejected, Router, raw_text
-from .api.server import ApiServer, load_or_create_token
-from .adapters.journal_store import FILE_NAME as JOURNAL_FILE, RetentionPolicy
-from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_LINK, Direction, JournalEntry, NoAnswer
-from .services.journal import Journal, parsed_cost
-from .api.journal_api import PATH as MESSAGES_PATH, JournalApi
 from .services.alerts import AlertService
-from .api.alerts_api import PATH as ALERTS_PATH, AlertsApi
+from .services.device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
+from .services.event_timestamp import (
+    NAME,
+    EventTimestampService,
+    certainly_valid_request,
+    encode as encode_event_timestamp,
+)
+from .services.journal import Journal, parsed_cost
 from .services.journal_export import JournalExporter
+from .services.mcu_ingest import STATE_FILE, STATE_LOSES, McuIngest
 
 log = logging.getLogger("josev_bridge.daemon")
 
@@ -57,16 +62,6 @@ SERIAL_STALL_LIMIT = 5.0  # the serial loop turns at least every 0.2 s; 5 s with
 GIL_SWITCH_INTERVAL_S = 0.0005
 BAD_INPUT_BURST = 20.0  # bad-message log lines at once, then one a second (a summary for the rest)
 EXPORT_QUIET_S = 0.005  # export sends its bursts when no message arrived for this long (answers first)
-
-
-def configure_logging(level: str) -> None:
-    """Plain lines on stderr: journald adds the time and the unit; never the local-time guesswork."""
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 class Bridge:
@@ -122,7 +117,7 @@ class Bridge:
         runtime = Path(config.paths.runtime_dir)
         runtime.mkdir(parents=True, exist_ok=True, mode=0o750)
         self._status_file = AtomicJsonFile(runtime / status_report.STATUS_FILE, mode=0o640)
-        self._status_written = (None, 0.0)
+        self._status_written: tuple[dict | None, float] = (None, 0.0)
         latest = self.device_model.history(limit=1)
         self._audit_cursor = latest[0].id if latest else 0
 
@@ -150,7 +145,8 @@ class Bridge:
             return None
         if self.journal is None:
             raise ConfigError("[api] enabled needs [journal] enabled (the API serves the journal)")
-        routes = {MESSAGES_PATH: JournalApi(self.journal.store.path, config.charger.identity, config.charger.fleet_id)}
+        routes: dict[str, Route] = {
+            MESSAGES_PATH: JournalApi(self.journal.store.path, config.charger.identity, config.charger.fleet_id)}
         if self.alerts is not None:
             routes[ALERTS_PATH] = AlertsApi(self.alerts.store.path, config)
         host, port = config.api.host_port
@@ -164,11 +160,12 @@ class Bridge:
             return
         received_us, t0 = time.time_ns() // 1000, time.perf_counter_ns()
         self._last_request_at = time.monotonic()
-        result = router.route(message.payload)
+        payload = bytes(message.payload)  # paho's type admits a bytearray; bytes() of bytes is the same object
+        result = router.route(payload)
         if self.journal is not None:
             latency_us = (time.perf_counter_ns() - t0) // 1000
             entry = _journal_entry(received_us, message, result, latency_us)
-            self.journal.record(entry, _payload_cost(entry.payload, message.payload))
+            self.journal.record(entry, _payload_cost(entry.payload, payload))
         if isinstance(result, Rejected):
             self.rejected[result.kind] = self.rejected.get(result.kind, 0) + 1
             about = f" (id={result.id}, name={result.name})" if result.id or result.name else ""
@@ -346,7 +343,7 @@ class Bridge:
         if seen == self._link_seen:
             return
         before, self._link_seen = self._link_seen, seen
-        payload = {"state": seen["state"],
+        payload: dict[str, object] = {"state": seen["state"],
                    "mcuBootId": None if seen["boot_id"] is None else f"{seen['boot_id']:08x}",
                    "firmware": self.ingest.mcu_firmware,
                    "lostRecords": seen["lost_records"]}
@@ -363,13 +360,16 @@ class Bridge:
             log.error("reload failed, keeping the running configuration: %s", exc)
             self.notifier.ready()
             return
+        applied, restart = reload_plan(self.config, new)
+        if restart:
+            log.warning("reload: %s changed; not applied until a restart (systemctl restart josev-bridge)",
+                        ", ".join(f"[{s}]" for s in restart))
+        # the sections not applied stay as they run: status shows them, and the next reload names them again
+        self.config = dataclasses.replace(new, **{s: getattr(self.config, s) for s in restart})
         logging.getLogger().setLevel(new.logging.level)
-        self.timestamps.reconfigure(new)
-        for section in ("mqtt", "serial", "paths", "charger", "export"):
-            if getattr(new, section) != getattr(self.config, section):
-                log.warning("reload: [%s] changed; it takes effect at the next restart", section)
-        self.config = new
-        log.info("configuration reloaded from %s", new.source)
+        self.timestamps.reconfigure(self.config)
+        log.info("configuration reloaded from %s; %s", new.source,
+                 f"applied: {', '.join(f'[{s}]' for s in applied)}" if applied else "nothing to apply")
         self.notifier.ready()
 
 

@@ -21,8 +21,8 @@ import logging
 import math
 import re
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Hashable
 
 from jsonschema import Draft202012Validator
 
@@ -97,6 +97,7 @@ def _depth_exceeds(obj: object, limit: int) -> bool:
     stack = [(obj, 1)]
     while stack:
         item, depth = stack.pop()
+        children: Iterable[object]
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list):
@@ -109,7 +110,7 @@ def _depth_exceeds(obj: object, limit: int) -> bool:
     return False
 
 
-def raw_text(payload: bytes) -> str:
+def raw_text(payload: bytes | bytearray) -> str:
     """An unusable payload as text anything can store and read back: UTF-8 with replacements, no NUL."""
     return payload[:RAW_TEXT].decode("utf-8", "replace").replace("\x00", "\ufffd")
 

@@ -48,9 +48,12 @@ class RequestClient:
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         try:
             obj = json.loads(message.payload)
-            waiter = self._pending.get(obj.get("id")) if isinstance(obj, dict) and obj.get("type") == "response" else None
         except ValueError:
             return
+        # an id is a string (schemas/envelope): another type, e.g. a list, would not even hash, and an
+        # exception here would end paho's network thread, and with it every later reply
+        msg_id = obj.get("id") if isinstance(obj, dict) and obj.get("type") == "response" else None
+        waiter = self._pending.get(msg_id) if isinstance(msg_id, str) else None
         if waiter is not None:
             waiter[1].append((time.perf_counter(), obj))
             waiter[0].set()
@@ -83,7 +86,7 @@ class RequestClient:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def __enter__(self) -> "RequestClient":
+    def __enter__(self) -> RequestClient:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -12,12 +12,12 @@ import os
 import time
 from pathlib import Path
 
+from .core.status_view import STALE_AFTER_S
 from .core.timestamps import format_us
 
 STATUS_FILE = "status.json"
 # What get_event_timestamp does while the board's clock is not synchronised (README, "The board's clock")
 UNSYNCHRONISED_POLICY = "answered; the journal row says 'host clock unsynchronised'"
-STALE_AFTER_S = 5.0
 
 # The MCU link's counters that count trouble (the rest count work done): from the frame decoder
 # (protocol/framing), the serial link (adapters/serial_link) and the ingest (services/mcu_ingest).
@@ -25,17 +25,19 @@ FAULT_COUNTERS = (
     "crc_errors", "cobs_errors", "oversize", "runt", "bad_version", "discarded_bytes", "io_errors",
     "open_failures", "record_errors", "unknown_types", "duplicates", "held", "lost_records",
     "untimed_records", "clock_outliers", "clock_restarts", "persist_failures", "replay_requests",
-    "skipped_records", "alert_listener_errors")
+    "skipped_records", "alert_listener_errors", "untimed_edges", "keepalive_gaps")
 
 
 def build(bridge) -> dict:
     """Everything a technician asks first, from a running Bridge."""
-    ingest, serial, clock = bridge.ingest, bridge.serial, bridge.ingest.clock
+    ingest, serial = bridge.ingest, bridge.serial
     tracker = ingest.tracker
     counters = {**dataclasses.asdict(serial.decode_counters), **dataclasses.asdict(serial.counters),
                 **dataclasses.asdict(ingest.counters)}
     return {
         "pid": os.getpid(),
+        # which bridge this is: `status --config X` must not show another bridge's status as X's
+        "config_file": str(Path(bridge.config.source).resolve()), "state_dir": str(bridge.config.state_dir.resolve()),
         "mqtt": {"connected": bridge.mqtt.connected.is_set(),
                  "broker": f"{bridge.config.mqtt.host}:{bridge.config.mqtt.port}",
                  "dropped_publishes": bridge.mqtt.dropped_publishes,
@@ -43,13 +45,12 @@ def build(bridge) -> dict:
         "mcu_link": {
             "state": serial.state.value, "port": bridge.config.serial.url,
             "firmware": ingest.mcu_firmware,
+            "protocol_version": ingest.boots.protocol_version,  # the MCU's, from its HELLO
+            "protocol_reduced_guarantees": ingest.boots.reduced_guarantees,  # older than the bridge's
             "boot_id": None if tracker.boot_id is None else f"{tracker.boot_id:08x}",
             "last_seq": ingest.applied_seq,  # applied, not only received (it may wait for a clock sample)
             "last_record_at": None if ingest.last_record_us is None else format_us(ingest.last_record_us),
-            "clock": None if clock is None or not clock.ready else {
-                "offset_us": clock.offset_us(), "drift_ppm": round(clock.drift_ppm(), 2),
-                "drift_error_ppm": round(clock.slope_error_ppm(), 2), "span_s": round(clock.span_us() / 1e6, 1),
-                "best_rtt_us": clock.best_rtt_us(), "samples": len(clock.samples)},
+            "clock": clock_status(ingest),
             "counters": counters,
             "fault_counters": fault_counters(counters),
         },
@@ -62,12 +63,46 @@ def build(bridge) -> dict:
             "pending": bridge.journal.pending, "pending_bytes": bridge.journal.queued_bytes,
             "last_error": bridge.journal.last_error,
             **dataclasses.asdict(bridge.journal.counters)},
-        "api": None if bridge.api is None else {"listen": "%s:%d" % bridge.api.address},
+        "api": None if bridge.api is None else {"listen": "{}:{}".format(*bridge.api.address)},
         "alerts": None if bridge.alerts is None else {
             "open": bridge.alerts.open_keys(), "delivered": bridge.alerts.delivered,
             "muted": bridge.alerts.muted, "delivery_failures": bridge.alerts.delivery_failures},
         "export": None if getattr(bridge, "export", None) is None else bridge.export.status(bridge.journal.last_id),
     }
+
+
+def mcu_fast_ppm(slope_ppm: float) -> float:
+    """How fast the MCU clock runs against the host's, in ppm: positive = fast, as a technician (and a
+    crystal's datasheet) counts it (docs/serial-protocol.md, end of 5). The clock fit's slope is host
+    time per MCU time, (slope - 1) * 1e6 = `slope_ppm`: an MCU 80 ppm fast has a slope of 1/(1 + 80e-6)."""
+    return (1 / (1 + slope_ppm / 1e6) - 1) * 1e6
+
+
+def clock_status(ingest) -> dict | None:
+    """The current boot's clock fit, read under the ingest's lock: the serial thread adds samples
+    under it, and ClockMap caches its fit, so a fit computed here while a sample arrives could be
+    cached stale (or from a list changing underneath) and map the next records with it."""
+    with ingest.lock:
+        clock = ingest.clock
+        if clock is None or not clock.ready:
+            return None
+        return {"offset_us": clock.offset_us(), "drift_ppm": round(mcu_fast_ppm(clock.drift_ppm()), 2),
+                "drift_error_ppm": round(clock.slope_error_ppm(), 2), "span_s": round(clock.span_us() / 1e6, 1),
+                "best_rtt_us": clock.best_rtt_us(), "samples": len(clock.samples),
+                **clock_in_utc(clock, ingest.host_clock.monotonic_us(), ingest.host_clock.realtime_us())}
+
+
+def clock_in_utc(clock, mono_us: int | None = None, utc_us: int | None = None) -> dict:
+    """What a technician asks of the MCU clock, for `core.status_view.clock_words`: how far it is
+    from UTC now, how much faster than the host it runs (ppm; negative: slower), and the mapping's
+    error bound for a record the MCU stamps now."""
+    mono_us = time.monotonic_ns() // 1000 if mono_us is None else mono_us
+    utc_us = time.time_ns() // 1000 if utc_us is None else utc_us
+    m0, h0, slope = clock.fit()
+    mcu_now = m0 + round((mono_us - h0) / slope)
+    return {"mcu_minus_utc_us": mcu_now - utc_us,  # the slope is exactly 1 until it is measured (core/clock_map)
+            "mcu_fast_ppm": None if slope == 1.0 else round((1 / slope - 1) * 1e6, 2),  # = drift_ppm, once measured
+            "error_bound_us": clock.error_bound_us(mcu_now)}
 
 
 def fault_counters(counters: dict) -> dict:
@@ -84,24 +119,32 @@ def device_model_status(store) -> dict:
 
 
 def read(runtime_dir: str | Path) -> tuple[dict | None, str | None]:
-    """(status, problem): problem says why the daemon is not known to be running and fresh."""
+    """(status, problem): problem says why the daemon is not known to be running and fresh.
+    Raises PermissionError when this user may not read the file (the caller names the group)."""
     path = Path(runtime_dir) / STATUS_FILE
     try:
         status = json.loads(path.read_text())
     except FileNotFoundError:
-        return None, f"no {path}: the bridge is not running (or [paths] runtime_dir differs)"
+        return None, f"the bridge is not running (no {path})"
+    except PermissionError:
+        raise
     except (OSError, ValueError) as exc:
         return None, f"cannot read {path}: {exc}"
-    age = time.time() - status.get("written_at_epoch", 0)
-    if not _alive(status.get("pid")):
+    if not isinstance(status, dict):
+        return None, f"cannot read {path}: not a status document"
+    if not alive(status.get("pid")):
         return status, f"the bridge (pid {status.get('pid')}) is not running; this is its last status"
+    age = time.time() - status.get("written_at_epoch", 0)
     if age > STALE_AFTER_S:
         return status, f"the status is {age:.0f} s old: the bridge is running but not updating (wedged?)"
     return status, None
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int):
+def alive(pid: object) -> bool:
+    """Whether a process with that pid exists (EPERM: it does, another user's). The status file is
+    rewritten at least every 2 s, so a live pid with an old file is a wedged bridge, or, after a
+    crash, the pid taken by another process; its age tells the two apart from a running bridge."""
+    if not isinstance(pid, int) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)

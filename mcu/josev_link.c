@@ -1,10 +1,10 @@
 /* josev_link: see josev_link.h and docs/serial-protocol.md. */
 #include "josev_link.h"
 
-/* JL_HOST_FRAME_MAX must hold every host->MCU frame of version 1: a negative array size stops the
- * build if a body outgrows it. */
+/* JL_HOST_FRAME_MAX must hold every host->MCU frame of versions 1 and 2: a negative array size stops
+ * the build if a body outgrows it. */
 #define JL_HOST_BODY_FITS(n) (JL_FRAME_OVERHEAD + (n) <= JL_HOST_FRAME_MAX)
-typedef char jl_host_frame_max_check[JL_HOST_BODY_FITS(JL_ACK_BODY) && JL_HOST_BODY_FITS(JL_KEEPALIVE_BODY)
+typedef char jl_host_frame_max_check[JL_HOST_BODY_FITS(JL_ACK_BODY) && JL_HOST_BODY_FITS(JL_HOST_KEEPALIVE_BODY)
                                      && JL_HOST_BODY_FITS(JL_HOST_HELLO_BODY)
                                      && JL_HOST_BODY_FITS(JL_CLOCK_PROBE_BODY) ? 1 : -1];
 
@@ -183,7 +183,7 @@ static size_t encode_parts(uint8_t type, uint32_t seq, const part *parts, size_t
             return 0;
         body += parts[i].len;
     }
-    head[0] = JL_PROTOCOL_VERSION;
+    head[0] = JL_FRAME_FORMAT;
     head[1] = type;
     put_u32(head + 2, seq);
     crc = jl_crc32_update(0, head, sizeof head);
@@ -245,6 +245,20 @@ size_t jl_encode_signal(const jl_record *rec, uint8_t *out, size_t out_cap)
     body[3] = rec->state ? 1 : 0; /* the host rejects any other value */
     put_u64(body + 4, (uint64_t)rec->time_us);
     return jl_encode_frame(JL_TYPE_SIGNAL, rec->seq, body, sizeof body, out, out_cap);
+}
+
+size_t jl_encode_level(const jl_record *rec, uint8_t *out, size_t out_cap)
+{
+    uint8_t body[JL_LEVEL_BODY];
+    if (rec->u.level.age_us < 0)
+        return 0; /* the host rejects it: an age is a duration */
+    body[0] = rec->evse_id;
+    body[1] = rec->connector_id;
+    body[2] = rec->signal;
+    body[3] = rec->state ? 1 : 0;
+    put_u64(body + 4, (uint64_t)rec->time_us);
+    put_u64(body + 12, (uint64_t)rec->u.level.age_us);
+    return jl_encode_frame(JL_TYPE_LEVEL, rec->seq, body, sizeof body, out, out_cap);
 }
 
 /* ---- FAULT and EV_STATUS ------------------------------------------------------------------- */
@@ -374,6 +388,8 @@ size_t jl_encode_record(const jl_record *rec, uint8_t *out, size_t out_cap)
     switch (rec->type) {
     case JL_TYPE_SIGNAL:
         return jl_encode_signal(rec, out, out_cap);
+    case JL_TYPE_LEVEL:
+        return jl_encode_level(rec, out, out_cap);
     case JL_TYPE_FAULT:
         return jl_encode_fault(rec, out, out_cap);
     case JL_TYPE_EV_STATUS:
@@ -383,10 +399,12 @@ size_t jl_encode_record(const jl_record *rec, uint8_t *out, size_t out_cap)
     }
 }
 
-size_t jl_encode_keepalive(int64_t time_us, uint8_t *out, size_t out_cap)
+size_t jl_encode_keepalive(int64_t time_us, uint32_t boot_id, uint32_t next_seq, uint8_t *out, size_t out_cap)
 {
     uint8_t body[JL_KEEPALIVE_BODY];
     put_u64(body, (uint64_t)time_us);
+    put_u32(body + 8, boot_id);
+    put_u32(body + 12, next_seq);
     return jl_encode_frame(JL_TYPE_KEEPALIVE, 0, body, sizeof body, out, out_cap);
 }
 
@@ -450,7 +468,7 @@ static int dec_end(jl_decoder *d, jl_frame *out)
         d->crc_errors++;
         return 0;
     }
-    if (f[0] != JL_PROTOCOL_VERSION) {
+    if (f[0] != JL_FRAME_FORMAT) {
         d->bad_version++;
         return 0;
     }
@@ -500,7 +518,7 @@ bool jl_parse_host_hello(const jl_frame *f, uint8_t *protocol_version)
 
 bool jl_parse_keepalive(const jl_frame *f, int64_t *time_us)
 {
-    if (f->type != JL_TYPE_KEEPALIVE || f->body_len != JL_KEEPALIVE_BODY)
+    if (f->type != JL_TYPE_KEEPALIVE || f->body_len != JL_HOST_KEEPALIVE_BODY)
         return false;
     *time_us = get_i64(f->body);
     return true;
@@ -555,6 +573,14 @@ static uint32_t ring_push(jl_ring *r, jl_record *rec)
 uint32_t jl_ring_push(jl_ring *r, jl_record *rec)
 {
     rec->type = JL_TYPE_SIGNAL;
+    return ring_push(r, rec);
+}
+
+uint32_t jl_ring_push_level(jl_ring *r, jl_record *rec)
+{
+    if (rec->u.level.age_us < 0)
+        return 0; /* refused here, like a bad FAULT: the host would never acknowledge it */
+    rec->type = JL_TYPE_LEVEL;
     return ring_push(r, rec);
 }
 

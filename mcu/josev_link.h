@@ -1,5 +1,5 @@
 /*
- * josev_link: MCU side of the josev-bridge serial protocol, version 1 (docs/serial-protocol.md).
+ * josev_link: MCU side of the josev-bridge serial protocol, version 2 (docs/serial-protocol.md).
  *
  * Reference implementation for firmware integrators: C99, no heap, no global state, no library
  * functions at all (only <stdint.h>, <stddef.h>, <stdbool.h>); every buffer is the caller's.
@@ -20,9 +20,10 @@
 extern "C" {
 #endif
 
-#define JL_PROTOCOL_VERSION 1u
-#define JL_MAX_FRAME 512u      /* decoded bytes, version .. crc */
-#define JL_FRAME_OVERHEAD 10u  /* version u8, type u8, seq u32, crc u32 */
+#define JL_FRAME_FORMAT 1u      /* the first byte of every frame: its layout, unchanged since version 1 */
+#define JL_PROTOCOL_VERSION 2u  /* what HELLO announces: 2 added LEVEL and KEEPALIVE's ring fields */
+#define JL_MAX_FRAME 512u      /* decoded bytes, header and CRC included (format .. crc) */
+#define JL_FRAME_OVERHEAD 10u  /* format u8, type u8, seq u32, crc u32 */
 #define JL_MAX_BODY (JL_MAX_FRAME - JL_FRAME_OVERHEAD)
 
 /* Worst-case COBS output for n input bytes: one code byte per started run of 254 bytes. */
@@ -31,23 +32,26 @@ extern "C" {
 #define JL_LINE_MAX(body_len) (JL_COBS_MAX_ENCODED(JL_FRAME_OVERHEAD + (body_len)) + 1u)
 
 #define JL_SIGNAL_BODY 12u
+#define JL_LEVEL_BODY 20u
 #define JL_EV_STATUS_BODY 29u
 #define JL_FAULT_BODY(text_len) (15u + (text_len)) /* head, three length prefixes, the strings' bytes */
-#define JL_KEEPALIVE_BODY 8u
+#define JL_KEEPALIVE_BODY 16u      /* MCU -> host: time_us, boot_id, next_seq */
+#define JL_HOST_KEEPALIVE_BODY 8u  /* host -> MCU: time_us */
 #define JL_HELLO_BODY(fw_len) (14u + (fw_len)) /* head, firmware, oldest_seq, next_seq */
 #define JL_CLOCK_REPLY_BODY 12u
 #define JL_ACK_BODY 8u
 #define JL_HOST_HELLO_BODY 1u
 #define JL_CLOCK_PROBE_BODY 4u
 #define JL_SIGNAL_LINE_MAX JL_LINE_MAX(JL_SIGNAL_BODY)              /* 24 */
+#define JL_LEVEL_LINE_MAX JL_LINE_MAX(JL_LEVEL_BODY)                /* 32 */
 #define JL_EV_STATUS_LINE_MAX JL_LINE_MAX(JL_EV_STATUS_BODY)        /* 41 */
 #define JL_FAULT_LINE_MAX JL_LINE_MAX(JL_MAX_BODY)                  /* 516: info is cut to fit a frame */
 #define JL_RECORD_LINE_MAX JL_FAULT_LINE_MAX                        /* any record of the ring */
-#define JL_KEEPALIVE_LINE_MAX JL_LINE_MAX(JL_KEEPALIVE_BODY)        /* 20 */
+#define JL_KEEPALIVE_LINE_MAX JL_LINE_MAX(JL_KEEPALIVE_BODY)        /* 28 */
 #define JL_CLOCK_REPLY_LINE_MAX JL_LINE_MAX(JL_CLOCK_REPLY_BODY)    /* 24 */
 #define JL_HELLO_LINE_MAX(fw_len) JL_LINE_MAX(JL_HELLO_BODY(fw_len)) /* fw_len <= 255 */
 
-/* The largest host->MCU frame of version 1 (ACK and KEEPALIVE: 8-byte bodies; CLOCK_PROBE 4,
+/* The largest host->MCU frame of versions 1 and 2 (ACK and KEEPALIVE: 8-byte bodies; CLOCK_PROBE 4,
  * HOST_HELLO 1; josev_link.c checks this at compile time). A decoder buffer of this size parses
  * all of them; larger frames (types a newer host may add, which this MCU would skip anyway) then
  * count as oversize. A buffer of JL_MAX_FRAME accepts everything the protocol allows. */
@@ -62,7 +66,8 @@ enum jl_type {
     JL_TYPE_CLOCK_PROBE = 0x06, /* host -> MCU: answer at once with CLOCK_REPLY */
     JL_TYPE_CLOCK_REPLY = 0x07, /* MCU -> host */
     JL_TYPE_FAULT = 0x08,       /* MCU -> host, a record like SIGNAL */
-    JL_TYPE_EV_STATUS = 0x09    /* MCU -> host, a record like SIGNAL */
+    JL_TYPE_EV_STATUS = 0x09,   /* MCU -> host, a record like SIGNAL */
+    JL_TYPE_LEVEL = 0x0A        /* MCU -> host, a record: a signal's level re-reported after boot, not an edge */
 };
 
 enum jl_signal {
@@ -118,8 +123,9 @@ size_t jl_cobs_decode(const uint8_t *in, size_t len, uint8_t *out, size_t out_ca
 size_t jl_encode_frame(uint8_t type, uint32_t seq, const uint8_t *body, size_t body_len,
                        uint8_t *out, size_t out_cap);
 
-/* One record of the ring: a SIGNAL, a FAULT or an EV_STATUS, told apart by `type` (set by the
- * jl_ring_push* functions). time_us is when the hardware saw the change, in us by the MCU's clock:
+/* One record of the ring: a SIGNAL, a LEVEL, a FAULT or an EV_STATUS, told apart by `type` (set by the
+ * jl_ring_push* functions). time_us is when the hardware saw the change (LEVEL: when the level was
+ * read), in us by the MCU's clock:
  * a free-running counter since boot or an RTC on UTC, whichever you have (the host maps it to UTC
  * with CLOCK_PROBE, doc section 5). 0 means unknown. Fields another type does not use are ignored.
  * 40 bytes on 32-bit targets, 48 on 64-bit ones. */
@@ -137,14 +143,17 @@ typedef struct {
             int32_t power_w;                /* JL_POWER_UNKNOWN = unknown */
             uint32_t battery_capacity_wh;   /* 0 = unknown */
         } ev;
+        struct {        /* LEVEL */
+            int64_t age_us;  /* how long the level had held at time_us, by the same clock; 0 = unknown */
+        } level;
     } u;
     uint32_t seq;       /* assigned by jl_ring_push* */
     uint16_t soc;       /* EV_STATUS: 0.1 % units, 0..1000, or JL_SOC_UNKNOWN */
-    uint8_t type;       /* JL_TYPE_SIGNAL, JL_TYPE_FAULT or JL_TYPE_EV_STATUS */
+    uint8_t type;       /* JL_TYPE_SIGNAL, JL_TYPE_LEVEL, JL_TYPE_FAULT or JL_TYPE_EV_STATUS */
     uint8_t evse_id;    /* all types */
     uint8_t connector_id;
-    uint8_t signal;     /* SIGNAL: enum jl_signal */
-    uint8_t state;      /* SIGNAL: 0 or 1; FAULT: 1 raised, 0 cleared; any non-zero value is sent as 1 */
+    uint8_t signal;     /* SIGNAL, LEVEL: enum jl_signal */
+    uint8_t state;      /* SIGNAL, LEVEL: 0 or 1; FAULT: 1 raised, 0 cleared; any non-zero value is sent as 1 */
     uint8_t departure_source; /* EV_STATUS: enum jl_departure_source, NONE exactly when no departure */
 } jl_record;
 
@@ -157,6 +166,8 @@ size_t jl_encode_hello(uint32_t boot_id, const char *firmware, uint32_t oldest_s
                        uint8_t *out, size_t out_cap);
 /* SIGNAL with the record's own seq (a replay resends the original seq and time). */
 size_t jl_encode_signal(const jl_record *rec, uint8_t *out, size_t out_cap);
+/* LEVEL with the record's own seq; 0 also if u.level.age_us is negative (see jl_ring_push_level). */
+size_t jl_encode_level(const jl_record *rec, uint8_t *out, size_t out_cap);
 /* FAULT with the record's own seq; 0 also if the record is not a valid FAULT (see jl_ring_push_fault).
  * info is cut at a UTF-8 character boundary to what fits one frame. */
 size_t jl_encode_fault(const jl_record *rec, uint8_t *out, size_t out_cap);
@@ -165,8 +176,11 @@ size_t jl_encode_ev_status(const jl_record *rec, uint8_t *out, size_t out_cap);
 /* Any record of the ring, by its type: what a transmit routine calls. JL_RECORD_LINE_MAX bytes of
  * out are enough for every valid record. */
 size_t jl_encode_record(const jl_record *rec, uint8_t *out, size_t out_cap);
-/* KEEPALIVE with the MCU's clock (0 = unknown), seq 0. */
-size_t jl_encode_keepalive(int64_t time_us, uint8_t *out, size_t out_cap);
+/* KEEPALIVE, seq 0: the MCU's clock (the one records and CLOCK_REPLY use; 0 = no reading), the boot
+ * id, and next_seq: one more than the seq of the last record handed to the UART before this
+ * KEEPALIVE (tx_pump's cursor + 1; 1 before any). The host asks for a replay when it has not received
+ * them all: a lost last record is recovered without waiting for the next record (doc section 4.6). */
+size_t jl_encode_keepalive(int64_t time_us, uint32_t boot_id, uint32_t next_seq, uint8_t *out, size_t out_cap);
 /* CLOCK_REPLY, seq 0: the id of the CLOCK_PROBE it answers and the MCU clock (the one SIGNAL times
  * use) when that probe arrived. Read the clock in the receive path and send the reply at once,
  * ahead of queued records (doc section 5). */
@@ -226,6 +240,10 @@ void jl_ring_init(jl_ring *r, jl_record *storage, uint16_t capacity, uint32_t bo
  * the oldest record is overwritten and counted in overflowed. Returns the seq. Send the record
  * afterwards (tx_pump in mcu/README.md). */
 uint32_t jl_ring_push(jl_ring *r, jl_record *rec);
+/* A LEVEL (rec: evse_id, connector_id, signal, state, time_us, u.level.age_us): after boot, one per
+ * signal of every EVSE, 0s included, to say what the level is without claiming an edge (doc section
+ * 4.3). Numbered like a SIGNAL. Returns 0 and pushes nothing if age_us is negative. */
+uint32_t jl_ring_push_level(jl_ring *r, jl_record *rec);
 /* A FAULT (rec: evse_id, connector_id, state, time_us, u.fault), numbered like a SIGNAL. Returns 0
  * and pushes nothing if the host would refuse it: error_code NULL, empty or over 50 bytes,
  * vendor_error_code over 50 bytes, or a string that is not valid UTF-8 (checked up to where info is

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from josev_bridge.harness.bridge_process import BridgeProcess
 from josev_bridge.harness.broker import Mosquitto
 from josev_bridge.sim.launcher import start_sim
+
+# The `e2e` marker (`make test-fast` runs `-m "not e2e"`): everything under tests/e2e/, and every
+# test that uses a fixture starting a real process (mosquitto, the simulator, the daemon), directly
+# or through another fixture (`bridge` needs `broker` and `sim`; tests/sim/conftest.py's `host`
+# needs its `sim`). These names are kept for such fixtures. A test that starts a process itself
+# carries `@pytest.mark.e2e` (or its module `pytestmark`).
+PROCESS_FIXTURES = frozenset({"broker", "upstream", "sim", "shared_sim"})
+E2E_DIR = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_DIR in item.path.parents or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ BASE = {"serial": {"url": "/dev/ttyUSB0"}}
 
 def test_defaults_and_overrides(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('[serial]\nurl = "/dev/ttyS1"\nbaudrate = 57600\n[mqtt]\nprotocol = "3.1.1"\n[charger]\nidentity = "CP-1"\n')
+    path.write_text('[serial]\nurl = "/dev/ttyS1"\nbaudrate = 57600\n'
+                    '[mqtt]\nprotocol = "3.1.1"\n[charger]\nidentity = "CP-1"\n')
     c = load(path)
     assert (c.serial.url, c.serial.baudrate, c.mqtt.protocol, c.mqtt.port) == ("/dev/ttyS1", 57600, "3.1.1", 1883)
     assert c.status_topic == "josev-bridge/CP-1/status"

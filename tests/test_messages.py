@@ -4,8 +4,18 @@ import uuid
 import pytest
 
 from josev_bridge.core.journal_entry import NoAnswer
-from josev_bridge.messages import (MAX_DEPTH, MAX_PAYLOAD, Handled, Message, Outcome, Rejected, ReplyCache, Router,
-                                   encode_response, raw_text)
+from josev_bridge.messages import (
+    MAX_DEPTH,
+    MAX_PAYLOAD,
+    Handled,
+    Message,
+    Outcome,
+    Rejected,
+    ReplyCache,
+    Router,
+    encode_response,
+    raw_text,
+)
 
 TIMESTAMP = "2026-02-17T10:20:30.123Z"
 
@@ -68,7 +78,8 @@ def test_schema_violation_names_the_field():
 def test_response_repeats_id_and_name():
     msg = Message("a504f1cd-2ae0-46cf-a93c-736a28723478", "get_event_timestamp", "request", {})
     body = json.loads(encode_response(msg, {"timestamp": "2026-02-17T10:20:30.123Z"}))
-    assert body == {"id": msg.id, "name": msg.name, "type": "response", "data": {"timestamp": "2026-02-17T10:20:30.123Z"}}
+    assert body == {"id": msg.id, "name": msg.name, "type": "response",
+                    "data": {"timestamp": "2026-02-17T10:20:30.123Z"}}
 
 
 def test_reply_cache_is_bounded():

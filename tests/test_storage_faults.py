@@ -3,7 +3,6 @@ damage checks that must not fire on a healthy file. The tmpfs versions are in te
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import uuid
@@ -17,8 +16,8 @@ from josev_bridge.adapters.journal_store import JournalStore
 from josev_bridge.adapters.state_file import AtomicJsonFile
 from josev_bridge.core.device_model import Source
 from josev_bridge.core.journal_entry import Direction, JournalEntry
-from josev_bridge.services.device_model_sync import DeviceModelSync
 from josev_bridge.messages import Message
+from josev_bridge.services.device_model_sync import DeviceModelSync
 
 FLAG = ("JOSEV_CTRLR", "EnableGetEventTimestampRequest")
 

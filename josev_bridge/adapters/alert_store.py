@@ -89,6 +89,7 @@ class AlertStore:
                 ident = self._db.execute(
                     "INSERT INTO alerts (episode_id, type, start_us, end_us, muted, alert) VALUES (?, ?, ?, ?, ?, ?)",
                     (alert.episode_id, alert.type.value, alert.start_us, alert.end_us, int(muted), body)).lastrowid
+                assert ident is not None  # an INSERT sets it
                 self._db.executemany("INSERT INTO alert_recipients (alert_id, recipient_id) VALUES (?, ?)",
                                      [(ident, r) for r in recipients])
                 self._db.execute("DELETE FROM alerts WHERE id IN (SELECT id FROM alerts WHERE end_us IS NOT NULL "
@@ -108,9 +109,15 @@ class AlertStore:
         return row[0] if row else None
 
     def query(self, *, start_after_us: int | None = None, recipient_ids: tuple[int, ...] = (),
-              include_muted: bool = False, before_id: int | None = None, limit: int = 50) -> tuple[list[StoredAlert], bool]:
-        """Newest first (by id); `before_id` is the keyset cursor. Returns (page, more)."""
-        sql, args = "SELECT id, alert, muted FROM alerts a WHERE 1", []
+              include_muted: bool = False, before_id: int | None = None, limit: int = 50,
+              types: tuple[str, ...] = ()) -> tuple[list[StoredAlert], bool]:
+        """Newest first (by id); `before_id` is the keyset cursor; `types` (empty: all) the alert types.
+        Returns (page, more)."""
+        sql = "SELECT id, alert, muted FROM alerts a WHERE 1"
+        args: list[str | int] = []
+        if types:
+            sql += f" AND type IN ({', '.join('?' * len(types))})"
+            args += list(types)
         if start_after_us is not None:
             sql += " AND start_us > ?"
             args.append(start_after_us)
@@ -135,6 +142,10 @@ class AlertStore:
         rows = self._db.execute("SELECT id, alert, muted FROM alerts WHERE id > ? ORDER BY id LIMIT 500",
                                 (alert_id,)).fetchall()
         return [StoredAlert(i, alert_from_dict(json.loads(b)), bool(m), self._recipients(i)) for i, b, m in rows]
+
+    def open_ids(self) -> list[int]:
+        """The alerts not ended yet (`alerts --follow` watches them for their end)."""
+        return [i for (i,) in self._db.execute("SELECT id FROM alerts WHERE end_us IS NULL ORDER BY id")]
 
     def last_id(self) -> int:
         return self._db.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()[0]

@@ -10,7 +10,8 @@ The check at open is cheap whatever the size: the 100-byte header (magic, and a 
 every page its header declares: a truncation), the schema, and the first and last row of each
 table (the right-most path of a B-tree: after a truncation, usually the missing part).
 `PRAGMA quick_check` runs too when the file is at most `quick_check_max_bytes`: it reads every
-page (a large journal takes up to seconds on a board with a cold page cache), too slow before the first answer for the journal, fine for the others.
+page (a large journal takes up to seconds on a board with a cold page cache), too slow before the
+first answer for the journal, fine for the others.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import errno
 import logging
 import os
 import sqlite3
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 log = logging.getLogger("josev_bridge.storage")
 
@@ -53,7 +55,7 @@ def is_damage(exc: BaseException) -> bool:
 
 def aside_path(path: Path) -> Path:
     """`<name>.corrupt-<UTC time>`, not yet taken (a second damage in the same second gets `.2`)."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     aside, n = path.with_name(f"{path.name}.corrupt-{stamp}"), 1
     while aside.exists():
         n += 1
@@ -156,6 +158,7 @@ def open_or_set_aside(path: Path, connect: Callable[[], sqlite3.Connection], *, 
                 raise storage_error(path, exc) from None
             problem = str(exc)
         if problem is None:
+            assert db is not None  # connect() returned: only its failure leaves db None, and sets a problem
             return db
         _close(db)
     try:

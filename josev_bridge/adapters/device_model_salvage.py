@@ -10,10 +10,10 @@ and into `josev-bridge status`.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 from ..core.device_model import Mutability, Source, VariableDef, validate
 
@@ -31,7 +31,7 @@ class Salvage:
     recovered: list[str] = field(default_factory=list)  # "Component.Variable[ (Attribute)]"
     lost: list[str] = field(default_factory=list)  # no trustworthy value: back to the default (or unset)
     audit_rows: int = 0
-    at: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     def status(self) -> dict:
         return {"recovered_from": self.moved_to, "why": self.why, "at": self.at, "recovered": self.recovered,
@@ -104,9 +104,7 @@ def salvage(aside: Path, fresh: sqlite3.Connection, definitions: dict[tuple[str,
                 continue  # its value comes from the definitions: nothing to lose
             key = (var.component, var.name, attr.type)
             row = found.get(key)
-            trusted = row is not None and row[4] in sources and isinstance(row[3], str) \
-                and validate(var, row[3]) is None
-            if trusted:
+            if row is not None and row[4] in sources and isinstance(row[3], str) and validate(var, row[3]) is None:
                 kept.append(row)
                 result.recovered.append(_name(*key))
             elif row is not None or not complete:  # damaged, or unreadable: we cannot know it was default

@@ -17,15 +17,15 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
 from .. import schemas
+from ..core.device_model import DeviceModelError, Mutability, Source, VariableDef, parse_component, validate
 from .damage import StorageError, is_damage, open_or_set_aside, storage_error
 from .device_model_salvage import Salvage, salvage
 from .sqlite_tx import immediate
-from ..core.device_model import DeviceModelError, Mutability, Source, VariableDef, parse_component, validate
 
 log = logging.getLogger("josev_bridge.device_model")
 
@@ -99,13 +99,18 @@ class Change:
     at: str
     id: int = 0  # the audit row; 0 until stored
 
+    @property
+    def unchanged(self) -> bool:
+        """Nothing was written: the value already was this one (`set`/`reset` with unchanged_ok)."""
+        return self.id == 0 and self.old_value == self.new_value
+
 
 class PermissionDenied(DeviceModelError):
     """The caller may not change values: says who may, and how to get there."""
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class DeviceModelStore:
@@ -211,7 +216,8 @@ class DeviceModelStore:
                 after_id: int = 0) -> list[Change]:
         """Audit rows, newest first (or, with `after_id`, every row after that one, oldest first)."""
         sql = "SELECT component, variable, attribute, old_value, new_value, source, user, at, id FROM audit"
-        where, args = ["id > ?"], [after_id]
+        where: list[str] = ["id > ?"]
+        args: list[object] = [after_id]
         if component:
             where.append("component = ?")
             args.append(component)
@@ -231,8 +237,11 @@ class DeviceModelStore:
 
     # -- writing ----------------------------------------------------------------------------------
     def set(self, component: str, variable: str, value: str, *, source: Source, user: str,
-            attribute: str = "Actual") -> Change:
-        """Validate and store a value with its source, and audit it. Raises DeviceModelError."""
+            attribute: str = "Actual", unchanged_ok: bool = False) -> Change:
+        """Validate and store a value with its source, and audit it. Raises DeviceModelError.
+
+        `unchanged_ok` (a technician's `dm set`): a value equal to the stored one is neither written nor
+        audited; the Change returned then has id 0 and old == new (`unchanged` is True)."""
         var = self.definition(component, variable)
         attr = var.attributes.get(attribute)
         if attr is None:
@@ -246,16 +255,22 @@ class DeviceModelStore:
             raise DeviceModelError(problem)
         with self._lock, self._transaction():
             row = self._row(component, variable, attribute)
+            if unchanged_ok and row is not None and row.value == value:
+                return Change(component, variable, attribute, row.value, row.value, row.source, user, row.updated_at)
             return self._write(var, attribute, value, source, user, None if row is None else row.value)
 
-    def reset(self, component: str, variable: str, *, user: str, attribute: str = "Actual") -> Change:
-        """Back to the definitions' default, with source `default` (so future upgrades update it)."""
+    def reset(self, component: str, variable: str, *, user: str, attribute: str = "Actual",
+              unchanged_ok: bool = False) -> Change:
+        """Back to the definitions' default, with source `default` (so future upgrades update it).
+        `unchanged_ok`: as for `set`, when it already is the default from the definitions."""
         var = self.definition(component, variable)
         attr = var.attributes.get(attribute)
         if attr is None or attr.default is None:
             raise DeviceModelError(f"{component}.{variable} has no default to reset to")
         with self._lock, self._transaction():
             row = self._row(component, variable, attribute)
+            if unchanged_ok and row is not None and row.value == attr.default and row.source == Source.DEFAULT.value:
+                return Change(component, variable, attribute, row.value, row.value, row.source, user, row.updated_at)
             return self._write(var, attribute, attr.default, Source.DEFAULT, user, None if row is None else row.value)
 
     def writable(self) -> str | None:

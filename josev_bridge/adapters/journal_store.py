@@ -13,14 +13,14 @@ import heapq
 import json
 import logging
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
-from .damage import open_or_set_aside
-from .sqlite_tx import immediate
 from ..core.journal_entry import Direction, JournalEntry, NoAnswer
 from ..core.journal_query import JournalQuery, Position
+from .damage import open_or_set_aside
+from .sqlite_tx import immediate
 
 log = logging.getLogger("josev_bridge.journal")
 
@@ -207,6 +207,7 @@ class JournalStore:
             document, count = None, (len(entries) if max_bytes is None else 1)
         if document is not None:
             last_id = self._db.execute(_INSERT_FROM_JSON, (document,)).lastrowid
+            assert last_id is not None  # an INSERT sets it
             self.bytes_written += len(document)
             return last_id, count
         with immediate(self._db):

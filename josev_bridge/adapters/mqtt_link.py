@@ -8,9 +8,10 @@ callback (it kills or wedges paho's network thread); bound the outgoing queue.
 Backpressure: a request is acknowledged (PUBACK) only once the broker has acknowledged its answer
 (or at once when there is no answer, or when the queue refused its answer: that one is journaled
 NotSent, not retried), in the order requests arrived, so a request the bridge took but never
-answered (a crash, a lost connection) is delivered again, and answered again from the reply cache. The bridge asks for at most `receive_maximum(cfg)` requests in
-flight (MQTT 5 Receive Maximum); mosquitto 2.0.11 (Debian 12) overruns that window once the client
-publishes too (measured: 3,500 unacknowledged with a window of 100; eclipse-mosquitto/mosquitto#2301),
+answered (a crash, a lost connection) is delivered again, and answered again from the reply cache.
+The bridge asks for at most `receive_maximum(cfg)` requests in flight (MQTT 5 Receive Maximum);
+mosquitto 2.0.11 (Debian 12) overruns that window once the client publishes too (measured: 3,500
+unacknowledged with a window of 100; eclipse-mosquitto/mosquitto#2301),
 so the outgoing queue itself is sized to take everything the shipped broker settings let the broker
 hold for us (max_inflight_messages 1000 + max_queued_messages 10000). Every message the bridge
 publishes is small (answers ~150 B, alerts < 2 KiB, ~1.7 KiB of paho's bookkeeping each), so the
@@ -24,8 +25,9 @@ import socket
 import ssl
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -83,7 +85,8 @@ def new_client(opts: ClientOptions) -> tuple[mqtt.Client, Properties | None]:
     client.max_inflight_messages_set(opts.max_inflight)
     client.max_queued_messages_set(opts.max_queued)
     if opts.reconnect_delays is not None:
-        client.reconnect_delay_set(*opts.reconnect_delays)
+        # paho annotates whole seconds, but takes any number (0.5 s is the shipped minimum)
+        client.reconnect_delay_set(*opts.reconnect_delays)  # type: ignore[arg-type]
     properties = None
     if v5:
         properties = Properties(PacketTypes.CONNECT)
@@ -119,10 +122,10 @@ def receive_maximum(cfg: MqttConfig) -> int:
     return max(1, min(1000, cfg.max_queued_messages // 2))
 
 
-def _set_nodelay(client: mqtt.Client, userdata: object, sock: socket.socket) -> None:
+def _set_nodelay(client: mqtt.Client, userdata: object, sock: mqtt.SocketLike) -> None:
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (OSError, AttributeError) as exc:  # e.g. a unix socket or websocket transport
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]  # see below
+    except (OSError, AttributeError) as exc:  # e.g. a unix socket, or a websocket transport (no setsockopt)
         log.debug("TCP_NODELAY not set: %s", exc)
 
 

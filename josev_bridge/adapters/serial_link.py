@@ -17,11 +17,11 @@ from typing import Callable, Protocol
 import serial
 
 from ..config import SerialConfig
-from ..protocol import records
-from ..protocol.framing import PROTOCOL_VERSION, FrameDecoder
 from ..core.clock_map import ClockSample
 from ..core.link_state import LinkState
-from ..protocol.records import Ack, ClockProbe, ClockReply, Hello, HostHello, KeepAlive, Record, RecordError
+from ..protocol import records
+from ..protocol.framing import PROTOCOL_VERSION, FrameDecoder
+from ..protocol.records import Ack, ClockProbe, ClockReply, Hello, HostHello, KeepAlive, Record, RecordError, Skipped
 
 log = logging.getLogger("josev_bridge.serial")
 
@@ -29,12 +29,13 @@ READ_TIMEOUT = 0.2  # the longest the loop sleeps in read(); bounds keep-alive a
 REPLAY_INTERVAL = 0.5  # at most this often, ask the MCU to replay while a gap is open
 HELLO_BURST = 4  # probes right after a HELLO, each sent when the previous one is answered (then 1 a second)
 WANTED_PROBE_INTERVAL = 0.1  # while the sink waits for a clock sample (records from an outage), probe this often
+PROBE_EXPIRY_US = 1_000_000  # a probe unanswered this long no longer holds back a wanted one
 MAX_PROBES_IN_FLIGHT = 8  # unanswered clock probes remembered (an MCU that ignores them costs nothing)
 ACK_COALESCE_S = 0.1  # records arriving within this window share one fsync'd save and one ACK
 
 
 class RecordSink(Protocol):
-    def on_record(self, seq: int, record: Record) -> None: ...
+    def on_record(self, seq: int, record: Record | Skipped) -> None: ...
 
     def flush(self) -> Ack | None:
         """Persist what was accepted; return the ack to send, if any. Called at most every
@@ -47,7 +48,7 @@ class RecordSink(Protocol):
         """True while records wait for a (new) clock sample: a boot not mapped yet, or records stamped
         during an outage, to be interpolated. Bounded by the sink (it stops wanting after a few)."""
 
-    def on_link_state(self, state: "LinkState", detail: str) -> None: ...
+    def on_link_state(self, state: LinkState, detail: str) -> None: ...
 
     def on_clock_sample(self, sample: ClockSample) -> None: ...
 
@@ -87,7 +88,7 @@ class SerialLink:
         self.counters = LinkCounters()
         self.state = LinkState.CLOSED
         self.heartbeat = time.monotonic()  # advanced every loop turn; the watchdog checks it
-        self._port: serial.SerialBase | None = None
+        self._port: serial.Serial | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="serial", daemon=True)
         self._tx_seq = 0
@@ -163,11 +164,12 @@ class SerialLink:
         if self._flush_at is not None and now >= self._flush_at:
             self._flush()
         if self._sink.replay_wanted() and now - self._last_replay_request >= REPLAY_INTERVAL:
-            log.info("MCU records missing after a gap: asking the MCU to replay what it holds")
+            log.info("MCU records missing (after a gap, or sent as its KEEPALIVE says): asking the MCU to replay")
             self._send(HostHello(PROTOCOL_VERSION))  # the MCU answers HELLO and replays all it still holds
             self._last_replay_request = now
             self.counters.replay_requests += 1
-        if now - self._last_probe >= WANTED_PROBE_INTERVAL and self._sink.clock_sample_wanted():
+        if now - self._last_probe >= WANTED_PROBE_INTERVAL and self._sink.clock_sample_wanted() \
+                and self._recent_probes() < 2:  # (an MCU that does not answer gets one a second)
             self._probe_clock()
         if now - self._last_keepalive >= self._cfg.keepalive_interval:
             self._send(KeepAlive(time.time_ns() // 1000))
@@ -176,7 +178,7 @@ class SerialLink:
         if self.state is LinkState.OPEN and now - self._last_rx > self._cfg.mcu_silence_timeout:
             self._set_state(LinkState.SILENT, f"no frame from the MCU for {self._cfg.mcu_silence_timeout:g} s")
 
-    def _read(self, port: serial.SerialBase) -> bytes:
+    def _read(self, port: serial.Serial) -> bytes:
         """What the port holds now; else wait for bytes, at most until the pending flush is due."""
         waiting = port.in_waiting
         if waiting:
@@ -190,7 +192,7 @@ class SerialLink:
         return port.read(max(1, port.in_waiting)) if readable else b""
 
     @staticmethod
-    def _can_wait(port: serial.SerialBase) -> bool:
+    def _can_wait(port: serial.Serial) -> bool:
         """Coalescing needs a file descriptor to wait on; URL ports (loop://, socket://) flush at once."""
         try:
             port.fileno()
@@ -237,6 +239,13 @@ class SerialLink:
         if isinstance(record, Hello):
             self._probe_clock()  # a (new) boot's clock: map it before its records are applied
             self._burst_left = HELLO_BURST - 1
+
+    def _recent_probes(self) -> int:
+        """Probes unanswered for under PROBE_EXPIRY_US; older ones are forgotten (a reply that late
+        would say nothing: its round trip is the error)."""
+        oldest = self._monotonic_us() - PROBE_EXPIRY_US
+        self._probes = {probe: sent for probe, sent in self._probes.items() if sent >= oldest}
+        return len(self._probes)
 
     def _probe_clock(self) -> None:
         self._tx_probe = (self._tx_probe + 1) & 0xFFFFFFFF

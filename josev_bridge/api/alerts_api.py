@@ -6,11 +6,11 @@ import threading
 from pathlib import Path
 
 from ..adapters.alert_store import AlertStore
-from .server import ApiError, Request, Response
-from ..core.alert_view import alert_view, charger_info
 from ..config import Config
 from ..core.alert_query import encode_alert_cursor, parse_alert_query
+from ..core.alert_view import alert_view, charger_info
 from ..core.journal_query import QueryError
+from .server import ApiError, Request, Response
 
 PATH = "/api/alerts"
 

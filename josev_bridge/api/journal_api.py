@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from .server import ApiError, Request, Response
 from ..adapters.journal_store import JournalStore, position_of
 from ..core.journal_entry import to_row
 from ..core.journal_query import QueryError, encode_cursor, parse_query
+from .server import ApiError, Request, Response
 
 PATH = "/api/ocpp-messages"
 

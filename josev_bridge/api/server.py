@@ -20,13 +20,13 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
-from ..config import API_TOKEN_FIX, ConfigError, DamagedSecret, EmptySecret, read_secret
+from ..config import API_TOKEN_FIX, DamagedSecret, EmptySecret, read_secret
 from ..core.http_guard import BodyRefused, bearer_matches, body_length
 from ..core.rate_limit import RateLimiter
 

@@ -1,96 +1,140 @@
-"""`josev-bridge status`: the daemon's status document (written by it; see status_report), as a table."""
+"""`josev-bridge status`: the verdict first, then the daemon's status document in words.
+
+The daemon writes `runtime_dir/status.json` at least every 2 s (status_report); this reads it, so it
+works while the daemon is wedged or gone. "Not running" is known from the file: no file (systemd
+removes the runtime directory at stop), or a pid that no longer exists; a live pid with a file
+older than 5 s is a wedged bridge. The verdict itself is core/status_view's, shared with the
+status page.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import time
+from pathlib import Path
 
 from .. import status_report
-from ..config import load
-from .common import EXIT_FAIL, EXIT_OK, table
+from ..config import Config
+from ..core.status_view import NOT_ANSWERING, Verdict, clock_words, host_clock_words, verdict
+from .access import require
+from .common import EXIT_FAIL, EXIT_OK, fields, load_config, terminal_width
+
+
+def observe(config: Config) -> tuple[dict | None, Verdict, str | None]:
+    """(status, verdict, note) for the bridge `config` names. The note says where the status came
+    from when that matters (no file; a file written by another bridge)."""
+    path = Path(config.paths.runtime_dir) / status_report.STATUS_FILE
+    require(path, "read", "reading the bridge's status")
+    status, problem = status_report.read(config.paths.runtime_dir)
+    if status is None:
+        note = None if problem and "not running" in problem else problem
+        return None, verdict(None, now_epoch=time.time(), pid_alive=False), note or (
+            f"no {path}: the daemon writes it while it runs; start it with: sudo systemctl start josev-bridge")
+    other = _other_bridge(status, config)
+    if other:
+        return None, Verdict(NOT_ANSWERING, (f"no status of this bridge: {other}",)), None
+    return status, verdict(status, now_epoch=time.time(), pid_alive=status_report.alive(status.get("pid"))), None
+
+
+def _other_bridge(status: dict, config: Config) -> str | None:
+    """Why `status` is another bridge's (its state_dir is not the one `config` names), or None.
+
+    Two bridges on one board each need their own [paths] runtime_dir; without it, the second
+    config's default points at the first bridge's status, which must not pass for its own."""
+    theirs = status.get("state_dir")
+    if theirs is None:  # written by a version that did not say
+        return None
+    ours = str(config.state_dir.resolve())
+    if Path(theirs) == Path(ours):
+        return None
+    return (f"{config.paths.runtime_dir}/{status_report.STATUS_FILE} is the status of the bridge with state_dir "
+            f"{theirs} (config {status.get('config_file', '?')}), not of {ours} ({config.source}); give each "
+            f"bridge its own [paths] runtime_dir")
 
 
 def status(args: argparse.Namespace) -> int:
-    config = load(args.config)
-    status, problem = status_report.read(config.paths.runtime_dir)
+    config = load_config(args.config)
+    doc, judged, note = observe(config)
     if args.json:
-        print(json.dumps({"ok": problem is None, "problem": problem, "status": status}, indent=2))
-        return EXIT_OK if problem is None else EXIT_FAIL
-    if problem:
-        print(f"josev-bridge: {problem}", file=sys.stderr)
-    if status is None:
+        print(json.dumps({"ok": judged.ok, "verdict": {"state": judged.state, "reasons": list(judged.reasons)},
+                          "problem": None if judged.ok else judged.line(), "status": doc}, indent=2))
+        return EXIT_OK if judged.ok else EXIT_FAIL
+    print(judged.line())
+    if doc is None:
+        if note:
+            print(note)
         return EXIT_FAIL
+    print()
+    fields(rows(doc), width=terminal_width(args.wide))
+    return EXIT_OK if judged.ok else EXIT_FAIL
+
+
+def rows(status: dict) -> list[tuple[str, str]]:
+    """The status document as `label  value` lines."""
     link, mqtt_ = status["mcu_link"], status["mqtt"]
-    clock = link["clock"]
     counters = link["counters"]
     # a status written by an older daemon has no fault_counters: derived from its counters the same way
     faults = {k: v for k, v in (link.get("fault_counters") or status_report.fault_counters(counters)).items() if v}
-    rows = [
-        ["bridge", f"pid {status['pid']}, status written {status['written_at']}"],
-        ["broker", f"{mqtt_['broker']} {'connected' if mqtt_['connected'] else 'DISCONNECTED'}"],
-        ["MCU link", f"{link['state']} on {link['port']}"],
-        ["MCU", f"firmware {link['firmware'] or '?'}, boot {link['boot_id'] or '?'}, last seq {link['last_seq']}"],
-        ["last record", link["last_record_at"] or "-"],
-        ["MCU clock", "not mapped yet" if not clock else
-         f"offset {clock['offset_us'] / 1e6:+.6f} s vs host monotonic, drift {clock['drift_ppm']:+.1f}"
-         + (f" +- {clock['drift_error_ppm']:.1f}" if "drift_error_ppm" in clock else "") + " ppm, "
-         f"best round trip {clock['best_rtt_us']} us ({clock['samples']} samples"
-         + (f" over {clock['span_s']:g} s)" if "span_s" in clock else ")")],
-        *host_clock_rows(status.get("host_clock")),
-        ["records", f"{counters['records']} applied, {counters['edges']} edges"],
-        ["faults", ", ".join(f"{k} {v}" for k, v in faults.items()) or "none"],
-        ["get_event_timestamp", f"{'enabled' if status['get_event_timestamp']['enabled'] else 'DISABLED'}, "
-                                f"answered {status['get_event_timestamp']['answered']}, "
-                                f"silent {status['get_event_timestamp']['silent']}" +
-                                (f", NOT SENT {status['get_event_timestamp']['not_sent']}"
-                                 if status['get_event_timestamp'].get('not_sent') else "")],
+    get_ts = status["get_event_timestamp"]
+    out = [
+        ("bridge", f"pid {status['pid']}, status written {status['written_at']}"
+                   + (f", config {status['config_file']}" if status.get("config_file") else "")),
+        ("broker", f"{mqtt_['broker']} {'connected' if mqtt_['connected'] else 'DISCONNECTED'}"),
+        ("MCU link", f"{link['state']} on {link['port']}"),
+        ("MCU", f"firmware {link['firmware'] or '?'}, "
+                f"{protocol(link.get('protocol_version'), link.get('protocol_reduced_guarantees'))}, "
+                f"boot {link['boot_id'] or '?'}, last seq {link['last_seq']}"),
+        ("last record", link["last_record_at"] or "-"),
+        ("MCU clock", clock_words(link["clock"], status.get("written_at_epoch"), subject=False)
+         + (f" ({link['clock']['samples']} probes, best round trip {link['clock']['best_rtt_us']} us)"
+            if link["clock"] else "")),
+        *((("host clock", words),) if (words := host_clock_words(status.get("host_clock"))) else ()),
+        ("records", f"{counters['records']} applied, {counters['edges']} edges"),
+        ("faults", ", ".join(f"{k} {v}" for k, v in faults.items()) or "none"),
+        ("answers", f"get_event_timestamp {'enabled' if get_ts['enabled'] else 'DISABLED'}, "
+                    f"answered {get_ts['answered']}, silent {get_ts['silent']}"
+                    + (f", NOT SENT {get_ts['not_sent']}" if get_ts.get("not_sent") else "")),
     ]
-    rows += status_extras(status)
-    table(None, rows)
-    return EXIT_OK if problem is None else EXIT_FAIL
+    return out + status_extras(status)
 
 
-def host_clock_rows(host: dict | None) -> list[list[str]]:
-    """The board's clock: synchronised or not, what answers do meanwhile, the steps seen (absent: an
-    older daemon)."""
-    if not host:
-        return []
-    text = host["state"]
-    if not host["synchronised"]:
-        text = text.replace("not synchronised", "NOT SYNCHRONISED", 1)
-        text += f"; get_event_timestamp {host['while_unsynchronised']}"
-    if host["steps"]:
-        text += f"; {host['steps']} step(s) seen, last {host['last_step_us'] / 1e6:+.3f} s at {host['last_step_at']}"
-    return [["host clock", text]]
+def protocol(version: int | None, reduced: bool | None) -> str:
+    """The MCU's serial protocol version, and what an old one costs (docs/serial-protocol.md 4.7)."""
+    if version is None:
+        return "protocol ?"
+    if reduced:
+        return (f"protocol v{version} (OLD: reduced guarantees; a level that changes while the MCU reboots is "
+                "timed at its re-report, a lost last record waits for the next record; update its firmware)")
+    return f"protocol v{version}"
 
 
-def status_extras(status: dict) -> list[list[str]]:
+def status_extras(status: dict) -> list[tuple[str, str]]:
     """Journal, API, alerts and export lines (absent sections: a daemon of an older version, or turned off)."""
     rows = []
     dm = status.get("device_model")
     if dm and dm.get("recovered_from"):
         lost = ", ".join(dm["lost"]) or "no value"
-        rows.append(["device model", f"DAMAGED at start ({dm['why']}), moved aside to {dm['recovered_from']}; "
-                                     f"recovered {len(dm['recovered'])} value(s); LOST (back to defaults): {lost}"])
+        rows.append(("device model", f"DAMAGED at start ({dm['why']}), moved aside to {dm['recovered_from']}; "
+                                     f"recovered {len(dm['recovered'])} value(s); LOST (back to defaults): {lost}"))
     journal = status.get("journal")
     if journal:
         trouble = f", ERROR {journal['last_error']}" if journal.get("last_error") else ""
         shed = f", {journal['payloads_shed']} payloads shed" if journal.get("payloads_shed") else ""
-        rows.append(["journal", f"{journal['written']} rows written (last id {journal['last_id']}), "
-                                f"{journal['pending']} pending, {journal['dropped']} dropped{shed}{trouble}"])
+        rows.append(("journal", f"{journal['written']} rows written (last id {journal['last_id']}), "
+                                f"{journal['pending']} pending, {journal['dropped']} dropped{shed}{trouble}"))
     if status.get("api"):
-        rows.append(["API", f"http://{status['api']['listen']}"])
+        rows.append(("API", f"http://{status['api']['listen']}"))
     alerts = status.get("alerts")
     if alerts:
-        rows.append(["alerts", f"{len(alerts['open'])} open ({', '.join(alerts['open']) or '-'}), "
+        rows.append(("alerts", f"{len(alerts['open'])} open ({', '.join(alerts['open']) or '-'}), "
                                f"{alerts['delivered']} delivered, {alerts['muted']} muted, "
-                               f"{alerts['delivery_failures']} delivery failures"])
+                               f"{alerts['delivery_failures']} delivery failures"))
     export = status.get("export")
     if export:
-        rows.append(["export", f"{export['broker']} {'connected' if export['connected'] else 'DISCONNECTED'}, "
+        rows.append(("export", f"{export['broker']} {'connected' if export['connected'] else 'DISCONNECTED'}, "
                                f"backlog {export['backlog']} rows" +
                                (f", {export['lost_to_retention']} rows lost to retention"
                                 if export.get("lost_to_retention") else "") +
-                               (f", last error {export['last_error']}" if export.get("last_error") else "")])
+                               (f", last error {export['last_error']}" if export.get("last_error") else "")))
     return rows

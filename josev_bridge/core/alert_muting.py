@@ -17,9 +17,10 @@ is muted when it matches *any* rule. Criteria (keys of the plain dict a TOML tab
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from .alerts import Alert, AlertType
 from .timestamps import parse_us
@@ -142,7 +143,7 @@ def _name(value: object, where: str) -> str | None:
     return value
 
 
-def _list(value: object, where: str) -> list:
+def _list(value: object, where: str) -> list[object]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
         raise MuteRuleError(f"{where}: expected a non-empty list, got {value!r}")
     return list(value)
@@ -195,5 +196,5 @@ def _instant(value: object, where: str) -> int:
 
 
 def _datetime_us(value: datetime) -> int:
-    delta = value - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -7,9 +7,10 @@ log line at WARNING, which journald keeps). Pure: parsing and matching only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .alerts import Alert, AlertType
 

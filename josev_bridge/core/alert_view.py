@@ -9,10 +9,11 @@ the whole charger). Times are RFC 3339 UTC with `Z`, truncated to milliseconds.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Protocol
 
-from .alerts import (Alert, AlertType, LateDetails, OfflineDetails, SessionErrorDetails, SocDetails)
+from .alerts import Alert, AlertType, LateDetails, OfflineDetails, SessionErrorDetails, SocDetails
 from .timestamps import format_us
 
 TYPE_KEYS: tuple[str, ...] = tuple(t.value for t in AlertType)
@@ -82,11 +83,11 @@ class ChargingSessionInfo:
 def render_alert(alert: Alert, *, alert_id: int, muted: bool, charger: ChargerInfo | None = None,
                  ports: Mapping[int, PortInfo] | None = None, site: SiteInfo | None = None,
                  organization: OrganizationInfo | None = None, session: ChargingSessionInfo | None = None,
-                 vehicle: VehicleInfo | None = None) -> dict:
+                 vehicle: VehicleInfo | None = None) -> dict[str, Any]:
     """The alert as one element of the seed's `data` list. Recipients are not part of the shape:
     they are a filter of the list (`alertRecipientIds`)."""
     port = (ports or {}).get(alert.evse_id) if alert.evse_id is not None else None
-    out: dict = {"id": alert_id, "type": alert.type.value, "startTimestamp": format_us(alert.start_us),
+    out: dict[str, Any] = {"id": alert_id, "type": alert.type.value, "startTimestamp": format_us(alert.start_us),
                  "muted": muted}
     out.update({key: None for key in TYPE_KEYS})
     out[alert.type.value] = render_details(alert)
@@ -103,7 +104,7 @@ def render_alert(alert: Alert, *, alert_id: int, muted: bool, charger: ChargerIn
     return out
 
 
-def render_details(alert: Alert) -> dict:
+def render_details(alert: Alert) -> dict[str, Any]:
     """The type-specific object of `alert`."""
     d = alert.details
     if isinstance(d, SessionErrorDetails):
@@ -120,7 +121,7 @@ def render_details(alert: Alert) -> dict:
     raise TypeError(f"unknown alert details {d!r}")
 
 
-def _session(s: ChargingSessionInfo) -> dict:
+def _session(s: ChargingSessionInfo) -> dict[str, Any]:
     duration = None if s.end_us is None else (s.end_us - s.start_us) // 1_000_000
     energy = None if s.energy_delivered_wh is None else _num(s.energy_delivered_wh / 1000)
     return {"id": s.id, "startTime": format_us(s.start_us), "endTime": _time(s.end_us),
@@ -128,21 +129,21 @@ def _session(s: ChargingSessionInfo) -> dict:
             "socStartPercent": _num(s.soc_start_percent), "socEndPercent": _num(s.soc_end_percent)}
 
 
-def _charger(c: ChargerInfo) -> dict:
+def _charger(c: ChargerInfo) -> dict[str, Any]:
     return {"id": c.id, "name": c.name if c.name is not None else c.ocpp_id, "manufacturer": c.manufacturer,
             "model": c.model, "networkServiceProvider": c.network_service_provider, "chargerType": c.charger_type,
             "serialNumber": c.serial_number, "numberOfPorts": c.number_of_ports, "latitude": c.latitude,
             "longitude": c.longitude, "externalId": c.external_id, "ocppId": c.ocpp_id}
 
 
-def _port(p: PortInfo) -> dict:
+def _port(p: PortInfo) -> dict[str, Any]:
     return {"id": p.id if p.id is not None else p.evse_id,
             "name": p.name if p.name is not None else f"EVSE {p.evse_id}",
             "portNumber": p.port_number if p.port_number is not None else p.evse_id,
             "maximumPowerKw": _num(p.maximum_power_kw)}
 
 
-def _vehicle(v: VehicleInfo) -> dict:
+def _vehicle(v: VehicleInfo) -> dict[str, Any]:
     return {"id": v.id, "make": v.make, "model": v.model, "name": v.name, "vin": v.vin}
 
 
@@ -159,14 +160,47 @@ def _num(value: float | None) -> int | float | None:
 
 # Presentation of a stored alert, shared by the alert service, the alerts API and the CLI.
 
-def tech_code(alert) -> str:
+class ChargerSettings(Protocol):
+    """What `charger_info` reads of the `[charger]` section (`josev_bridge.config.ChargerConfig`,
+    which core/ does not import)."""
+
+    @property
+    def identity(self) -> str: ...
+    @property
+    def fleet_id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def manufacturer(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def serial_number(self) -> str: ...
+    @property
+    def charger_type(self) -> str: ...
+    @property
+    def network_service_provider(self) -> str: ...
+    @property
+    def evse_count(self) -> int: ...
+    @property
+    def max_power_kw(self) -> float: ...
+
+
+class HasChargerSettings(Protocol):
+    """A `josev_bridge.config.Config`, as far as `charger_info` reads it."""
+
+    @property
+    def charger(self) -> ChargerSettings: ...
+
+
+def tech_code(alert: Alert) -> str:
     """The fault's OCPP error code for session errors; the alert type otherwise."""
     if isinstance(alert.details, SessionErrorDetails) and alert.details.ocpp_error_code:
         return alert.details.ocpp_error_code
     return alert.type.value
 
 
-def alert_summary(alert) -> str:
+def alert_summary(alert: Alert) -> str:
     where = f"EVSE {alert.evse_id}" if alert.evse_id is not None else "charger"
     d = alert.details
     if isinstance(d, SessionErrorDetails):
@@ -183,7 +217,8 @@ def alert_summary(alert) -> str:
     return f"{alert.type.value} on {where}" + (f" ({extra})" if extra else "")
 
 
-def alert_view(alert: Alert, alert_id: int, muted: bool, charger: ChargerInfo, ports: dict[int, PortInfo]) -> dict:
+def alert_view(alert: Alert, alert_id: int, muted: bool, charger: ChargerInfo,
+               ports: dict[int, PortInfo]) -> dict[str, Any]:
     """The API shape, with what the bridge knows: the charger and port from the config, and the
     charging session the alert came in (its id is its start in ms since the epoch: the bridge has
     no session numbers, and the start time names a session on this charger uniquely)."""
@@ -192,7 +227,7 @@ def alert_view(alert: Alert, alert_id: int, muted: bool, charger: ChargerInfo, p
     return render_alert(alert, alert_id=alert_id, muted=muted, charger=charger, ports=ports, session=session)
 
 
-def charger_info(config) -> tuple[ChargerInfo, dict[int, PortInfo]]:
+def charger_info(config: HasChargerSettings) -> tuple[ChargerInfo, dict[int, PortInfo]]:
     """The charger and its ports from a `josev_bridge.config.Config` (only its `charger` section is read)."""
     c = config.charger
     info = ChargerInfo(ocpp_id=c.identity, id=c.fleet_id, name=c.name or None, manufacturer=c.manufacturer or None,

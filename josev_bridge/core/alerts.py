@@ -33,9 +33,10 @@ The five types are Flipturn's (`GET /api/alerts`):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 from .alert_inputs import EvStatusRecord, FaultRecord
 from .conditions import Condition, Edge
@@ -106,7 +107,7 @@ class AlertSettings:
                 f"{self.low_soc_threshold} + {self.soc_hysteresis} >= {self.completed_soc_threshold}")
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], where: str = "alerts") -> "AlertSettings":
+    def from_mapping(cls, data: Mapping[str, Any], where: str = "alerts") -> AlertSettings:
         """Build from a plain dict (a TOML table); unknown keys and bad values name the key."""
         known = {f.name for f in fields(cls)}
         for key in data:
@@ -198,7 +199,7 @@ class AlertChange:
     alert: Alert
 
 
-def alert_to_dict(alert: Alert) -> dict:
+def alert_to_dict(alert: Alert) -> dict[str, Any]:
     """A JSON-able dict (field names as in the dataclasses); `alert_from_dict` reverses it."""
     return {
         "type": alert.type.value, "evse_id": alert.evse_id, "connector_id": alert.connector_id,
@@ -279,10 +280,10 @@ class AlertEngine:
         if not evse.connected or rec.soc_percent is None:
             return changes
         evse.soc_percent, evse.connector_id = rec.soc_percent, rec.connector_id
-        changes += self._low_battery(rec, evse)
+        changes += self._low_battery(rec, evse, rec.soc_percent)
         if rec.soc_percent >= self.settings.completed_soc_threshold:
             changes += self._completed(rec.evse_id, rec.connector_id, rec.time_us, rec.soc_percent)
-        return changes + self._late(rec, evse)
+        return changes + self._late(rec, evse, rec.soc_percent)
 
     def on_edge(self, edge: Edge) -> list[AlertChange]:
         """Condition edges (from EdgeStore.apply) tell the engine about sessions and energy flow
@@ -391,8 +392,8 @@ class AlertEngine:
         return []
 
     # -- state of charge ---------------------------------------------------------------------------
-    def _low_battery(self, rec: EvStatusRecord, evse: _Evse) -> list[AlertChange]:
-        soc, s = rec.soc_percent, self.settings
+    def _low_battery(self, rec: EvStatusRecord, evse: _Evse, soc: float) -> list[AlertChange]:
+        s = self.settings
         key = _key(AlertType.LOW_BATTERY, rec.evse_id)
         if soc <= s.low_soc_threshold:
             alert = Alert(AlertType.LOW_BATTERY, rec.evse_id, rec.connector_id, rec.time_us,
@@ -429,9 +430,9 @@ class AlertEngine:
         missing_wh = rec.battery_capacity_wh * max(0.0, self.settings.completed_soc_threshold - rec.soc_percent) / 100
         return rec.time_us + round(missing_wh / rec.power_w * 3600 * US)
 
-    def _late(self, rec: EvStatusRecord, evse: _Evse) -> list[AlertChange]:
+    def _late(self, rec: EvStatusRecord, evse: _Evse, soc: float) -> list[AlertChange]:
         key = _key(AlertType.LATE_CHARGING, rec.evse_id)
-        if rec.soc_percent >= self.settings.completed_soc_threshold:
+        if soc >= self.settings.completed_soc_threshold:
             self._clear(key, rec.time_us)
             return []
         eta, departure = self.eta_us(rec), rec.departure_time_us
@@ -450,8 +451,9 @@ class AlertEngine:
         return self._update_late(ep, eta, departure) if ep is not None else []
 
     def _update_late(self, ep: _Episode, eta: int, departure: int) -> list[AlertChange]:
-        ep.alert = replace(ep.alert, details=replace(ep.alert.details, current_eta_us=eta,
-                                                     current_departure_us=departure))
+        details = ep.alert.details
+        assert isinstance(details, LateDetails)  # a LATE_CHARGING episode's
+        ep.alert = replace(ep.alert, details=replace(details, current_eta_us=eta, current_departure_us=departure))
         moved = ep.emitted_eta_us is None or abs(eta - ep.emitted_eta_us) >= round(self.settings.eta_update_s * US)
         if not moved and departure == ep.emitted_departure_us:
             return []
@@ -481,7 +483,7 @@ class AlertEngine:
         return []
 
     # -- persistence -------------------------------------------------------------------------------
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         """Open episodes and session state as plain JSON-able dicts."""
         return {
             "version": SNAPSHOT_VERSION,
@@ -500,7 +502,7 @@ class AlertEngine:
         }
 
     @classmethod
-    def from_snapshot(cls, data: Mapping[str, Any], settings: AlertSettings | None = None) -> "AlertEngine":
+    def from_snapshot(cls, data: Mapping[str, Any], settings: AlertSettings | None = None) -> AlertEngine:
         """Rebuild from `snapshot()` output; ValueError on anything malformed. Open episodes keep the
         thresholds they opened with even if the settings changed."""
         if not isinstance(data, Mapping) or data.get("version") != SNAPSHOT_VERSION:

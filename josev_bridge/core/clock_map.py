@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 RECENT = 64  # the newest samples, all kept (about a minute at one probe a second)
 BUCKET_US = 30_000_000  # older samples: the lowest-latency one of each 30 s
@@ -129,9 +130,13 @@ class ClockMap:
         return h0 + round((mcu_us - m0) * slope)
 
     def fit(self) -> tuple[int, int, float]:
-        if self._fit is None:
+        return self._fitted()[0]
+
+    def _fitted(self) -> tuple[tuple[int, int, float], tuple[int, float]]:
+        """The fit and its error, computed together (and set together by `from_snapshot`)."""
+        if self._fit is None or self._fit_error is None:
             self._fit, self._fit_error = self._compute()
-        return self._fit
+        return self._fit, self._fit_error
 
     def error_bound_us(self, mcu_us: int) -> int:
         """The most a host time from `to_host_us(mcu_us)` can be off, MCU stamping latency aside
@@ -139,8 +144,7 @@ class ClockMap:
         m0 = self.fit()[0]
         terms = self._terms
         if terms is None:  # restored without samples: the centre-plus-slope form it was saved with
-            assert self._fit_error is not None
-            e, slope_error = self._fit_error
+            e, slope_error = self._fitted()[1]
             return e + math.ceil(slope_error * abs(mcu_us - m0)) + 1
         return math.ceil(terms.bound(mcu_us)) + 1
 
@@ -154,9 +158,7 @@ class ClockMap:
 
     def slope_error_ppm(self) -> float:
         """How far the fitted drift may be off (for status: "drift -80.1 +- 0.4 ppm")."""
-        self.fit()
-        assert self._fit_error is not None
-        return self._fit_error[1] * 1e6
+        return self._fitted()[1][1] * 1e6
 
     def span_us(self) -> int:
         """Host time between the oldest and the newest sample kept: the slope's baseline."""
@@ -207,16 +209,14 @@ class ClockMap:
         return (max(2 * min(s.rtt_us for s in self.samples) + RTT_TOLERANCE_US, LOW_LATENCY_US) + 1) // 2
 
     # -- persistence: the samples (so the baseline survives a restart), and the fit they give ---------
-    def snapshot(self) -> dict:
-        m0, h0, slope = self.fit()
-        assert self._fit_error is not None
-        e_max, slope_error = self._fit_error
+    def snapshot(self) -> dict[str, Any]:
+        (m0, h0, slope), (e_max, slope_error) = self._fitted()
         return {"m0": m0, "h0": h0, "slope": slope, "best_rtt_us": self.best_rtt_us(),
                 "max_error_us": e_max, "slope_error": slope_error,
                 "samples": [[s.mcu_us, s.host_us, s.rtt_us] for s in self.samples]}
 
     @classmethod
-    def from_snapshot(cls, data: dict) -> "ClockMap":
+    def from_snapshot(cls, data: dict[str, Any]) -> ClockMap:
         raw = data.get("samples")
         if raw:  # this version: rebuild from the samples themselves
             if not all(isinstance(r, list) and len(r) == 3 and all(type(v) is int for v in r) for r in raw):

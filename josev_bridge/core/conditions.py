@@ -75,6 +75,20 @@ class SignalRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class LevelRecord:
+    """The MCU says what a signal's level *is* without having seen it change: after its boot it
+    re-reports every signal this way (protocol version 2). Not an edge: the bridge keeps the edge it
+    knew when the level is the one it knew before the reboot (docs/serial-protocol.md §4.3)."""
+
+    evse_id: int
+    connector_id: int
+    signal: Signal
+    state: bool
+    time_us: int  # MCU clock when the level was read
+    age_us: int | None = None  # how long the level had held at time_us, in MCU clock µs; None: unknown
+
+
+@dataclass(frozen=True, slots=True)
 class Edge:
     """A condition of one EVSE became true (`rising`) or stopped being true at `time_us`."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from .timestamps import parse_us
 
@@ -84,7 +85,7 @@ class DeviceModelError(ValueError):
     """A definition, lookup or value problem, worded for a technician."""
 
 
-def parse_component(doc: dict) -> list[VariableDef]:
+def parse_component(doc: dict[str, Any]) -> list[VariableDef]:
     """Turn one schema-valid component document into variable definitions."""
     out = []
     for var in doc["variables"]:
@@ -117,7 +118,8 @@ def validate(var: VariableDef, value: str) -> str | None:
         number = _parse_number(value, integer=t is DataType.INTEGER)
         if number is None:
             return bad
-        if (var.min_limit is not None and number < var.min_limit) or (var.max_limit is not None and number > var.max_limit):
+        if (var.min_limit is not None and number < var.min_limit) or \
+                (var.max_limit is not None and number > var.max_limit):
             return bad
         return None
     if t is DataType.DATETIME:

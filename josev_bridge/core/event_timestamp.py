@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .conditions import START_ONLY, Condition, EventType
-from .edge_store import EdgeStore, Found, Miss
+from .edge_store import EdgeStore, Found, Miss, Untimed
 from .host_time import Basis
 from .timestamps import format_us
 
@@ -26,6 +26,7 @@ class Answer:
     evse_id: int | None  # the EVSE whose edge answered; None for a current-time fallback
     from_hardware: bool  # False only for the opt-in current-time fallback
     error_us: int | None = None  # the clock mapping's bound on the hardware time's error (None: unknown)
+    note: str | None = None  # what the journal row adds: continuity assumed across a reboot, an inferred time
     basis: Basis = Basis.MONOTONIC  # UTC from the host's offset now, or fixed in an earlier host boot
 
 
@@ -67,9 +68,13 @@ def answer(query: Query, store: EdgeStore, *, enabled: bool, supported: frozense
         error_us = found.error_us
         if error_us is not None and found.basis is Basis.MONOTONIC:
             error_us += offset_error_us
-        return Answer(format_us(found.time_us), found.evse_id, True, error_us, found.basis)
+        return Answer(format_us(found.time_us), found.evse_id, True, error_us, found.note, found.basis)
     if reply_with_current_time_when_unknown:
         return Answer(format_us(now_us), None, False)
+    if isinstance(found, Untimed):  # the edge happened; its time is not known, and is not invented
+        return Silence(Miss.NO_EVENT_RECORDED.value,
+                       f"get_event_timestamp {_what(query)}: EVSE {found.evse_id}: {found.note}; not answering",
+                       f"EVSE {found.evse_id} {_what(query)}: {found.note}")
     return Silence(Miss.NO_EVENT_RECORDED.value,
                    f"get_event_timestamp {_what(query)}: no such edge recorded by the MCU; not answering",
                    f"no {_what(query)} edge recorded by the MCU")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 SETTLE_TOLERANCE_US = 20  # the offset in use moves only when a reading differs by more (plus its error)
 STEP_MIN_US = 1_000  # a change of the offset by more than this (beyond slewing and reading errors) is a step
@@ -87,6 +88,21 @@ class SyncState:
         if not self.synchronised:
             return "not synchronised (adjtimex: STA_UNSYNC)"
         return f"synchronised (adjtimex: estimated error {_ms(self.esterror_us)}, maximum {_ms(self.maxerror_us)})"
+
+
+def carried_over(host: dict[str, Any] | None, edges_version: object, this_boot: str) -> tuple[int, int, bool | None] | None:
+    """(offset, its error, synchronised) to fix an edge snapshot's monotonic times to UTC with, when it
+    was saved in another host boot (`host`: what the snapshot recorded of its host); None when there is
+    nothing to fix (this very boot, or a version 1 snapshot, whose times are UTC already). ValueError
+    on a record that cannot be trusted."""
+    if edges_version == 1 or (host is not None and host.get("boot_id") == this_boot):
+        return None
+    if host is None:
+        raise ValueError("edges on the monotonic clock without the host boot they belong to")
+    offset, error, synced = host.get("realtime_minus_monotonic_us"), host.get("offset_error_us"), host.get("synchronised")
+    if not (type(offset) is int and type(error) is int and synced in (True, False, None)):
+        raise ValueError(f"bad host clock record {host!r}")
+    return offset, error, synced
 
 
 def clock_note(basis: Basis, synchronised: bool | None) -> str:

@@ -51,7 +51,7 @@ class JournalEntry:
     note: str | None = None  # why a message was invalid or ignored (the log line's detail)
 
 
-def to_row(row_id: int, entry: JournalEntry, identity: str, charger_id: int) -> dict:
+def to_row(row_id: int, entry: JournalEntry, identity: str, charger_id: int) -> dict[str, Any]:
     """The Flipturn row plus our own `direction`, `topic`, `correlationId`, `latencyMs` and `note`."""
     response = entry.response.value if isinstance(entry.response, NoAnswer) else entry.response
     return {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .timestamps import parse_us
 
@@ -131,7 +131,7 @@ def parse_timestamp_us(text: str) -> int:
         if "no time zone" not in str(exc):
             raise
     naive = datetime.fromisoformat(text.strip())
-    return parse_us(naive.replace(tzinfo=timezone.utc).isoformat())
+    return parse_us(naive.replace(tzinfo=UTC).isoformat())
 
 
 _UNITS_US = {"s": 1_000_000, "m": 60_000_000, "h": HOUR_US, "d": DAY_US}

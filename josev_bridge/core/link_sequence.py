@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 T = TypeVar("T")
 
@@ -77,12 +77,12 @@ class SequenceTracker(Generic[T]):
             out.append((self.last_seq, self.held.pop(self.last_seq)))
         return tuple(out)
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         """Only the ack point is persisted: held records are not acknowledged, so the MCU replays them."""
         return {"boot_id": self.boot_id, "last_seq": self.last_seq}
 
     @classmethod
-    def from_snapshot(cls, data: dict) -> "SequenceTracker":
+    def from_snapshot(cls, data: dict[str, Any]) -> Self:
         boot_id, last_seq = data.get("boot_id"), data.get("last_seq", 0)
         if (boot_id is not None and not isinstance(boot_id, int)) or not isinstance(last_seq, int):
             raise ValueError(f"bad link snapshot {data!r}")

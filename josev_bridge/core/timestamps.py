@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from functools import lru_cache
-from datetime import datetime, timezone
 
 # The pattern from the seed (GetEventTimestampResponse.data.timestamp), verbatim.
 JOSEV_TIMESTAMP_PATTERN = (
@@ -12,7 +12,7 @@ JOSEV_TIMESTAMP_PATTERN = (
 )
 _JOSEV_TIMESTAMP_RE = re.compile(JOSEV_TIMESTAMP_PATTERN)
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @lru_cache(maxsize=1024)  # answers repeat the same few edge times
@@ -23,7 +23,7 @@ def format_us(time_us: int) -> str:
     event as later than the hardware saw it.
     """
     seconds, micros = divmod(time_us, 1_000_000)
-    dt = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    dt = datetime.fromtimestamp(seconds, tz=UTC)
     return f"{dt:%Y-%m-%dT%H:%M:%S}.{micros // 1000:03d}Z"
 
 

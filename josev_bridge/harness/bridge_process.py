@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -50,7 +52,12 @@ def write_config(path: Path, sections: dict[str, dict]) -> Path:
 
 class BridgeProcess:
     def __init__(self, workdir: Path, *, broker_port: int, serial_url: str, identity: str = "test-charger",
-                 extra: dict[str, dict] | None = None, log_level: str = "DEBUG") -> None:
+                 extra: dict[str, dict] | None = None, log_level: str = "DEBUG",
+                 command: Sequence[str] | None = None, config: Path | None = None) -> None:
+        """`command`: how to run `josev-bridge` (default: this interpreter's `-m josev_bridge`), e.g. an
+        installed entry point. `config`: a ready file to use instead of writing one from the arguments
+        (its [mqtt] port, [charger] identity and [paths] must match what the caller passes and expects)."""
+        self.command = list(command or [sys.executable, "-m", "josev_bridge"])
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         sections: dict[str, dict] = {
@@ -65,8 +72,12 @@ class BridgeProcess:
         }
         for section, values in (extra or {}).items():
             sections.setdefault(section, {}).update(values)
-        self.sections = sections
-        self.config = write_config(self.workdir / "config.toml", sections)
+        if config is not None:
+            self.config = Path(config)
+            self.sections = tomllib.loads(self.config.read_text())
+        else:
+            self.sections = sections
+            self.config = write_config(self.workdir / "config.toml", sections)
         self.log = self.workdir / "bridge.log"
         self.proc: subprocess.Popen | None = None
         self._notify: socket.socket | None = None
@@ -77,7 +88,7 @@ class BridgeProcess:
     def status_topic(self) -> str:
         return f"josev-bridge/{self.sections['charger']['identity']}/status"
 
-    def start(self, timeout: float = 15.0, env: dict[str, str] | None = None) -> "BridgeProcess":
+    def start(self, timeout: float = 15.0, env: dict[str, str] | None = None) -> BridgeProcess:
         notify_path = self.workdir / "notify.sock"
         notify_path.unlink(missing_ok=True)
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -88,7 +99,7 @@ class BridgeProcess:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHDOG_")}
         full_env.update(NOTIFY_SOCKET=str(notify_path), PYTHONUNBUFFERED="1", **(env or {}))
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "josev_bridge", "run", "--config", str(self.config)],
+            self.proc = subprocess.Popen([*self.command, "run", "--config", str(self.config)],
                                          stdout=log, stderr=log, env=full_env)
         self.wait_notification("READY=1", timeout)
         self.wait_online(timeout)
@@ -99,7 +110,7 @@ class BridgeProcess:
         while True:
             try:
                 msg = sock.recv(4096).decode()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:  # closed by stop()
                 return
@@ -139,8 +150,10 @@ class BridgeProcess:
 
     def wait_log(self, needle: str, timeout: float = 5.0, start: int = 0) -> str:
         """Wait until `needle` appears in the bridge's log after offset `start`."""
-        return wait_until(lambda: needle in self.log_text()[start:] and self.log_text()[start:], timeout,
-                          f"{needle!r} in the bridge log {self.log}")
+        def seen() -> str:
+            text = self.log_text()[start:]
+            return text if needle in text else ""
+        return wait_until(seen, timeout, f"{needle!r} in the bridge log {self.log}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
         rc = None
@@ -177,9 +190,10 @@ class BridgeProcess:
     def peak_rss_kib(self) -> int:
         """The daemon's peak resident memory so far (VmHWM), for memory bars under load."""
         assert self.proc is not None
-        for line in open(f"/proc/{self.proc.pid}/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
         raise AssertionError(f"no VmHWM for pid {self.proc.pid}")
 
     def api_url(self, path: str = "") -> str:
@@ -190,10 +204,10 @@ class BridgeProcess:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         """Run `josev-bridge ARGS --config <this bridge's config>`."""
-        return subprocess.run([sys.executable, "-m", "josev_bridge", *args, "--config", str(self.config)],
+        return subprocess.run([*self.command, *args, "--config", str(self.config)],
                               capture_output=True, text=True, timeout=30)
 
-    def __enter__(self) -> "BridgeProcess":
+    def __enter__(self) -> BridgeProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

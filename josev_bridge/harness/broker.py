@@ -72,7 +72,7 @@ class Mosquitto:
         self.conf = self.workdir / "mosquitto.conf"
         self.log = self.workdir / "mosquitto.log"
 
-    def start(self) -> "Mosquitto":
+    def start(self) -> Mosquitto:
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true",
                  f"persistence_location {self.workdir}/", f"log_dest file {self.log}"]
         if os.geteuid() == 0:
@@ -109,7 +109,7 @@ class Mosquitto:
         self.stop()
         self.start()
 
-    def __enter__(self) -> "Mosquitto":
+    def __enter__(self) -> Mosquitto:
         return self.start()
 
     def __exit__(self, *exc) -> None:

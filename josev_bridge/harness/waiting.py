@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.01) -> object:
+def wait_until(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.01) -> T:
     """Return the predicate's first truthy value; raise TimeoutError naming `what` at the deadline."""
     deadline = time.monotonic() + timeout
     while True:

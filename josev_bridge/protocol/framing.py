@@ -1,7 +1,11 @@
 """Frames on the serial line: COBS-encoded, 0x00-delimited, each with a CRC-32 trailer.
 
-    frame   = COBS(version u8 | type u8 | seq u32le | body | crc32 u32le) 0x00
-    crc32   = CRC-32/ISO-HDLC (zlib.crc32) over version..body
+    frame   = COBS(format u8 | type u8 | seq u32le | body | crc32 u32le) 0x00
+    crc32   = CRC-32/ISO-HDLC (zlib.crc32) over format..body
+
+`format` is the layout of this frame (1, unchanged since protocol version 1); the protocol version
+(which record types exist and what their bodies hold) is stated once per link, in HELLO and
+HOST_HELLO, so a peer of either version still parses every frame of the other (docs/serial-protocol.md §2).
 
 The decoder never raises on input: garbage, truncation, oversize and bad checksums are counted and
 the decoder resynchronises at the next 0x00.
@@ -13,12 +17,13 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-PROTOCOL_VERSION = 1
+FRAME_FORMAT = 1  # the first byte of every frame: its layout, not the protocol version
+PROTOCOL_VERSION = 2  # what HELLO and HOST_HELLO announce: 2 added LEVEL and KEEPALIVE's ring fields
 DELIMITER = b"\x00"
 HEADER = struct.Struct("<BBI")
 CRC = struct.Struct("<I")
 MIN_FRAME = HEADER.size + CRC.size
-MAX_FRAME = 512  # decoded bytes; a longer run without a delimiter is line noise
+MAX_FRAME = 512  # decoded bytes, header and CRC included; a longer run without a delimiter is line noise
 MAX_ENCODED = MAX_FRAME + (MAX_FRAME + 253) // 254  # COBS adds one code byte per started 254-byte block
 
 
@@ -61,7 +66,7 @@ class Frame:
     type: int
     seq: int
     body: bytes
-    version: int = PROTOCOL_VERSION
+    version: int = FRAME_FORMAT  # the frame's format byte
 
 
 class FrameTooLarge(ValueError):
@@ -72,7 +77,7 @@ def encode_frame(frame_type: int, seq: int, body: bytes = b"") -> bytes:
     """The bytes to write on the line for one frame, delimiter included."""
     if HEADER.size + len(body) + CRC.size > MAX_FRAME:
         raise FrameTooLarge(f"a {len(body)}-byte body exceeds the {MAX_FRAME}-byte frame maximum")
-    raw = HEADER.pack(PROTOCOL_VERSION, frame_type, seq & 0xFFFFFFFF) + body
+    raw = HEADER.pack(FRAME_FORMAT, frame_type, seq & 0xFFFFFFFF) + body
     return cobs_encode(raw + CRC.pack(zlib.crc32(raw))) + DELIMITER
 
 
@@ -83,7 +88,7 @@ class DecodeCounters:
     cobs_errors: int = 0
     oversize: int = 0
     runt: int = 0  # shorter than header + CRC
-    bad_version: int = 0
+    bad_version: int = 0  # a frame format other than FRAME_FORMAT
     discarded_bytes: int = 0
 
     def errors(self) -> int:
@@ -154,7 +159,7 @@ class FrameDecoder:
             c.discarded_bytes += len(chunk)
             return None
         version, frame_type, seq = HEADER.unpack_from(payload)
-        if version != PROTOCOL_VERSION:
+        if version != FRAME_FORMAT:
             c.bad_version += 1
             return None
         c.frames += 1

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from ..core.alert_inputs import DepartureSource, EvStatusRecord, FaultRecord
-from ..core.conditions import Signal, SignalRecord
+from ..core.conditions import LevelRecord, Signal, SignalRecord
 from .framing import CRC, HEADER, MAX_FRAME, Frame, encode_frame
 
 
@@ -21,18 +21,21 @@ class FrameType(IntEnum):
     CLOCK_REPLY = 0x07  # MCU -> host, the MCU clock when the probe arrived
     FAULT = 0x08  # MCU -> host, a fault raised or cleared (a numbered record, like SIGNAL)
     EV_STATUS = 0x09  # MCU -> host, the EV's battery state (a numbered record, like SIGNAL)
+    LEVEL = 0x0A  # MCU -> host, a signal's level re-reported after boot: not an edge (protocol v2)
 
 
 _HELLO = struct.Struct("<BIB")  # protocol version, boot id, length of firmware version string
 _HELLO_RING = struct.Struct("<II")  # after the firmware string: oldest seq held, next seq (optional)
 _SIGNAL = struct.Struct("<BBBBq")  # evse, connector, signal, state, time_us
-_KEEPALIVE = struct.Struct("<q")  # sender's clock, us since epoch (0 = unknown)
+_KEEPALIVE = struct.Struct("<q")  # sender's clock in us (0 = unknown): the MCU's record clock, the host's UTC
+_KEEPALIVE_RING = struct.Struct("<II")  # MCU -> host, protocol v2: boot id, 1 + last seq put on the line
 _ACK = struct.Struct("<II")  # boot id, highest persisted seq
 _HOST_HELLO = struct.Struct("<B")  # protocol version
 _CLOCK_PROBE = struct.Struct("<I")  # probe id
 _CLOCK_REPLY = struct.Struct("<Iq")  # probe id, MCU clock in us
 _FAULT = struct.Struct("<BBBq")  # evse, connector, active, time_us; then error_code, vendor_error_code, info
 _EV_STATUS = struct.Struct("<BBqHiIqB")  # evse, connector, time_us, soc, power_w, capacity_wh, departure_us, source
+_LEVEL = struct.Struct("<BBBBqq")  # evse, connector, signal, state, time_us, age_us (0 = unknown)
 
 MAX_BODY = MAX_FRAME - HEADER.size - CRC.size  # 502
 #: FAULT strings: (name, length prefix, min bytes, max bytes), in wire order.
@@ -57,7 +60,13 @@ class Hello:
 
 @dataclass(frozen=True, slots=True)
 class KeepAlive:
+    """Both ways every second. From an MCU of protocol version 2 it also says how far the MCU has
+    sent (`boot_id`, `next_seq`: one more than the last record it put on the line before this frame),
+    so the host notices a lost last record or a lost HELLO without waiting for the next record."""
+
     time_us: int
+    boot_id: int | None = None
+    next_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +114,11 @@ class RecordError(ValueError):
     """A checksummed frame whose body does not fit its type (an MCU bug, not line noise)."""
 
 
-Record = (Hello | SignalRecord | FaultRecord | EvStatusRecord | KeepAlive | Ack | HostHello | ClockProbe
+Record = (Hello | SignalRecord | LevelRecord | FaultRecord | EvStatusRecord | KeepAlive | Ack | HostHello | ClockProbe
           | ClockReply | Unknown)
 #: The records that carry a seq and go through the MCU's ring, replay and ACK.
-SequencedRecord = SignalRecord | FaultRecord | EvStatusRecord
-SEQUENCED = (SignalRecord, FaultRecord, EvStatusRecord)
+SequencedRecord = SignalRecord | LevelRecord | FaultRecord | EvStatusRecord
+SEQUENCED = (SignalRecord, LevelRecord, FaultRecord, EvStatusRecord)
 
 
 def decode(frame: Frame) -> Record:
@@ -124,12 +133,16 @@ def decode(frame: Frame) -> Record:
             if state not in (0, 1):
                 raise RecordError(f"signal state must be 0 or 1, got {state}")
             return SignalRecord(evse, connector, Signal(signal), bool(state), time_us)
+        if kind is FrameType.LEVEL:
+            return _decode_level(body)
         if kind is FrameType.FAULT:
             return _decode_fault(body)
         if kind is FrameType.EV_STATUS:
             return _decode_ev_status(body)
         if kind is FrameType.KEEPALIVE:
-            return KeepAlive(*_KEEPALIVE.unpack(body))
+            if len(body) == _KEEPALIVE.size + _KEEPALIVE_RING.size:
+                return KeepAlive(*_KEEPALIVE.unpack_from(body), *_KEEPALIVE_RING.unpack_from(body, _KEEPALIVE.size))
+            return KeepAlive(*_KEEPALIVE.unpack(body))  # the host's, or an MCU of protocol version 1
         if kind is FrameType.HELLO:
             version, boot_id, n = _HELLO.unpack_from(body)
             end = _HELLO.size + n
@@ -150,6 +163,15 @@ def decode(frame: Frame) -> Record:
         raise RecordError(f"{kind.name} body of {len(body)} bytes: {exc}") from None
     except ValueError as exc:  # unknown Signal or DepartureSource number, or a check below (a RecordError)
         raise RecordError(f"{kind.name}: {exc}") from None
+
+
+def _decode_level(body: bytes) -> LevelRecord:
+    evse, connector, signal, state, time_us, age_us = _LEVEL.unpack(body)
+    if state not in (0, 1):
+        raise RecordError(f"level state must be 0 or 1, got {state}")
+    if age_us < 0:
+        raise RecordError(f"age_us must be 0 (unknown) or positive, got {age_us}")
+    return LevelRecord(evse, connector, Signal(signal), bool(state), time_us, age_us or None)
 
 
 def _decode_fault(body: bytes) -> FaultRecord:
@@ -213,12 +235,21 @@ def encode(record: Record, seq: int) -> bytes:
     if isinstance(record, SignalRecord):
         body = _SIGNAL.pack(record.evse_id, record.connector_id, int(record.signal), int(record.state), record.time_us)
         return encode_frame(FrameType.SIGNAL, seq, body)
+    if isinstance(record, LevelRecord):
+        if record.age_us is not None and record.age_us <= 0:
+            raise ValueError(f"LEVEL age_us must be positive or None (unknown), got {record.age_us}")
+        body = _LEVEL.pack(record.evse_id, record.connector_id, int(record.signal), int(record.state),
+                           record.time_us, record.age_us or 0)
+        return encode_frame(FrameType.LEVEL, seq, body)
     if isinstance(record, FaultRecord):
         return encode_frame(FrameType.FAULT, seq, _fault_body(record))
     if isinstance(record, EvStatusRecord):
         return encode_frame(FrameType.EV_STATUS, seq, _ev_status_body(record))
     if isinstance(record, KeepAlive):
-        return encode_frame(FrameType.KEEPALIVE, seq, _KEEPALIVE.pack(record.time_us))
+        body = _KEEPALIVE.pack(record.time_us)
+        if record.boot_id is not None and record.next_seq is not None:
+            body += _KEEPALIVE_RING.pack(record.boot_id, record.next_seq)
+        return encode_frame(FrameType.KEEPALIVE, seq, body)
     if isinstance(record, Hello):
         fw = record.firmware.encode("ascii", "replace")[:255]
         body = _HELLO.pack(record.protocol_version, record.boot_id, len(fw)) + fw

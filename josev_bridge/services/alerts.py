@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from .. import schemas
 from ..adapters.alert_store import FILE_NAME, AlertStore
@@ -159,7 +159,8 @@ class AlertService:
                         "since " + view["startTimestamp"] if change.kind is ChangeKind.OPENED
                         else "ended " + str(view["endTimestamp"]))
         except Exception:
-            log.exception("alert %d: delivery to recipient %d (%s) failed", alert_id, recipient.id, recipient.kind.value)
+            log.exception("alert %d: delivery to recipient %d (%s) failed", alert_id, recipient.id,
+                          recipient.kind.value)
             ok = False
         if ok:
             self.delivered += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..adapters.device_model_store import DeviceModelStore
 from ..config import Config
@@ -17,8 +17,8 @@ from ..core.conditions import TRIGGER_REASONS, Condition, EventType
 from ..core.device_model import as_bool
 from ..core.event_timestamp import Answer, Query
 from ..core.host_time import Basis, clock_note
-from .mcu_ingest import McuIngest
 from ..messages import Message, Outcome, encode_response
+from .mcu_ingest import McuIngest
 
 log = logging.getLogger("josev_bridge.get_event_timestamp")
 
@@ -126,15 +126,19 @@ class EventTimestampService:
             log.debug("request %s: %s/%s -> %s (EVSE %s)", message.id, query.event_type.value,
                       query.condition.value, result.timestamp, result.evse_id)
         return Outcome({"timestamp": result.timestamp},
-                       note=bound_note(result.error_us, result.basis, self._ingest.host_clock.synchronised))
+                       note=bound_note(result.error_us, result.note, result.basis,
+                                       self._ingest.host_clock.synchronised))
 
 
-def bound_note(error_us: int | None, basis: Basis = Basis.MONOTONIC, synchronised: bool | None = True) -> str:
+def bound_note(error_us: int | None, edge_note: str | None = None, basis: Basis = Basis.MONOTONIC,
+               synchronised: bool | None = True) -> str:
     """The journal row's statement of how true the answer is: the clock mapping's error bound for this
-    answer (the edge's, plus the error of the host offset it was converted with), and, when the
-    board's clock was not known to be synchronised, that too (README, "The board's clock")."""
+    answer (the edge's, plus the error of the host offset it was converted with); when the board's
+    clock was not known to be synchronised, that too (README, "The board's clock"); and what else is
+    known of the edge (continuity assumed across an MCU reboot, an inferred time)."""
     if error_us is None:
-        text = "MCU time; mapping error bound not recorded (edge stored by an older version)"
+        note = "MCU time; mapping error bound not recorded (edge stored by an older version)"
     else:
-        text = f"MCU time, mapping error bound {error_us / 1000:.3f} ms"
-    return text + clock_note(basis, synchronised)
+        note = f"MCU time, mapping error bound {error_us / 1000:.3f} ms"
+    note += clock_note(basis, synchronised)
+    return f"{note}; {edge_note}" if edge_note else note

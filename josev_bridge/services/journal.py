@@ -19,9 +19,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..adapters.damage import is_damage
 from ..adapters.journal_store import JournalStore, RetentionPolicy

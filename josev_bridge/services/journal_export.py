@@ -35,21 +35,22 @@ import json
 import logging
 import ssl
 import threading
-from typing import Callable
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ..adapters.journal_store import JournalStore
+from ..adapters.mqtt_link import ClientOptions, new_client, tls_context
 from ..config import ExportConfig, read_secret
 from ..core.export_window import AckWindow, RowBudget
 from ..core.journal_entry import to_row
-from ..adapters.journal_store import JournalStore
-from ..adapters.mqtt_link import ClientOptions, new_client, tls_context
 
 log = logging.getLogger("josev_bridge.export")
 
@@ -236,7 +237,7 @@ class JournalExporter:
                 # refill in batches (one query, one burst) once half the window is free
                 if (room >= self._refill_at or (room and not window)) and \
                         max(self._notified_last_id, self._polled_last_id) > next_after:
-                    rows = self._read(lambda: self.store.after_id(next_after, room), [])
+                    rows = self._read(partial(self.store.after_id, next_after, room), [])
                     self._budget.spend(len(rows))
                     for stored in rows:
                         self._count_gap(next_after, stored.id)

@@ -4,9 +4,9 @@ The serial thread calls `on_record` per record, `on_clock_sample` per clock prob
 `flush` per read batch. A record is applied once its boot's clock is mapped (the first probe
 answer arrives milliseconds after HELLO), and one stamped well past the newest low-latency probe
 sample (during an outage) waits for one after it, so it is interpolated, not extrapolated (the link
-probes every 0.1 s meanwhile, `clock_sample_wanted`); `flush` writes one
-atomic snapshot for the batch and only then returns the ack, up to the last *applied* record, so
-the MCU keeps (and replays) anything the bridge has not stored: a full disk or a kill -9 loses nothing.
+probes every 0.1 s meanwhile, `clock_sample_wanted`); `flush` writes one atomic snapshot for the
+batch and only then returns the ack, up to the last *applied* record, so the MCU keeps (and
+replays) anything the bridge has not stored: a full disk or a kill -9 loses nothing.
 
 Edges are stored in host monotonic time with their mapping error bound; an answer adds the host's
 realtime-minus-monotonic offset of that moment (adapters/host_clock), so a board clock stepped after
@@ -16,6 +16,8 @@ after a host reboot the stored edges keep the UTC they had, flagged if the clock
 FAULT and EV_STATUS records (the alert engine's inputs) take the same path: sequenced with the
 signals, held behind gaps, waiting for their boot's clock, mapped to UTC. Instead of the edge store
 they go to the alert listeners, in seq order, on the serial thread and before the ack.
+Across MCU reboots, core/mcu_boots.py keeps unchanged levels' edges (LEVEL), and the MCU's
+KEEPALIVE says when a record it sent never arrived.
 """
 
 from __future__ import annotations
@@ -24,19 +26,23 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any
 
 from ..adapters.host_clock import HostClock
 from ..adapters.state_file import AtomicJsonFile
-from ..core.alert_inputs import EvStatusRecord, FaultRecord
+from ..core.alert_inputs import AlertRecord, FaultRecord, describe, log_line, with_utc
 from ..core.clock_map import ClockMap, ClockSample, to_utc_us, to_utc_with_bound
-from ..core.conditions import Condition, Edge, SignalRecord
+from ..core.conditions import Condition, Edge, LevelRecord, SignalRecord
 from ..core.edge_store import EdgeStore
 from ..core.event_timestamp import Answer, Query, Silence, answer
-from ..core.link_state import LinkState
+from ..core.host_time import carried_over
 from ..core.link_sequence import Outcome, SequenceTracker, Verdict
+from ..core.link_state import LinkState
+from ..core.mcu_boots import BootTracker, level_outcome_lines, version_consequence
 from ..core.timestamps import format_us
+from ..protocol.framing import PROTOCOL_VERSION
 from ..protocol.records import SEQUENCED, Ack, Hello, KeepAlive, Record, SequencedRecord, Skipped
 
 log = logging.getLogger("josev_bridge.ingest")
@@ -48,9 +54,8 @@ STATE_LOSES = ("the stored edges (events before this start get no answer until t
                "again) and the MCU link position (the MCU replays every record not yet acknowledged; "
                "acknowledged ones are not sent again)")
 CLOCKS_KEPT = 4  # MCU boots whose clock mapping is remembered (for records replayed after a reboot)
-FRESH_SAMPLE_TRIES = 10  # samples a record stamped past the newest fitted one waits for (~1 s of wanted probes)
+FRESH_SAMPLE_TRIES = 10  # samples a record stamped past the newest low-latency one waits for (~1 s)
 
-AlertRecord = FaultRecord | EvStatusRecord
 AlertListener = Callable[[AlertRecord], None]
 
 
@@ -69,6 +74,10 @@ class IngestCounters:
     ev_status: int = 0  # EV_STATUS records applied (likewise)
     skipped_records: int = 0  # numbered frames of an unknown type or with a bad body: counted, not applied
     alert_listener_errors: int = 0  # a listener raised: logged, ingest went on
+    levels: int = 0  # LEVEL records applied (a level re-reported after an MCU boot)
+    continuity_assumed: int = 0  # edges kept across an MCU reboot because the level did not change
+    untimed_edges: int = 0  # levels that changed across a reboot at a time nobody knows: never answered
+    keepalive_gaps: int = 0  # an MCU KEEPALIVE showed a record (or a HELLO) lost on the line: replay asked
 
 
 class McuIngest:
@@ -80,6 +89,7 @@ class McuIngest:
         self.lock = threading.Lock()
         self.counters = IngestCounters()
         self.mcu_firmware: str | None = None
+        self.boots = BootTracker(PROTOCOL_VERSION)
         self.last_record_us: int | None = None
         self._file = state_file
         self.host_clock = host_clock or HostClock()
@@ -95,14 +105,15 @@ class McuIngest:
         self._reboot_listeners: list[Callable[[int], None]] = []
         self._dirty = False
         self._persist_failing = False
+        self._version_logged: int | None = None  # the boot whose other protocol version was logged
 
-    def _load(self) -> tuple[EdgeStore, SequenceTracker]:
+    def _load(self) -> tuple[EdgeStore, SequenceTracker[SequencedRecord | Skipped]]:
         data = self._file.load()
         if data is None:
             return EdgeStore(), SequenceTracker()
         try:
             store = EdgeStore.from_snapshot(data["edges"])
-            tracker = SequenceTracker.from_snapshot(data.get("link", {}))
+            tracker: SequenceTracker[SequencedRecord | Skipped] = SequenceTracker.from_snapshot(data.get("link", {}))
             same_host = (data.get("host") or {}).get("boot_id", self._host_boot) == self._host_boot
             for boot, clock in data.get("clocks", {}).items():
                 if same_host and clock.get("host_boot") == self._host_boot:  # fits live on this boot's clock
@@ -116,20 +127,12 @@ class McuIngest:
                  store.evse_ids() or "(none)", tracker.snapshot(), len(self.clocks), self._file.path)
         return store, tracker
 
-    def _fix_earlier_boot(self, store: EdgeStore, data: dict) -> None:
-        """Edges stored in another host boot keep the UTC they had: their monotonic times plus the
-        offset (and its sync state) recorded with the last snapshot of that boot."""
-        host = data.get("host")
-        if data["edges"].get("version") == 1 or (host is not None and host["boot_id"] == self._host_boot):
-            return  # UTC already (an older version's file), or this very boot
-        if host is None:
-            raise ValueError("edges on the monotonic clock without the host boot they belong to")
-        offset, error, synced = host["realtime_minus_monotonic_us"], host["offset_error_us"], host["synchronised"]
-        if not (type(offset) is int and type(error) is int and synced in (True, False, None)):
-            raise ValueError(f"bad host clock record {host!r}")
-        fixed = store.fix_to_utc(offset, error, synced)
-        log.info("%d edge time(s) stored in an earlier host boot keep the UTC they had then (host clock then %s)",
-                 fixed, "synchronised" if synced else "unsynchronised" if synced is False else "unknown")
+    def _fix_earlier_boot(self, store: EdgeStore, data: dict[str, Any]) -> None:
+        """Edges stored in another host boot keep the UTC they had (core/host_time.carried_over)."""
+        carried = carried_over(data.get("host"), data["edges"].get("version"), self._host_boot)
+        if carried is not None:
+            log.info("%d edge time(s) stored in an earlier host boot keep the UTC they had then (host clock then %s)",
+                     store.fix_to_utc(*carried), {True: "synchronised", False: "unsynchronised"}.get(carried[2], "unknown"))
 
     def add_alert_listener(self, callback: AlertListener) -> None:
         """Call `callback(record)` with every timed FAULT/EV_STATUS record, UTC-mapped, in seq order.
@@ -181,14 +184,31 @@ class McuIngest:
             self._settle(outcome)
         elif isinstance(record, Hello):
             self._on_hello(record)
-        elif isinstance(record, KeepAlive):
-            pass  # liveness is tracked by the link
+        elif isinstance(record, KeepAlive) and record.boot_id is not None and record.next_seq is not None:
+            with self.lock:  # (liveness is the link's business) how far the MCU has sent: a record lost?
+                lost = self.boots.on_keepalive(record.boot_id, record.next_seq, record.time_us,
+                                               self.tracker.boot_id, self.tracker.last_seq)
+            if lost:
+                self.counters.keepalive_gaps += 1
+                log.warning("%s", lost)
+
+    def _mapper(self, clock: ClockMap, offset: int) -> Callable[[int], tuple[int, int]]:
+        """MCU clock -> (host monotonic, error bound) through `clock`, the edge store's time line (the
+        realtime `offset` only decides whether an MCU on UTC is reported unaltered: core/clock_map)."""
+        def to_host(mcu_us: int) -> tuple[int, int]:
+            utc_us, bound_us = to_utc_with_bound(clock, mcu_us, offset)
+            return utc_us - offset, bound_us
+        return to_host
 
     def _on_hello(self, record: Hello) -> None:
         with self.lock:
+            old_boot = self.tracker.boot_id
+            old_clock = self.clocks.get(old_boot) if old_boot is not None else None
             rebooted, outcome = self.tracker.hello(record.boot_id, record.oldest_seq)
+            mapper = self._mapper(old_clock, self._offset_and_error()[0]) if old_clock and old_clock.ready else None
+            label = self.boots.on_hello(record.protocol_version, record.boot_id, old_boot, rebooted, self.store,
+                                        mapper)
             if rebooted:
-                self.store.forget_states()
                 self._dirty = True
                 self._applied_seq = 0
                 self._give_up_waiting("the MCU rebooted before their clock was known")
@@ -196,10 +216,16 @@ class McuIngest:
                 for old in list(self.clocks)[:-CLOCKS_KEPT]:
                     del self.clocks[old]
         self.mcu_firmware = record.firmware
+        if record.protocol_version != PROTOCOL_VERSION and self._version_logged != record.boot_id:
+            self._version_logged = record.boot_id
+            log.warning("MCU boot %08x speaks serial protocol v%d, the bridge v%d: %s", record.boot_id,
+                        record.protocol_version, PROTOCOL_VERSION,
+                        version_consequence(record.protocol_version, PROTOCOL_VERSION))
         if rebooted:
             log.warning("MCU boot %08x (firmware %s, protocol v%d): new boot, counting its records from 1; "
-                        "conditions are unknown until it reports them (stored edge times are kept)",
-                        record.boot_id, record.firmware, record.protocol_version)
+                        "%s", record.boot_id, record.firmware, record.protocol_version,
+                        f"levels are unconfirmed until it re-reports them ({label}; stored edges are kept)"
+                        if label else "no level known before it")
             seen_us = time.time_ns() // 1000
             for listener in self._reboot_listeners:
                 try:
@@ -214,13 +240,13 @@ class McuIngest:
 
     def on_clock_sample(self, sample: ClockSample) -> None:
         boot = self.tracker.boot_id
-        if boot is None:
+        if self._waiting:
+            self._samples_waited += 1  # (an answer of 0 too: the wanted probes stop after a few)
+        if boot is None or sample.mcu_us == 0:  # 0: the MCU had no clock reading yet (§5.1), not a sample
             return
         with self.lock:
             clock = self.clocks.setdefault(boot, ClockMap())
             verdict = clock.add(sample)
-        if self._waiting:
-            self._samples_waited += 1
         if verdict == "outlier":
             self.counters.clock_outliers += 1
         elif verdict == "restarted":
@@ -233,14 +259,15 @@ class McuIngest:
             if not self._waiting:
                 self._samples_waited = 0
 
-    def replay_wanted(self) -> bool:
-        """True while records after a gap are held: the link asks the MCU to replay."""
-        return self.tracker.gap
-
     def clock_sample_wanted(self) -> bool:
         """True while records wait for a clock sample (the link then probes every 0.1 s): for a boot
         not mapped yet, or for a sample after records stamped during an outage."""
         return bool(self._waiting) and self._samples_waited < FRESH_SAMPLE_TRIES
+
+    def replay_wanted(self) -> bool:
+        """True while records after a gap are held, or while the MCU's KEEPALIVE says it sent records
+        the bridge has not received: the link asks the MCU to replay."""
+        return self.tracker.gap or self.boots.missing(self.tracker.boot_id, self.tracker.last_seq)
 
     def _settle(self, outcome: Outcome) -> None:
         c = self.counters
@@ -267,8 +294,16 @@ class McuIngest:
                 self._applied_seq = seq
                 self.counters.skipped_records += 1
             return
+        self.boots.applied(record.time_us)  # the bridge holds every record of this boot up to here
+        if isinstance(record, LevelRecord):
+            self._apply_level(seq, record, clock)
+            return
         if not isinstance(record, SignalRecord):
             self._apply_alert(seq, record, clock)
+            return
+        if self.boots.is_v1_rereport(record, self.store):
+            self._apply_level(seq, LevelRecord(record.evse_id, record.connector_id, record.signal, True,
+                                               record.time_us), clock)
             return
         with self.lock:
             self._dirty = True
@@ -280,18 +315,47 @@ class McuIngest:
                           seq, record.signal.name)
                 return
             offset, offset_error = self._offset_and_error()
-            utc_us, bound_us = to_utc_with_bound(clock, record.time_us, offset)
+            host_us, bound_us = self._mapper(clock, offset)(record.time_us)
             edges = self.store.apply(SignalRecord(record.evse_id, record.connector_id, record.signal,
-                                                  record.state, utc_us - offset), bound_us)  # host monotonic
-        self.last_record_us = utc_us
-        c.edges += len(edges)
-        if edges and log.isEnabledFor(logging.INFO):  # formatting costs more than applying
+                                                  record.state, host_us), bound_us)
+        self.last_record_us = host_us + offset
+        self._edges_made(seq, edges, offset, bound_us + offset_error)
+
+    def _apply_level(self, seq: int, record: LevelRecord, clock: ClockMap) -> None:
+        """A level re-reported without claiming an edge: the edge it implies, if any (core/mcu_boots)."""
+        c = self.counters
+        with self.lock:
+            self._dirty = True
+            self._applied_seq = seq
+            c.records += 1
+            c.levels += 1
+            if record.time_us == 0:
+                c.untimed_records += 1
+                log.error("MCU record seq %d (%s level) carries no hardware time; not used (never invent a time)",
+                          seq, record.signal.name)
+                return
+            offset, offset_error = self._offset_and_error()
+            outcome, when = self.boots.apply_level(record, self.store, self._mapper(clock, offset), offset)
+            c.continuity_assumed += len(outcome.kept)
+            c.untimed_edges += len(outcome.edges) if when.untimed else 0
+        kept_lines, untimed_lines = level_outcome_lines(record.evse_id, outcome, when, self.store, offset)
+        for level, line in [(logging.INFO, k) for k in kept_lines] + [(logging.WARNING, u) for u in untimed_lines]:
+            log.log(level, "%s", line)
+        bound = None if when.error_us is None else when.error_us + offset_error
+        self._edges_made(seq, outcome.edges, offset, bound, when.note, log_them=not when.untimed)
+
+    def _edges_made(self, seq: int, edges: list[Edge], offset_us: int, bound_us: int | None = None,
+                    note: str | None = None, log_them: bool = True) -> None:
+        """Count and log new edges (host monotonic times: logged in UTC with `offset_us`, the realtime
+        offset they were mapped with), and hand them to the edge listeners, in UTC as of now."""
+        self.counters.edges += len(edges)
+        if edges and log_them and log.isEnabledFor(logging.INFO):  # formatting costs more than applying
             for edge in edges:
-                log.info("EVSE %d %s %s at %s (clock mapping error <= %.3f ms)", edge.evse_id,
-                         edge.condition.value, edge.event_type.value, format_us(utc_us),
-                         (bound_us + offset_error) / 1000)
-        if self._edge_listeners:  # the listeners (the alert engine) take UTC as of now
-            edges = [dataclasses.replace(edge, time_us=utc_us) for edge in edges]
+                log.info("EVSE %d %s %s at %s (clock mapping error <= %.3f ms)%s", edge.evse_id,
+                         edge.condition.value, edge.event_type.value, format_us(edge.time_us + offset_us),
+                         (bound_us or 0) / 1000, f": {note}" if note else "")
+        if self._edge_listeners:  # the listeners (the alert engine) take UTC
+            edges = [dataclasses.replace(edge, time_us=edge.time_us + offset_us) for edge in edges]
         for listener in self._edge_listeners:
             for edge in edges:
                 try:
@@ -313,10 +377,10 @@ class McuIngest:
             if record.time_us == 0:
                 self.counters.untimed_records += 1
                 log.error("MCU record seq %d (%s) carries no hardware time; not used (never invent a time)",
-                          seq, _describe(record))
+                          seq, describe(record))
                 return
             offset = self._offset_and_error()[0]
-            mapped = _to_utc(record, lambda mcu_us: to_utc_us(clock, mcu_us, offset))
+            mapped = with_utc(record, lambda mcu_us: to_utc_us(clock, mcu_us, offset))
         self.last_record_us = mapped.time_us
         _log_alert(mapped)
         for listener in self._alert_listeners:
@@ -325,13 +389,11 @@ class McuIngest:
             except Exception:
                 self.counters.alert_listener_errors += 1
                 log.exception("alert listener %r failed on MCU record seq %d (%s); ingest goes on",
-                              listener, seq, _describe(mapped))
+                              listener, seq, describe(mapped))
 
-    def _wants_fresh_sample(self, record: SequencedRecord, clock: ClockMap) -> bool:
-        """A record stamped well past the newest fitted probe sample (during an outage) waits for a
-        low-latency sample after it, to be interpolated rather than extrapolated (the link probes every
-        0.1 s meanwhile); not for more than FRESH_SAMPLE_TRIES samples (a time the samples never reach,
-        or slow round trips only, is mapped as it is, with its bound)."""
+    def _wants_fresh_sample(self, record: SequencedRecord | Skipped, clock: ClockMap) -> bool:
+        """Stamped well past the newest low-latency sample (during an outage): wait for one after it, to
+        interpolate, for at most FRESH_SAMPLE_TRIES samples (then it is mapped as it is, with its bound)."""
         time_us = getattr(record, "time_us", 0)
         return bool(time_us) and not clock.covers(time_us) and self._samples_waited < FRESH_SAMPLE_TRIES
 
@@ -385,36 +447,8 @@ class McuIngest:
         log.info("MCU link %s: %s", state.value, detail)
 
 
-def _to_utc(record: AlertRecord, utc: Callable[[int], int]) -> AlertRecord:
-    """The record with every MCU clock reading it carries replaced by UTC."""
-    if isinstance(record, FaultRecord):
-        return dataclasses.replace(record, time_us=utc(record.time_us))
-    departure = None if record.departure_time_us is None else utc(record.departure_time_us)
-    return dataclasses.replace(record, time_us=utc(record.time_us), departure_time_us=departure)
-
-
-def _describe(record: AlertRecord) -> str:
-    if isinstance(record, FaultRecord):
-        return f"FAULT {record.error_code} {'raised' if record.active else 'cleared'}"
-    return "EV_STATUS"
-
-
 def _log_alert(record: AlertRecord) -> None:
     """INFO per fault (technicians read these); DEBUG per EV status (frequent, for diagnosis)."""
-    if isinstance(record, FaultRecord):
-        if log.isEnabledFor(logging.INFO):
-            extra = "".join(f" {label} {value!r}" for label, value in (("vendor code", record.vendor_error_code),
-                                                                       ("info", record.info)) if value)
-            log.info("EVSE %d connector %d fault %s %s%s at %s", record.evse_id, record.connector_id,
-                     record.error_code, "raised" if record.active else "cleared", extra, format_us(record.time_us))
-    elif log.isEnabledFor(logging.DEBUG):
-        log.debug("EVSE %d connector %d EV status at %s: SoC %s, power %s, capacity %s, departure %s (%s)",
-                  record.evse_id, record.connector_id, format_us(record.time_us),
-                  _known(record.soc_percent, " %"), _known(record.power_w, " W"),
-                  _known(record.battery_capacity_wh, " Wh"),
-                  "unknown" if record.departure_time_us is None else format_us(record.departure_time_us),
-                  record.departure_source.name.lower())
-
-
-def _known(value: object, unit: str) -> str:
-    return "unknown" if value is None else f"{value}{unit}"
+    level = logging.INFO if isinstance(record, FaultRecord) else logging.DEBUG
+    if log.isEnabledFor(level):  # formatting costs more than applying
+        log.log(level, "%s", log_line(record))

@@ -17,8 +17,9 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from ..protocol.framing import PROTOCOL_VERSION
 from .control_api import ControlServer, SimController, parse_hostport
-from .mcu import DEFAULT_RING_SIZE, Clock, SimulatedMcu, system_clock_us
+from .mcu import DEFAULT_EVSE_COUNT, DEFAULT_RING_SIZE, Clock, SimulatedMcu, system_clock_us
 from .pty_link import PtyLink
 from .pty_node import StaleLinkError
 
@@ -36,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"where the control API listens (default {DEFAULT_CONTROL}; port 0 = any free port)")
     parser.add_argument("--charger-id", default=DEFAULT_CHARGER_ID,
                         help=f"target.charger_id the control API answers to (default {DEFAULT_CHARGER_ID})")
-    parser.add_argument("--evse-count", type=int, default=2, metavar="N",
-                        help="number of EVSEs, ids 1..N (default 2)")
+    parser.add_argument("--evse-count", type=int, default=DEFAULT_EVSE_COUNT, metavar="N",
+                        help=f"number of EVSEs, ids 1..N (default {DEFAULT_EVSE_COUNT})")
     parser.add_argument("--token-file", type=Path, metavar="PATH",
                         help="read the API bearer token from PATH (default: generate one into <pty-link>.token)")
     parser.add_argument("--clock-offset-s", type=float, default=0.0, metavar="SECONDS",
@@ -50,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tests: add the seconds in PATH (re-read when it changes) to the TRUE clock, and so "
                              "to the MCU clock; with the bridge's JOSEV_BRIDGE_TEST_CLOCK_SHIFT_FILE naming the "
                              "same file, time passes for both at once (a 10-minute outage in no time)")
+    parser.add_argument("--protocol-version", type=int, choices=(1, PROTOCOL_VERSION), default=PROTOCOL_VERSION,
+                        help="serial protocol the MCU speaks: 1 emulates a first-version MCU (re-reports its 1s "
+                             f"as SIGNALs after a reboot, KEEPALIVE without ring fields; default {PROTOCOL_VERSION})")
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, stop: threading.Event | None = None) -> int:
@@ -59,7 +63,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, stop: threading.Eve
         host, port = parse_hostport(args.control)
         clock = system_clock_us if args.clock_shift_file is None else shifted_clock(args.clock_shift_file)
         mcu = SimulatedMcu(evse_count=args.evse_count, ring_size=args.ring_size, clock=clock,
-                           clock_offset_s=args.clock_offset_s, clock_drift_ppm=args.clock_drift_ppm)
+                           clock_offset_s=args.clock_offset_s, clock_drift_ppm=args.clock_drift_ppm,
+                           protocol_version=args.protocol_version)
         mcu.mcu_clock.now()  # true_at_start: offset and drift count from here
         token, token_file, generated = _load_token(args.token_file, args.pty_link)  # last: it writes a file
     except (ValueError, OSError) as exc:

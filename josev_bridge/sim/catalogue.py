@@ -11,8 +11,20 @@ from typing import Any
 
 from rfc3339_validator import validate_rfc3339
 
-from .mcu import (DEPARTURE_SOURCES, FAULT_CODES, MAX_BATTERY_WH, MAX_CONNECTOR_ID, MAX_DRIFT_PPM, MAX_FAULT_INFO,
-                  MAX_ID_TAG, MAX_LOCAL_LIST, MAX_OFFSET_S, MAX_POWER_W, MAX_VENDOR_ERROR_CODE)
+from .mcu import (
+    DEFAULT_EVSE_COUNT,
+    DEPARTURE_SOURCES,
+    FAULT_CODES,
+    MAX_BATTERY_WH,
+    MAX_CONNECTOR_ID,
+    MAX_DRIFT_PPM,
+    MAX_FAULT_INFO,
+    MAX_ID_TAG,
+    MAX_LOCAL_LIST,
+    MAX_OFFSET_S,
+    MAX_POWER_W,
+    MAX_VENDOR_ERROR_CODE,
+)
 
 MAX_CORRUPT = 10_000
 MAX_NOISE_BYTES = 65_536
@@ -56,7 +68,8 @@ class CommandSpec:
         if not self.addressed:
             return self.fields
         high = evse_count if evse_count is not None else 255
-        return (FieldSpec("evse_id", "int", "EVSE to act on, 1..N where N is the sim's --evse-count (default 1).",
+        return (FieldSpec("evse_id", "int", f"EVSE to act on (default 1): 1..N, N being the sim's --evse-count "
+                          f"(default {DEFAULT_EVSE_COUNT}).",
                           minimum=1, maximum=high),
                 FieldSpec("connector_id", "int", "Connector of the EVSE; remembered by the EVSE and named in "
                           "its records (default: the connector last addressed, initially 1).",
@@ -64,8 +77,8 @@ class CommandSpec:
                 *self.fields)
 
 
-_ID_TAG = dict(kind="string", min_length=1, max_length=MAX_ID_TAG)
-_SECONDS = dict(kind="number", exclusive_minimum=0, maximum=MAX_FAULT_SECONDS)
+_ID_TAG: dict[str, Any] = dict(kind="string", min_length=1, max_length=MAX_ID_TAG)
+_SECONDS: dict[str, Any] = dict(kind="number", exclusive_minimum=0, maximum=MAX_FAULT_SECONDS)
 _FAULT = {"type": "object", "required": ["error_code"],
           "properties": {"error_code": {"type": "string", "enum": list(FAULT_CODES)},
                          "vendor_error_code": {"type": ["string", "null"]},
@@ -241,18 +254,27 @@ COMMAND_SPECS: tuple[CommandSpec, ...] = (
                                           **_SECONDS),),
                 answer={"silent_for_s": {"type": "number"}}, example={"seconds": 0.05}),
     CommandSpec("link-reboot", "MCU reboot",
-                "The MCU reboots: new random boot id, seq restarts at 1, every signal 0 without records or "
-                "edges (as after a real reboot), faults cleared and EV power 0; the local authorization list "
-                "and cache survive. Frames not yet sent are lost. keep_ring false: unacknowledged records "
-                "are lost. keep_ring true: they are kept under their old boot id and announced first: for "
-                "each earlier boot with unacknowledged records HELLO(old boot, oldest_seq, next_seq) and "
-                "those records in seq order, then HELLO(new boot, 1, 1). Every later HOST_HELLO replays "
-                "the same way until the host ACKs them with the old boot id.",
-                "link", False, (FieldSpec("keep_ring", "bool", "Keep unacknowledged records (default false)."),),
+                "The MCU reboots: new random boot id, seq restarts at 1, faults cleared; the local "
+                "authorization list and cache survive. A plugged cable and a parked car keep their level. "
+                "A cold reboot (default) loses the rest: authorization, relay, energy and signed data drop "
+                "to 0, with their edges at the reboot's TRUE time in `edges`, and the EV's status and power "
+                "are forgotten. A warm reboot (`warm`) keeps every level and the time of each signal's last "
+                "edge. The new boot's first records report every level (`records`): protocol version 2 a "
+                "LEVEL per signal and EVSE, 0s included, with the level's age after a warm reboot; version 1 "
+                "(--protocol-version 1) a SIGNAL per signal that is 1. Frames not yet sent are lost. "
+                "keep_ring false: unacknowledged records are lost. keep_ring true: they are kept under "
+                "their old boot id and announced first: for each earlier boot with unacknowledged records "
+                "HELLO(old boot, oldest_seq, next_seq) and those records in seq order, then HELLO(new "
+                "boot, 1, next_seq) and the level reports. Every later HOST_HELLO replays the same way "
+                "until the host ACKs them with the old boot id.",
+                "link", False, (FieldSpec("keep_ring", "bool", "Keep unacknowledged records (default false)."),
+                                FieldSpec("warm", "bool", "A warm reboot: levels and edge times kept (default "
+                                          "false: cold).")),
                 answer={"boot_id": {"type": "integer"}, "previous_boot_id": {"type": "integer"},
                         "kept": {"type": "integer", "description": "records kept for replay"},
-                        "lost": {"type": "integer", "description": "unacknowledged records lost"}},
-                example={"keep_ring": True}),
+                        "lost": {"type": "integer", "description": "unacknowledged records lost"},
+                        "warm": {"type": "boolean"}},
+                example={"keep_ring": True, "warm": False}),
     CommandSpec("link-unplug", "Unplug the serial device",
                 "The pty disappears, as a USB adapter pulled out: the sim closes both ends and removes the "
                 "--pty-link symlink, so the host's port fails and cannot be reopened. After `seconds` a new "

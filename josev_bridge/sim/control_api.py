@@ -17,14 +17,14 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from ..core.alert_inputs import EvStatusRecord, FaultRecord
-from ..core.conditions import SignalRecord
 from ..api.server import linger_close
+from ..core.alert_inputs import EvStatusRecord, FaultRecord
+from ..core.conditions import LevelRecord, SignalRecord
 from ..core.http_guard import BodyRefused, bearer_matches, body_length
 from ..core.timestamps import format_us
 from .catalogue import LINK_COMMANDS, SPECS, Errors, check_object, extra_fields, validate_event
-from .mcu import COMMANDS, SentRecord, SimulatedMcu, run_command
 from .link_faults import LinkConflict
+from .mcu import COMMANDS, SentRecord, SimulatedMcu, run_command
 
 log = logging.getLogger("josev_bridge.sim.api")
 
@@ -47,7 +47,7 @@ class RecordSink(Protocol):
 
     def silence(self, seconds: float) -> dict: ...
 
-    def reboot(self, keep_ring: bool) -> dict: ...
+    def reboot(self, keep_ring: bool, warm: bool = False) -> dict: ...
 
     def unplug(self, seconds: float) -> dict: ...
 
@@ -105,13 +105,15 @@ def record_dict(item: SentRecord) -> dict:
             "true_time_us": true_us, "true_timestamp": format_us(true_us)}
 
 
-_RECORD_TYPES = {SignalRecord: "SIGNAL", FaultRecord: "FAULT", EvStatusRecord: "EV_STATUS"}
+_RECORD_TYPES = {SignalRecord: "SIGNAL", LevelRecord: "LEVEL", FaultRecord: "FAULT", EvStatusRecord: "EV_STATUS"}
 
 
-def _record_fields(r: SignalRecord | FaultRecord | EvStatusRecord) -> dict:
+def _record_fields(r: SignalRecord | LevelRecord | FaultRecord | EvStatusRecord) -> dict:
     """The type-specific fields of a record, as on the wire (EV_STATUS departure on the MCU clock)."""
     if isinstance(r, SignalRecord):
         return {"signal": r.signal.name, "state": r.state}
+    if isinstance(r, LevelRecord):
+        return {"signal": r.signal.name, "state": r.state, "age_us": r.age_us}
     if isinstance(r, FaultRecord):
         return {"active": r.active, "error_code": r.error_code, "vendor_error_code": r.vendor_error_code,
                 "info": r.info}
@@ -145,7 +147,7 @@ class SimController:
         answer: dict[str, Any] = {"id": secrets.token_hex(6), "event_type": name,
                                   "target": {"charger_id": charger_id}}
         if name in LINK_COMMANDS:
-            answer.update(edges=[], records=[], **self._link_command(name, event))
+            answer.update({"edges": [], "records": [], **self._link_command(name, event)})
             return answer
         with self.lock:
             try:
@@ -176,7 +178,8 @@ class SimController:
             elif name == "link-silence":
                 info = self.sink.silence(event["seconds"])
             elif name == "link-reboot":
-                info = self.sink.reboot(event.get("keep_ring", False))
+                info = self.sink.reboot(event.get("keep_ring", False), event.get("warm", False))
+                info["records"] = [record_dict(item) for item in info.pop("sent", [])]
             elif name == "link-unplug":
                 info = self.sink.unplug(event["seconds"])
             else:  # pragma: no cover - a catalogue entry without an implementation
@@ -200,7 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30  # a client that stops mid-request (or idles on keep-alive) releases its thread after this
     disable_nagle_algorithm = True  # headers and body are separate writes: Nagle + delayed ACK = 40 ms each
-    server: "ControlServer"
+    server: ControlServer
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         self._serve(self._post)

@@ -18,10 +18,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # so a checkout works without `pip install`
 

@@ -25,16 +25,18 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
-from .. import __version__
 from rfc3339_validator import validate_rfc3339
 
+from .. import __version__
 from ..core.alert_inputs import DepartureSource, EvStatusRecord, FaultRecord
 from ..core.conditions import Condition, EventType, Signal, SignalRecord
 from ..core.timestamps import format_us, parse_us
+from ..protocol.framing import PROTOCOL_VERSION
 from ..protocol.records import SequencedRecord, fit_fault_info
+from .boot_report import LOST_BY_COLD_BOOT, level_records
 
 Clock = Callable[[], int]
 
@@ -43,6 +45,7 @@ DEFAULT_ID_TAG = "SIM-TAG"
 MAX_ID_TAG = 36  # OCPP IdToken length
 MAX_CONNECTOR_ID = 255  # u8 on the wire
 DEFAULT_RING_SIZE = 4096
+DEFAULT_EVSE_COUNT = 2  # `sim --evse-count`; the control API's document states it (tests/cli/test_docs_agree.py)
 MAX_RING_SIZE = 1_000_000
 DEFAULT_POWER_W = 11_000.0  # what an EV draws when it asks for energy without a power-update
 MAX_POWER_W = 1_000_000.0
@@ -231,6 +234,7 @@ class EvseState:
     faults: dict[str, Fault] = field(default_factory=dict)
     ev: EvBattery | None = None  # None until the plugged EV reports its battery state (ev-status)
     ev_reported: tuple | None = None  # the last EV_STATUS sent, to send one per change
+    since_mcu_us: dict[Signal, int] = field(default_factory=dict)  # MCU clock at each signal's last edge
 
     @property
     def power_path_closed(self) -> bool:
@@ -308,7 +312,7 @@ class CommandResult:
     def sent(self) -> list[SentRecord]:
         return [SentRecord(seq, rec, true) for seq, rec, true in zip(self.seqs, self.records, self.true_times)]
 
-    def extend(self, other: "CommandResult") -> None:
+    def extend(self, other: CommandResult) -> None:
         self.records += other.records
         self.seqs += other.seqs
         self.edges += other.edges
@@ -338,13 +342,17 @@ def _new_boot_id(avoid: Iterable[int] = ()) -> int:
 class SimulatedMcu:
     """EVSE state, sequence numbering and the unacknowledged-record ring of one simulated MCU."""
 
-    def __init__(self, evse_count: int = 2, clock: Clock = system_clock_us,
+    def __init__(self, evse_count: int = DEFAULT_EVSE_COUNT, clock: Clock = system_clock_us,
                  boot_id: int | None = None, ring_size: int = DEFAULT_RING_SIZE,
-                 firmware: str = FIRMWARE, clock_offset_s: float = 0.0, clock_drift_ppm: float = 0.0) -> None:
+                 firmware: str = FIRMWARE, clock_offset_s: float = 0.0, clock_drift_ppm: float = 0.0,
+                 protocol_version: int = PROTOCOL_VERSION) -> None:
         if isinstance(evse_count, bool) or not isinstance(evse_count, int) or not 1 <= evse_count <= 255:
             raise ValueError("evse_count must be 1..255 (u8 on the wire)")
         if isinstance(ring_size, bool) or not isinstance(ring_size, int) or not 1 <= ring_size <= MAX_RING_SIZE:
             raise ValueError(f"ring_size must be 1..{MAX_RING_SIZE}")
+        if protocol_version not in (1, PROTOCOL_VERSION):
+            raise ValueError(f"protocol_version must be 1 or {PROTOCOL_VERSION}")
+        self.protocol_version = protocol_version  # 1: an MCU of the first protocol (v1 re-reports, KEEPALIVE)
         self.evse_count = evse_count
         self.true_clock = clock
         self.mcu_clock = McuClock(clock, clock_offset_s, clock_drift_ppm)
@@ -559,7 +567,8 @@ class SimulatedMcu:
         accepted. An empty list is no list (OCPP: a full update with no entries clears it)."""
         if not isinstance(id_tags, list) or len(id_tags) > MAX_LOCAL_LIST or any(
                 not isinstance(tag, str) or not 1 <= len(tag) <= MAX_ID_TAG for tag in id_tags):
-            raise ValueError(f"id_tags must be a list of at most {MAX_LOCAL_LIST} id tags of 1..{MAX_ID_TAG} characters")
+            raise ValueError(f"id_tags must be a list of at most {MAX_LOCAL_LIST} id tags of 1..{MAX_ID_TAG} "
+                             "characters")
         self.local_list = dict.fromkeys(id_tags) if id_tags else None
         return CommandResult(info={"list_size": len(self.local_list or ())})
 
@@ -573,8 +582,11 @@ class SimulatedMcu:
         return CommandResult(info={"step_us": step, "clock": self.mcu_clock.status()})
 
     # -- reboot -------------------------------------------------------------------------------------
-    def reboot(self, keep_ring: bool = False, boot_id: int | None = None) -> dict:
-        """A new boot: random boot id, seq from 1, every signal 0, faults gone, power 0. The local
+    def reboot(self, keep_ring: bool = False, boot_id: int | None = None, warm: bool = False) -> dict:
+        """A new boot: random boot id, seq from 1, faults gone. Cable and parked car keep their level;
+        a cold boot loses the rest (authorization, relay, energy, signed data: 0, with their TRUE
+        edges at the reboot in "edges"), a warm one keeps it and the times of the signals' edges
+        (sim/boot_report.py). The new boot's first records report every level ("sent"). The local
         authorization list and the cache survive (flash). With `keep_ring` the unacknowledged records
         of this and earlier boots are kept for replay under their boot ids; else they are lost."""
         old = self._ring
@@ -589,9 +601,22 @@ class SimulatedMcu:
         avoid = {old.boot_id, *(ring.boot_id for ring in self._previous)}
         self._ring = BootRing(_new_boot_id(avoid) if boot_id is None else boot_id)
         self.last_acked_seq = 0
-        self.evses = {i: EvseState() for i in range(1, self.evse_count + 1)}
         self.reboots += 1
-        return {"previous_boot_id": old.boot_id, "boot_id": self.boot_id, "kept": kept, "lost": lost}
+        result = CommandResult()
+        true_us, mcu_us = self.mcu_clock.read_both()
+        for evse_id, evse in self.evses.items():
+            evse.faults.clear()
+            if not warm:
+                for signal in LOST_BY_COLD_BOOT:
+                    self._change(result, evse_id, signal, False, true_us)
+                evse.id_tag, evse.ev_power_w, evse.ev, evse.ev_reported = None, 0.0, None, None
+                evse.since_mcu_us.clear()  # RAM: a cold boot knows no edge time
+            levels = {signal: getattr(evse, attr) for signal, attr in _SIGNAL_ATTR.items()}
+            for record in level_records(evse_id, evse.connector_id, levels, evse.since_mcu_us, mcu_us, warm,
+                                        self.protocol_version):
+                self._push(result, record, true_us)
+        return {"previous_boot_id": old.boot_id, "boot_id": self.boot_id, "kept": kept, "lost": lost,
+                "warm": warm, "edges": result.edges, "sent": result.sent()}
 
     # -- the host side of the link ---------------------------------------------------------------
     def ack(self, boot_id: int, seq: int) -> bool:
@@ -639,6 +664,7 @@ class SimulatedMcu:
             "ring_size": self._ring_size,
             "ring_overflowed": self.overflowed,
             "reboots": self.reboots,
+            "protocol_version": self.protocol_version,
             "previous_boots": [{"boot_id": r.boot_id, "oldest_seq": r.oldest_seq, "next_seq": r.next_seq,
                                 "unacked": len(r.records)} for r in self._previous],
             "clock": self.mcu_clock.status(),
@@ -684,9 +710,17 @@ class SimulatedMcu:
     def _emit(self, result: CommandResult, evse_id: int, signal: Signal, state: bool) -> None:
         evse = self.evses[evse_id]
         true_us, mcu_us = self.mcu_clock.read_both()  # one reading: the hardware saw the change now
+        evse.since_mcu_us[signal] = mcu_us
+        self._change(result, evse_id, signal, state, true_us)
+        self._push(result, SignalRecord(evse_id, evse.connector_id, signal, state, mcu_us), true_us)
+
+    def _change(self, result: CommandResult, evse_id: int, signal: Signal, state: bool, true_us: int) -> None:
+        """Set a signal and add the edges it makes by the sim's own rules (nothing if it is unchanged)."""
+        evse = self.evses[evse_id]
+        if getattr(evse, _SIGNAL_ATTR[signal]) == state:
+            return
         ppc_before = evse.power_path_closed
         setattr(evse, _SIGNAL_ATTR[signal], state)
-        self._push(result, SignalRecord(evse_id, evse.connector_id, signal, state, mcu_us), true_us)
         reason = _SIGNAL_REASON.get(signal)
         if reason is not None and (state or reason is not Condition.DATA_SIGNED):
             result.edges.append(edge_dict(evse_id, reason, state, true_us))

@@ -16,7 +16,7 @@ from typing import Any
 from .. import __version__
 from ..core.conditions import TRIGGER_REASONS, EventType, Signal
 from .catalogue import COMMAND_SPECS, CommandSpec, FieldSpec
-from .mcu import FAULT_CODES
+from .mcu import DEFAULT_EVSE_COUNT, FAULT_CODES
 
 DOCUMENT_PATH = Path(__file__).resolve().parents[2] / "docs" / "sim-control-api.openapi.json"
 EXAMPLE_CHARGER = "josev-sim"
@@ -28,7 +28,7 @@ modelled on the OCPPLAB gateway: `POST /ocpp/commands/<command>` with
 
 **Answers.** Every command answers `id`, `event_type`, `target`, `edges` (the OCPP trigger-reason
 edges the command caused: the truth the bridge is tested against) and `records` (the records it put
-on the serial line, in seq order: SIGNAL, FAULT and EV_STATUS, told apart by `type`), plus
+on the serial line, in seq order: SIGNAL, LEVEL, FAULT and EV_STATUS, told apart by `type`), plus
 command-specific fields and, when the command did less than asked, a `note`. Refusals that model
 charger behaviour (unlock during a session, unknown tag with a local list, energy without a closed
 power path or with a fault) are 200 with a note, never an error.
@@ -41,8 +41,8 @@ power path or with a fault) are 200 with a note, never an error.
 CLOCK_PROBE at once with CLOCK_REPLY(probe id, MCU clock when the probe was read), ahead of queued
 records.
 
-**Addressing.** Per-EVSE commands take `evse_id` (default 1; 1..N, N = `--evse-count`) and
-`connector_id` (1..255, remembered by the EVSE; default the one last addressed); charger-wide commands (authorization cache and
+**Addressing.** Per-EVSE commands take `evse_id` (default 1; 1..N, N = `--evse-count`, default
+{evse_count}) and `connector_id` (1..255, remembered by the EVSE; default the one last addressed); charger-wide commands (authorization cache and
 list, clock-set, link-*) take neither (422 extra_forbidden).
 
 **Errors.** 400 malformed JSON or Content-Length; 401 missing or wrong token; 404 unknown path,
@@ -50,7 +50,7 @@ command or charger_id; 409 a link fault that cannot apply now (device unplugged)
 Transfer-Encoding (send a Content-Length); 413 a body over 64 KiB; 422 field errors; 500 a sim bug.
 400 for the Content-Length, 411 and 413 close the connection (`Connection: close`): the unread
 body is never taken for the next request.
-"""
+"""  # noqa: E501 - rewrapping one line would change docs/sim-control-api.openapi.json too
 
 
 def _field_schema(spec: FieldSpec) -> dict:
@@ -171,9 +171,13 @@ _COMMON_SCHEMAS: dict[str, Any] = {
                             "timestamp": {**_TIMESTAMP, "description": "TRUE time of the edge, " +
                                           _TIMESTAMP["description"]}}},
     "Record": {"description": "One record on the serial line, by `type`.",
-               "oneOf": [_ref("SignalRecord"), _ref("FaultRecord"), _ref("EvStatusRecord")]},
+               "oneOf": [_ref("SignalRecord"), _ref("LevelRecord"), _ref("FaultRecord"), _ref("EvStatusRecord")]},
     "SignalRecord": _record_schema("SIGNAL", {"signal": {"type": "string", "enum": [s.name for s in Signal]},
                                               "state": {"type": "boolean"}}),
+    "LevelRecord": _record_schema("LEVEL", {"signal": {"type": "string", "enum": [s.name for s in Signal]},
+                                            "state": {"type": "boolean"},
+                                            "age_us": {"type": ["integer", "null"], "description": "how long the "
+                                                       "level had held (MCU clock µs); null: unknown"}}),
     "FaultRecord": _record_schema("FAULT", {
         "active": {"type": "boolean", "description": "true: raised, false: cleared"},
         "error_code": {"type": "string", "enum": list(FAULT_CODES)},
@@ -227,6 +231,8 @@ _COMMON_SCHEMAS: dict[str, Any] = {
                    "last_acked_seq": {"type": "integer"}, "unacked": {"type": "integer"},
                    "ring_size": {"type": "integer"}, "ring_overflowed": {"type": "integer"},
                    "reboots": {"type": "integer"},
+                   "protocol_version": {"type": "integer", "description": "the serial protocol the MCU speaks "
+                                        "(--protocol-version)"},
                    "previous_boots": {"type": "array", "description": "earlier boots whose unacknowledged "
                                       "records were kept over link-reboot", "items": {"type": "object"}},
                    "clock": {"type": "object", "description": "drift_ppm, offset_s, mcu_minus_true_us, "
@@ -267,7 +273,7 @@ def build_document() -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "josev-bridge MCU simulator control API", "version": __version__,
-                 "description": DESCRIPTION},
+                 "description": DESCRIPTION.replace("{evse_count}", str(DEFAULT_EVSE_COUNT))},
         "servers": [{"url": "http://127.0.0.1:8765", "description": "default --control"}],
         "security": [{"bearerAuth": []}],
         "tags": [{"name": "Charger operations", "description": "Change the simulated MCU's state."},

@@ -20,17 +20,18 @@ import select
 import threading
 import time
 import tty
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..protocol import records
-from ..protocol.framing import DELIMITER, PROTOCOL_VERSION, Frame, FrameDecoder
+from ..protocol.framing import DELIMITER, Frame, FrameDecoder
 from ..protocol.records import Ack, ClockProbe, ClockReply, Hello, HostHello, KeepAlive, RecordError
-from .mcu import SentRecord, SimulatedMcu
+from .link_counters import LinkCounters
 from .link_faults import LinkConflict, corrupt, random_bytes
+from .mcu import SentRecord, SimulatedMcu
 from .outbox import Outbox
-from .pty_node import install_link, remove_link
+from .pty_node import StaleLinkError, install_link, remove_link
 
 log = logging.getLogger("josev_bridge.sim.pty")
 
@@ -38,27 +39,6 @@ KEEPALIVE_INTERVAL_S = 1.0
 WRITE_TIMEOUT_S = 0.5  # per frame: longer means nobody is reading the pty
 POLL_S = 0.5  # idle threads re-check the stop flag; close() also wakes them at once
 OUT_OF_BAND_SEQ = 0  # HELLO, KEEPALIVE and CLOCK_REPLY are not numbered records; records start at 1
-
-
-@dataclass
-class LinkCounters:
-    frames_in: int = 0
-    bad_records: int = 0
-    unknown_frames: int = 0
-    host_hellos: int = 0
-    acks: int = 0
-    foreign_acks: int = 0  # ACKs naming a boot id we hold no records of
-    frames_out: int = 0
-    frames_dropped: int = 0  # outbox full or write timed out; records among them remain replayable
-    clock_probes: int = 0
-    clock_replies: int = 0  # queued on the priority lane
-    clock_replies_suppressed: int = 0  # probes received while silent or unplugged: not answered
-    noise_bytes: int = 0
-    silences: int = 0
-    reboots: int = 0
-    unplugs: int = 0
-    replugs: int = 0
-    frames_lost_unplugged: int = 0  # frames that had no pty to go to
 
 
 class PtyLink:
@@ -176,7 +156,7 @@ class PtyLink:
         self._send_hello_for(self.mcu.boot_id, self.mcu.oldest_seq, self.mcu.next_seq)
 
     def _send_hello_for(self, boot_id: int, oldest_seq: int, next_seq: int) -> None:
-        hello = Hello(PROTOCOL_VERSION, boot_id, self.mcu.firmware, oldest_seq=oldest_seq, next_seq=next_seq)
+        hello = Hello(self.mcu.protocol_version, boot_id, self.mcu.firmware, oldest_seq=oldest_seq, next_seq=next_seq)
         self._enqueue(DELIMITER + records.encode(hello, OUT_OF_BAND_SEQ))
 
     def send_records(self, sent: list[SentRecord]) -> None:
@@ -232,10 +212,11 @@ class PtyLink:
         self.counters.silences += 1
         return {"silent_for_s": seconds}
 
-    def reboot(self, keep_ring: bool) -> dict:
-        """The MCU reboots: frames not yet sent are lost; the new boot (and kept rings) announced."""
+    def reboot(self, keep_ring: bool, warm: bool = False) -> dict:
+        """The MCU reboots: frames not yet sent are lost; the new boot (and kept rings) announced,
+        then the new boot's level reports (in its ring)."""
         with self.lock:
-            info = self.mcu.reboot(keep_ring)
+            info = self.mcu.reboot(keep_ring, warm=warm)
             self._outbox.clear()
             self.announce()
         self.counters.reboots += 1
@@ -332,9 +313,14 @@ class PtyLink:
         return True
 
     def _keepalive_loop(self) -> None:
+        """Every record is queued under `lock` as it is made, so under it the ring's next seq is "one
+        past the last record put on the line", which a version-2 KEEPALIVE tells the host (§4.6)."""
         while not self._stop.wait(self.keepalive_interval_s):
             if self._plugged.is_set() and not self._outbox.holding():
-                self._enqueue(records.encode(KeepAlive(self.mcu.mcu_clock.now()), OUT_OF_BAND_SEQ))
+                with self.lock:
+                    mcu = self.mcu
+                    ring = (mcu.boot_id, mcu.next_seq) if mcu.protocol_version >= 2 else (None, None)
+                    self._enqueue(records.encode(KeepAlive(mcu.mcu_clock.now(), *ring), OUT_OF_BAND_SEQ))
 
     # -- receiving --------------------------------------------------------------------------------
     def _read_loop(self) -> None:
@@ -407,8 +393,9 @@ class PtyLink:
     def _on_host_hello(self, record: HostHello) -> None:
         """The host (re)opened the port: say who we are, then replay what it has not acknowledged."""
         self.counters.host_hellos += 1
-        if record.protocol_version != PROTOCOL_VERSION:
-            log.warning("host speaks protocol version %d", record.protocol_version)
+        if record.protocol_version != self.mcu.protocol_version:  # answered as always (§4.1): it adapts
+            log.warning("host speaks protocol version %d, this MCU %d", record.protocol_version,
+                        self.mcu.protocol_version)
         with self.lock:
             replayed = self.announce()
         log.info("HOST_HELLO: replayed %d unacknowledged records", replayed)

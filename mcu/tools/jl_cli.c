@@ -9,11 +9,12 @@
  *   cap <n>                                       output capacity the encoders get (default 4096)
  *   frame <type> <seq> <hexbody>                  jl_encode_frame
  *   signal <seq> <evse> <conn> <sig> <state> <time_us>
+ *   level <seq> <evse> <conn> <sig> <state> <time_us> <age_us>
  *   fault <seq> <evse> <conn> <active> <time_us> <error_code> <vendor_error_code> <info>
  *                                                 jl_encode_fault; the strings as hex ("-": empty)
  *   ev_status <seq> <evse> <conn> <time_us> <soc> <power_w> <capacity_wh> <departure_us> <source>
  *   hello <boot_id> <oldest_seq> <next_seq> <firmware, rest of the line>
- *   keepalive <time_us>
+ *   keepalive <time_us> <boot_id> <next_seq>
  *   clock_reply <probe_id> <mcu_time_us>
  *   decoder <buf_cap>                             a fresh decoder with a buffer of buf_cap bytes
  *   decode <hex>                                  feed the decoder: "<n> <frame>..." where each
@@ -24,6 +25,8 @@
  *   ring <cap> <boot_id>                          a fresh ring (and the boot id HELLO reports),
  *                                                 send cursor at 0
  *   push <evse> <conn> <sig> <state> <time_us>    jl_ring_push: prints the seq
+ *   pushlevel <evse> <conn> <sig> <state> <time_us> <age_us>
+ *                                                 jl_ring_push_level: the seq, or 0 if refused
  *   pushfault <evse> <conn> <active> <time_us> <error_code> <vendor_error_code> <info>
  *                                                 jl_ring_push_fault (strings as hex, kept until the
  *                                                 next "ring"): the seq, or 0 if refused
@@ -34,6 +37,8 @@
  *   replay                                        every held record, encoded (jl_encode_record),
  *                                                 in ring order
  *   pump                                          tx_pump(): records after the send cursor
+ *   tick                                          send_keepalive(): the KEEPALIVE the example
+ *                                                 firmware sends every second
  *   rstat                                         ring counts, send cursor, host frames and clock
  *   fw <firmware>                                 the firmware string HELLO reports in rx
  *   clock <us>                                    set the MCU clock rx stamps frames with; each
@@ -74,7 +79,7 @@ static int64_t host_time_us;
 static uint32_t fake_ms;       /* a clock that ticks once per host frame, enough to see it move */
 static uint32_t host_heard_ms; /* when the last verified host frame arrived */
 static uint32_t tx_after;      /* seq of the last record handed to the "UART" */
-static int64_t mcu_clock_us;   /* the MCU clock; rx advances it by RX_BYTE_US per byte received */
+static int64_t mcu_clock;      /* the MCU clock; rx advances it by RX_BYTE_US per byte received */
 #define RX_BYTE_US 87          /* one byte (10 bits) at 115200 baud */
 
 /* The "UART": what a reply would put on the line, in two lanes. The priority lane (HELLO and
@@ -109,6 +114,11 @@ static size_t uart_tx_room(void)
 static uint32_t now_ms(void)
 {
     return ++fake_ms;
+}
+
+static int64_t mcu_clock_us(void)
+{
+    return mcu_clock;
 }
 
 static void print_hex(const uint8_t *p, size_t n)
@@ -199,6 +209,14 @@ static void tx_pump(void)   /* call after a push, after a HOST_HELLO, and when t
     }
 }
 
+static void send_keepalive(void)   /* every second, on the normal lane: behind the records handed over */
+{
+    uint8_t line[JL_KEEPALIVE_LINE_MAX];   /* 28 bytes */
+    /* tx_after + 1: every record before it is on its way, so a host that lacks one (the last record
+       lost on the line) asks for the replay now instead of at the next record (doc section 4.6). */
+    uart_write(line, jl_encode_keepalive(mcu_clock_us(), ring.boot_id, tx_after + 1u, line, sizeof line));
+}
+
 static void handle_host_frame(const jl_frame *f, int64_t rx_us)   /* rx_us: MCU clock at its 0x00 */
 {
     uint32_t boot_id, seq, probe_id;
@@ -215,6 +233,7 @@ static void handle_host_frame(const jl_frame *f, int64_t rx_us)   /* rx_us: MCU 
     } else if (jl_parse_host_hello(f, &version)) {
         /* The host (re)opened the port: HELLO with the ring's oldest and next seq, then every
            unacknowledged record in seq order, with its original seq and time (doc section 4.1).
+           Whatever version the host names: HELLO states ours, and the host adapts to it.
            send_hello() uses the priority lane, so no later CLOCK_REPLY overtakes the HELLO. */
         send_hello();
         tx_after = 0;
@@ -246,12 +265,12 @@ static void cmd_decode(const uint8_t *p, size_t n, int act)
         int64_t time_us;
         size_t k;
         if (act)
-            mcu_clock_us += RX_BYTE_US; /* the byte has arrived */
+            mcu_clock += RX_BYTE_US; /* the byte has arrived */
         if (!jl_decoder_feed(&dec, p[i], &f))
             continue;
         count++;
         if (act) {
-            handle_host_frame(&f, mcu_clock_us); /* the clock when the frame's 0x00 arrived */
+            handle_host_frame(&f, mcu_clock); /* the clock when the frame's 0x00 arrived */
             continue;
         }
         r += (size_t)sprintf(report + r, " %u:%lu:", (unsigned)f.type, (unsigned long)f.seq);
@@ -354,6 +373,25 @@ static int ev_args(char **argv, int argc, int first, jl_record *rec)
     return 1;
 }
 
+/* The LEVEL fields of a level/pushlevel command: argv[first..first+5]; 0 on a bad argument. */
+static int level_args(char **argv, int argc, int first, jl_record *rec)
+{
+    unsigned long long evse, conn, sig, state;
+    long long t, age;
+    if (!(parse_u64(ARG(first), 0xFFull, &evse) && parse_u64(ARG(first + 1), 0xFFull, &conn)
+          && parse_u64(ARG(first + 2), 0xFFull, &sig) && parse_u64(ARG(first + 3), 0xFFull, &state)
+          && I64(first + 4, t) && I64(first + 5, age)))
+        return 0;
+    memset(rec, 0, sizeof *rec);
+    rec->evse_id = (uint8_t)evse;
+    rec->connector_id = (uint8_t)conn;
+    rec->signal = (uint8_t)sig;
+    rec->state = (uint8_t)state;
+    rec->time_us = t;
+    rec->u.level.age_us = age;
+    return 1;
+}
+
 static void run(char *cmd, char *rest)
 {
     char *argv[12];
@@ -419,6 +457,11 @@ static void run(char *cmd, char *rest)
         rec.state = (uint8_t)e;
         rec.time_us = t;
         print_encoded(jl_encode_signal(&rec, outbuf, out_cap));
+    } else if (strcmp(cmd, "level") == 0 && U32(0, a) && level_args(argv, argc, 1, &rec)) {
+        rec.seq = (uint32_t)a;
+        print_encoded(jl_encode_level(&rec, outbuf, out_cap));
+    } else if (strcmp(cmd, "pushlevel") == 0 && level_args(argv, argc, 0, &rec)) {
+        printf("%lu", (unsigned long)jl_ring_push_level(&ring, &rec));
     } else if (strcmp(cmd, "fault") == 0 && U32(0, a) && fault_args(argv, argc, 1, &rec, 0)) {
         rec.seq = (uint32_t)a;
         print_encoded(jl_encode_fault(&rec, outbuf, out_cap));
@@ -429,12 +472,12 @@ static void run(char *cmd, char *rest)
         printf("%lu", (unsigned long)jl_ring_push_fault(&ring, &rec));
     } else if (strcmp(cmd, "pushev") == 0 && ev_args(argv, argc, 0, &rec)) {
         printf("%lu", (unsigned long)jl_ring_push_ev_status(&ring, &rec));
-    } else if (strcmp(cmd, "keepalive") == 0 && I64(0, t)) {
-        print_encoded(jl_encode_keepalive(t, outbuf, out_cap));
+    } else if (strcmp(cmd, "keepalive") == 0 && I64(0, t) && U32(1, a) && U32(2, b)) {
+        print_encoded(jl_encode_keepalive(t, (uint32_t)a, (uint32_t)b, outbuf, out_cap));
     } else if (strcmp(cmd, "clock_reply") == 0 && U32(0, a) && I64(1, t)) {
         print_encoded(jl_encode_clock_reply((uint32_t)a, t, outbuf, out_cap));
     } else if (strcmp(cmd, "clock") == 0 && I64(0, t)) {
-        mcu_clock_us = t;
+        mcu_clock = t;
         printf("OK");
     } else if (strcmp(cmd, "decoder") == 0 && parse_u64(ARG(0), DEC_BUF_MAX, &a)) {
         free(dec_buf);
@@ -478,11 +521,15 @@ static void run(char *cmd, char *rest)
         tx_len = 0;
         tx_pump();
         print_hex(tx, tx_len);
+    } else if (strcmp(cmd, "tick") == 0) {
+        tx_len = 0;
+        send_keepalive();
+        print_hex(tx, tx_len);
     } else if (strcmp(cmd, "sizes") == 0) {
-        printf("signal_line=%u ev_status_line=%u fault_line=%u record_line=%u fault_text=%u "
+        printf("signal_line=%u level_line=%u ev_status_line=%u fault_line=%u record_line=%u fault_text=%u "
                "keepalive_line=%u clock_reply_line=%u hello_line_0=%u hello_line_255=%u "
                "host_frame=%u max_frame=%u max_body=%u cobs_max_512=%u record=%u",
-               (unsigned)JL_SIGNAL_LINE_MAX, (unsigned)JL_EV_STATUS_LINE_MAX, (unsigned)JL_FAULT_LINE_MAX,
+               (unsigned)JL_SIGNAL_LINE_MAX, (unsigned)JL_LEVEL_LINE_MAX, (unsigned)JL_EV_STATUS_LINE_MAX, (unsigned)JL_FAULT_LINE_MAX,
                (unsigned)JL_RECORD_LINE_MAX, (unsigned)JL_FAULT_TEXT_MAX,
                (unsigned)JL_KEEPALIVE_LINE_MAX, (unsigned)JL_CLOCK_REPLY_LINE_MAX,
                (unsigned)JL_HELLO_LINE_MAX(0), (unsigned)JL_HELLO_LINE_MAX(255),

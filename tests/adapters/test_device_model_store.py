@@ -81,7 +81,8 @@ def test_definitions_are_schema_checked(tmp_path):
     d = tmp_path / "bad"
     d.mkdir()
     (d / "X.json").write_text(json.dumps({"name": "X", "variables": [
-        {"name": "V", "characteristics": {"dataType": "bool"}, "attributes": [{"type": "Actual", "mutability": "ReadWrite"}]}]}))
+        {"name": "V", "characteristics": {"dataType": "bool"},
+         "attributes": [{"type": "Actual", "mutability": "ReadWrite"}]}]}))
     with pytest.raises(DeviceModelError, match=r"X.json: variables/0/characteristics/dataType"):
         load_definitions(d)
 
@@ -112,6 +113,7 @@ def test_sigkill_in_the_middle_of_writes_leaves_old_or_new_never_torn(tmp_path):
         proc.wait()
         db = sqlite3.connect(state / "device_model.sqlite")
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        value = db.execute("SELECT value FROM variable_value WHERE variable='EnableGetEventTimestampRequest'").fetchone()[0]
+        value = db.execute("SELECT value FROM variable_value "
+                           "WHERE variable='EnableGetEventTimestampRequest'").fetchone()[0]
         last_audit = db.execute("SELECT new_value FROM audit ORDER BY id DESC LIMIT 1").fetchone()[0]
         assert value in ("true", "false") and value == last_audit  # value and its audit row commit together

@@ -498,6 +498,7 @@ def _wait_until_listening(proc: subprocess.Popen, port: int, log_file: Path, dea
         pytest.fail(f"mosquitto exited with {proc.returncode}:\n{log_file.read_text()}")
 
 
+@pytest.mark.e2e  # starts mosquitto
 def test_mosquitto_starts_with_the_shipped_settings(tmp_path):
     binary = _mosquitto_binary()
     if binary is None:

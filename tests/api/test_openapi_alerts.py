@@ -14,12 +14,11 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from josev_bridge.adapters.alert_store import AlertStore
-from josev_bridge.api.server import ApiServer
 from josev_bridge.api.alerts_api import PATH, AlertsApi
+from josev_bridge.api.server import ApiServer
 from josev_bridge.config import from_dict
 from josev_bridge.core import alert_query
-from josev_bridge.core.alerts import (Alert, AlertType, LateDetails, OfflineDetails, SessionErrorDetails,
-                                      SocDetails)
+from josev_bridge.core.alerts import Alert, AlertType, LateDetails, OfflineDetails, SessionErrorDetails, SocDetails
 
 DOC = json.loads((Path(__file__).resolve().parents[2] / "docs" / "api.openapi.json").read_text())
 DOC_URI = "urn:josev-bridge:api.openapi.json"

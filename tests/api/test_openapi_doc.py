@@ -22,13 +22,13 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
-from josev_bridge.api.server import ApiServer
 from josev_bridge.adapters.journal_store import JournalStore
-from josev_bridge.core import journal_query
-from josev_bridge.core.journal_query import Position, encode_cursor
-from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer, to_row
-from josev_bridge.core.timestamps import parse_us
 from josev_bridge.api.journal_api import PATH, JournalApi
+from josev_bridge.api.server import ApiServer
+from josev_bridge.core import journal_query
+from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer, to_row
+from josev_bridge.core.journal_query import Position, encode_cursor
+from josev_bridge.core.timestamps import parse_us
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "api.openapi.json"
 DOC = json.loads(DOC_PATH.read_text())

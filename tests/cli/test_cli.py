@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from josev_bridge.adapters.log_output import level_of
 from josev_bridge.harness.bridge_process import write_config
 
 
@@ -142,6 +143,7 @@ def test_check_config_reports_an_empty_api_token_file(tmp_path, content):
     assert "delete it" in r.stderr  # the fix
 
 
+@pytest.mark.e2e  # starts the daemon
 @pytest.mark.parametrize("key", ["mqtt", "export"])
 def test_the_daemon_refuses_an_empty_password_file_in_one_line(tmp_path, key):
     """At start, before any connection: never a connect with an empty password, never a traceback."""
@@ -156,6 +158,6 @@ def test_the_daemon_refuses_an_empty_password_file_in_one_line(tmp_path, key):
     r = subprocess.run([sys.executable, "-m", "josev_bridge", "run", "--config", str(cfg)],
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 2  # configuration: the unit stays failed (RestartPreventExitStatus=2)
-    errors = [line for line in r.stderr.splitlines() if line.startswith("ERROR")]
+    errors = [line for line in r.stderr.splitlines() if level_of(line) == "ERROR"]
     assert len(errors) == 1 and f"[{key}] password_file" in errors[0] and str(secret) in errors[0], r.stderr
     assert "Traceback" not in r.stderr

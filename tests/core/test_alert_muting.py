@@ -3,8 +3,15 @@ import tomllib
 import pytest
 from hypothesis import given, strategies as st
 
-from josev_bridge.core.alert_muting import (DailyWindow, MuteRule, MuteRuleError, is_muted, parse_rule,
-                                            parse_rules, parse_window)
+from josev_bridge.core.alert_muting import (
+    DailyWindow,
+    MuteRule,
+    MuteRuleError,
+    is_muted,
+    parse_rule,
+    parse_rules,
+    parse_window,
+)
 from josev_bridge.core.alerts import Alert, AlertType, OfflineDetails, SocDetails
 from josev_bridge.core.timestamps import parse_us
 

@@ -35,7 +35,8 @@ def test_start_after():
                                         ("alertRecipientIds[]", "-1"), ("nextPageCursor", "bm90IGFuIGlk"),
                                         ("nextPageCursor", "***"), ("startTimestampAfter", "later"),
                                         ("limit", "0"), ("colour", "red"),
-                                        ("alertRecipientIds", "9" * 5000), ("nextPageCursor", "OTk5OTk5OTk5OTk5OTk5OTk5OTk5")])
+                                        ("alertRecipientIds", "9" * 5000),
+                                        ("nextPageCursor", "OTk5OTk5OTk5OTk5OTk5OTk5OTk5")])
 def test_bad_parameters_name_themselves(name, value):
     with pytest.raises(QueryError) as err:
         parse_alert_query({name: [value]})

@@ -7,10 +7,26 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from josev_bridge import schemas
 from josev_bridge.core.alert_inputs import EvStatusRecord, FaultRecord
-from josev_bridge.core.alert_view import (TYPE_KEYS, ChargerInfo, ChargingSessionInfo, OrganizationInfo, PortInfo,
-                                          SiteInfo, VehicleInfo, render_alert)
-from josev_bridge.core.alerts import (Alert, AlertEngine, AlertType, ChangeKind, LateDetails, OfflineDetails,
-                                      SessionErrorDetails, SocDetails)
+from josev_bridge.core.alert_view import (
+    TYPE_KEYS,
+    ChargerInfo,
+    ChargingSessionInfo,
+    OrganizationInfo,
+    PortInfo,
+    SiteInfo,
+    VehicleInfo,
+    render_alert,
+)
+from josev_bridge.core.alerts import (
+    Alert,
+    AlertEngine,
+    AlertType,
+    ChangeKind,
+    LateDetails,
+    OfflineDetails,
+    SessionErrorDetails,
+    SocDetails,
+)
 from josev_bridge.core.conditions import Condition, Edge
 from josev_bridge.core.timestamps import parse_us
 

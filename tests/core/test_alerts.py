@@ -4,10 +4,24 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from josev_bridge.core.alert_inputs import DepartureSource, EvStatusRecord, FaultRecord
-from josev_bridge.core.alerts import (ENDED_EARLY, FAILED_TO_START, FAULTED_STATUS, Alert, AlertChange,
-                                      AlertEngine, AlertSettings, AlertSettingsError, AlertType, ChangeKind,
-                                      LateDetails, OfflineDetails, SessionErrorDetails, SocDetails,
-                                      alert_from_dict, alert_to_dict)
+from josev_bridge.core.alerts import (
+    ENDED_EARLY,
+    FAILED_TO_START,
+    FAULTED_STATUS,
+    Alert,
+    AlertChange,
+    AlertEngine,
+    AlertSettings,
+    AlertSettingsError,
+    AlertType,
+    ChangeKind,
+    LateDetails,
+    OfflineDetails,
+    SessionErrorDetails,
+    SocDetails,
+    alert_from_dict,
+    alert_to_dict,
+)
 from josev_bridge.core.conditions import Condition as C, Edge
 from josev_bridge.core.timestamps import parse_us
 

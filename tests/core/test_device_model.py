@@ -1,11 +1,20 @@
 import pytest
 
-from josev_bridge.core.device_model import (DataType, DeviceModelError, VariableDef, AttributeDef, Mutability,
-                                            as_bool, parse_component, validate)
+from josev_bridge.core.device_model import (
+    AttributeDef,
+    DataType,
+    DeviceModelError,
+    Mutability,
+    VariableDef,
+    as_bool,
+    parse_component,
+    validate,
+)
 
 
 def var(data_type, **kw):
-    return VariableDef("C", "V", DataType(data_type), {"Actual": AttributeDef("Actual", Mutability.READ_WRITE, None)}, **kw)
+    return VariableDef("C", "V", DataType(data_type), {"Actual": AttributeDef("Actual", Mutability.READ_WRITE, None)},
+                       **kw)
 
 
 @pytest.mark.parametrize("value,ok", [("true", True), ("false", True), ("True", False), ("1", False),
@@ -30,8 +39,9 @@ def test_numbers_limits_lists_and_datetimes():
 
 
 def test_a_bad_default_in_a_definition_is_refused():
+    attribute = {"type": "Actual", "mutability": "ReadWrite", "default": "yes"}
     doc = {"name": "C", "variables": [{"name": "V", "characteristics": {"dataType": "boolean"},
-                                       "attributes": [{"type": "Actual", "mutability": "ReadWrite", "default": "yes"}]}]}
+                                       "attributes": [attribute]}]}
     with pytest.raises(DeviceModelError, match="default 'yes'"):
         parse_component(doc)
 

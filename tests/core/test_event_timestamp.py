@@ -16,7 +16,8 @@ def store():
 
 
 def ask(s, event_type, condition, **kw):
-    opts = dict(enabled=True, supported=frozenset(TRIGGER_REASONS), reply_with_current_time_when_unknown=False, now_us=NOW)
+    opts = dict(enabled=True, supported=frozenset(TRIGGER_REASONS), reply_with_current_time_when_unknown=False,
+                now_us=NOW)
     opts.update(kw)
     return answer(Query(event_type, condition), s, **opts)
 
@@ -50,3 +51,31 @@ def test_data_signed_has_no_stop(kw):
 def test_unsupported_trigger_reason_is_not_answered():
     result = ask(store(), EventType.START, C.EV_CONNECTED, supported=frozenset({C.AUTHORIZED}))
     assert isinstance(result, Silence) and "cannot time EVConnected" in result.detail
+
+
+def test_an_edge_of_unknown_time_is_silence_with_why_never_a_time():
+    """A level that changed while the MCU rebooted, with no time the bridge could know (§4.3)."""
+    from josev_bridge.core.edge_store import EdgeTime
+
+    s = store()
+    s.begin_reboot("boot 00000001 -> 00000002")
+    s.apply_level(1, Signal.EV_CONNECTED, False, EdgeTime(NOW, None, "changed at an unknown time", True))
+    result = ask(s, EventType.STOP, C.EV_CONNECTED)
+    assert isinstance(result, Silence) and result.reason == "NoEventRecorded"
+    assert result.cause == "EVSE 1 TxEventStop/EVConnected: changed at an unknown time"
+    fallback = ask(s, EventType.STOP, C.EV_CONNECTED, reply_with_current_time_when_unknown=True)
+    assert fallback == Answer("2026-02-17T11:00:00.000Z", None, False)  # the opt-in, journaled as not hardware
+
+
+def test_an_answer_carries_the_edges_note_for_its_journal_row():
+    from josev_bridge.core.edge_store import EdgeTime
+    from josev_bridge.services.event_timestamp import bound_note
+
+    s = store()
+    s.begin_reboot("boot 00000001 -> 00000002")
+    s.apply_level(1, Signal.EV_CONNECTED, True, EdgeTime(NOW))
+    result = ask(s, EventType.START, C.EV_CONNECTED)
+    assert result.note == "continuity assumed across MCU boot 00000001 -> 00000002"
+    assert bound_note(231, result.note) == \
+        "MCU time, mapping error bound 0.231 ms; continuity assumed across MCU boot 00000001 -> 00000002"
+    assert bound_note(231) == "MCU time, mapping error bound 0.231 ms"

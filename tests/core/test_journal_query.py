@@ -1,7 +1,16 @@
 import pytest
 
-from josev_bridge.core.journal_query import (DAY_US, DEFAULT_LIMIT, MAX_LIMIT, Position, QueryError,
-                                             decode_cursor, encode_cursor, parse_query, parse_timestamp_us)
+from josev_bridge.core.journal_query import (
+    DAY_US,
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Position,
+    QueryError,
+    decode_cursor,
+    encode_cursor,
+    parse_query,
+    parse_timestamp_us,
+)
 from josev_bridge.core.timestamps import parse_us
 
 NOW = parse_us("2024-05-08T12:00:00Z")

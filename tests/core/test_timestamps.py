@@ -3,8 +3,14 @@ import re
 import pytest
 from hypothesis import given, strategies as st
 
-from josev_bridge.core.timestamps import (JOSEV_TIMESTAMP_PATTERN, format_ms, format_us, is_josev_timestamp,
-                                          parse_us, truncate_to_ms)
+from josev_bridge.core.timestamps import (
+    JOSEV_TIMESTAMP_PATTERN,
+    format_ms,
+    format_us,
+    is_josev_timestamp,
+    parse_us,
+    truncate_to_ms,
+)
 
 
 def test_format_truncates_never_rounds():

@@ -7,7 +7,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import paho.mqtt.client as mqtt
@@ -199,7 +199,7 @@ def test_low_battery_completed_and_late_charging_from_ev_status(sim, alert_bridg
     cmd(sim, "authorize-id-tag", evse_id=1, id_tag="T1")
     cmd(sim, "ev-requests-energy", evse_id=1)
     cmd(sim, "power-update", evse_id=1, power_w=7400)
-    departure = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    departure = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     cmd(sim, "ev-status", evse_id=1, soc_percent=30, battery_capacity_wh=60000, departure_time=departure)
     late = wait_alerts(bridge, lambda a: any(x["type"] == "lateCharging" for x in a), "lateCharging")
     late = next(x for x in late if x["type"] == "lateCharging")
@@ -264,7 +264,8 @@ def test_paging_recipient_filter_and_start_after(sim, alert_bridge):
     later = {a["id"] for a in every if a["startTimestamp"] >= after}  # ms-truncated: same order as the µs times
     assert {a["id"] for a in alerts(bridge, ("startTimestampAfter", after))} == later and len(later) < 5
     for bad, name in [(("includeMuted", "maybe"), "includeMuted"), (("alertRecipientIds", "x"), "alertRecipientIds"),
-                      (("nextPageCursor", "%%"), "nextPageCursor"), (("startTimestampAfter", "soon"), "startTimestampAfter")]:
+                      (("nextPageCursor", "%%"), "nextPageCursor"),
+                      (("startTimestampAfter", "soon"), "startTimestampAfter")]:
         status, body = api(bridge, [bad])
         assert status == 400 and body["error"].startswith(name)
 

@@ -21,6 +21,7 @@ import pytest
 from josev_bridge.adapters.alert_store import AlertStore
 from josev_bridge.adapters.device_model_store import DeviceModelStore, load_definitions
 from josev_bridge.adapters.journal_store import JournalStore
+from josev_bridge.adapters.log_output import level_of
 from josev_bridge.config import MqttConfig
 from josev_bridge.core.device_model import Source
 from josev_bridge.core.journal_entry import Direction, JournalEntry
@@ -217,7 +218,7 @@ def start_expecting_failure(bridge) -> subprocess.CompletedProcess:
 
 def assert_one_line_naming(result: subprocess.CompletedProcess, path: Path, errno_text: str) -> None:
     assert result.returncode != 0  # Restart=on-failure: systemd tries again
-    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
+    errors = [line for line in result.stderr.splitlines() if level_of(line) == "ERROR"]
     assert len(errors) == 1, result.stderr
     assert str(path) in errors[0] and errno_text in errors[0], errors[0]
     assert "Traceback" not in result.stderr

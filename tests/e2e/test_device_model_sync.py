@@ -81,8 +81,8 @@ def test_unsupported_trigger_reason_is_not_answered(broker, sim, tmp_path, make_
     sim.command("parking-bay-occupied")
     bridge.wait_log("ParkingBayOccupancy TxEventStart")
     with ocpp(broker) as client:
-        reply = client.send("get_event_timestamp", {"event_type": "TxEventStart", "trigger_reason": "ParkingBayOccupancy"},
-                            timeout=SILENCE)
+        reply = client.send("get_event_timestamp",
+                            {"event_type": "TxEventStart", "trigger_reason": "ParkingBayOccupancy"}, timeout=SILENCE)
     assert reply.response is None
     bridge.wait_log("this hardware cannot time ParkingBayOccupancy")
 

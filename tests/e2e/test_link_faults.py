@@ -11,11 +11,11 @@ import re
 import pytest
 
 from josev_bridge.config import MqttConfig
-from josev_bridge.harness.bridge_process import BridgeProcess
-from josev_bridge.sim.launcher import start_sim
 from josev_bridge.core.timestamps import parse_us
+from josev_bridge.harness.bridge_process import BridgeProcess
 from josev_bridge.harness.waiting import wait_until
 from josev_bridge.request_client import RequestClient
+from josev_bridge.sim.launcher import start_sim
 
 TRUNCATION_US = 1000  # both timestamps compared are truncated to the millisecond
 SANE_BOUND_US = 100_000  # a bound this wide would say the mapping is broken, not that the board is busy
@@ -33,7 +33,7 @@ def latest_edges(edges):
 def drive(sim, n_cycles, evse_ids=(1, 2), before_command=None):
     """Charging sessions on several EVSEs; returns every edge the simulator reported."""
     edges = []
-    for i in range(n_cycles):
+    for _ in range(n_cycles):
         for evse in evse_ids:
             for name, event in CYCLE:
                 if before_command:
@@ -193,7 +193,8 @@ def test_mcu_clock_off_by_hours_and_drifting(broker, tmp_path, offset_s, ppm):
             assert abs(record["time_us"] - record["true_time_us"] - offset_s * 1_000_000) < 1_000_000  # hours off
             edges = first["edges"] + drive(drifting, 2)
             wait_applied(bridge, drifting)
-            check_answers(broker, edges, bridge)  # true times within the stated bound, though the MCU clock is hours off
+            # true times within the stated bound, though the MCU clock is hours off
+            check_answers(broker, edges, bridge)
             assert status(bridge)["mcu_link"]["clock"]["samples"] >= 2
         finally:
             bridge.stop()

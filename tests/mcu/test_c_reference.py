@@ -23,13 +23,33 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from josev_bridge.core.alert_inputs import DepartureSource, EvStatusRecord, FaultRecord
-from josev_bridge.core.conditions import Signal, SignalRecord
+from josev_bridge.core.conditions import LevelRecord, Signal, SignalRecord
 from josev_bridge.core.link_sequence import SequenceTracker
 from josev_bridge.protocol import records
-from josev_bridge.protocol.framing import (MAX_FRAME, CobsError, Frame, FrameDecoder, FrameTooLarge, cobs_decode,
-                                          cobs_encode, encode_frame)
-from josev_bridge.protocol.records import (FAULT_TEXT_MAX, Ack, ClockProbe, ClockReply, FrameType, Hello, HostHello,
-                                          KeepAlive, RecordError, Unknown, fit_fault_info)
+from josev_bridge.protocol.framing import (
+    MAX_FRAME,
+    PROTOCOL_VERSION,
+    CobsError,
+    Frame,
+    FrameDecoder,
+    FrameTooLarge,
+    cobs_decode,
+    cobs_encode,
+    encode_frame,
+)
+from josev_bridge.protocol.records import (
+    FAULT_TEXT_MAX,
+    Ack,
+    ClockProbe,
+    ClockReply,
+    FrameType,
+    Hello,
+    HostHello,
+    KeepAlive,
+    RecordError,
+    Unknown,
+    fit_fault_info,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MCU = ROOT / "mcu"
@@ -39,6 +59,7 @@ SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-o
 SANITIZER_ENV = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
 
 I64_MIN, I64_MAX, U32_MAX = -(2**63), 2**63 - 1, 2**32 - 1
+V = PROTOCOL_VERSION  # what the C reference's HELLO says (JL_PROTOCOL_VERSION)
 # The fixtures a fuzz test gets reset the driver once per test; no example leaves state another needs.
 FUZZ = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -72,7 +93,7 @@ class CDriver:
     def __init__(self, exe: Path, env: dict | None = None):
         self.exe = exe
         self.stderr_path = exe.with_suffix(".stderr")
-        self._stderr = open(self.stderr_path, "w")
+        self._stderr = open(self.stderr_path, "w")  # noqa: SIM115 - the child's stderr until close()
         self.proc = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._stderr, text=True, env=env)
 
@@ -159,7 +180,7 @@ def builds(build_dir) -> dict[str, Path | None]:
         [str(paths["sanitized"])], input="crc 00\n", capture_output=True, text=True,
         env=SANITIZER_ENV).stdout == "d202ef8d\n"
     if not sanitized:
-        warnings.warn("sanitizer runtime unavailable; fuzzing the plain build of jl_cli instead")
+        warnings.warn("sanitizer runtime unavailable; fuzzing the plain build of jl_cli instead", stacklevel=2)
         paths["sanitized"] = None
     return paths
 
@@ -231,9 +252,25 @@ def test_doc_signal_vector_comes_out_of_the_c_encoder(cli):
 
 
 def test_doc_host_hello_vector_decodes_in_c(cli):
-    line = _doc_hex(r"Host HELLO \(host seq 1\): `([0-9a-f ]+)`")
-    assert cli.decode(line) == [CFrame(FrameType.HOST_HELLO, 1, b"\x01", "host_hello=1")]
-    assert cli.line(f"frame {FrameType.HOST_HELLO} 1 01") == line == records.encode(HostHello(1), 1)
+    line = _doc_hex(r"Host HELLO \(host seq 1, protocol version 2\): `([0-9a-f ]+)`")
+    assert cli.decode(line) == [CFrame(FrameType.HOST_HELLO, 1, bytes([V]), f"host_hello={V}")]
+    assert cli.line(f"frame {FrameType.HOST_HELLO} 1 {V:02x}") == line == records.encode(HostHello(V), 1)
+
+
+@pytest.mark.parametrize("label,command,record,seq", [
+    ("LEVEL", "level 4 1 1 1 1 1771323630123456 7200000000",
+     LevelRecord(1, 1, Signal.EV_CONNECTED, True, 1771323630123456, 7_200_000_000), 4),
+    ("KEEPALIVE", "keepalive 1771323630123456 3735928559 5", KeepAlive(1771323630123456, 0xDEADBEEF, 5), 0),
+])
+def test_doc_version_2_vectors_come_out_of_the_c_encoder(cli, label, command, record, seq):
+    """The records protocol version 2 added: the document, the C encoder and the host agree."""
+    raw = _doc_hex(rf"\n{label} before COBS: ([0-9a-f |]+)\n")
+    line = _doc_hex(rf"\n{label} on the line: ([0-9a-f ]+)\n")
+    assert cli.line(command) == line == records.encode(record, seq)
+    assert cli.line(f"uncobs {line[:-1].hex()}") == raw
+    (frame,) = FrameDecoder().feed(line)
+    assert (frame.seq, records.decode(frame)) == (seq, record)
+    assert line.hex() in (MCU / "README.md").read_text(encoding="utf-8")  # the README's driver example
 
 
 def test_readme_reproduces_the_doc_vector():
@@ -248,7 +285,7 @@ def _c_function(source: str, name: str) -> str:
     return match.group(0)
 
 
-@pytest.mark.parametrize("name", ["tx_pump", "handle_host_frame"])
+@pytest.mark.parametrize("name", ["tx_pump", "handle_host_frame", "send_keepalive"])
 def test_readme_integration_example_is_the_tested_code(name):
     readme = (MCU / "README.md").read_text(encoding="utf-8")
     cli_source = (MCU / "tools" / "jl_cli.c").read_text(encoding="utf-8")
@@ -279,12 +316,16 @@ def test_library_compiles_cleanly_and_calls_no_library_functions(link_object):
 
 def test_size_macros(cli):
     sizes = cli.stat("sizes")
-    worst = lambda body_len: len(cobs_encode(b"\x01" * (10 + body_len))) + 1  # no zero byte: most overhead
+
+    def worst(body_len: int) -> int:
+        return len(cobs_encode(b"\x01" * (10 + body_len))) + 1  # no zero byte: most overhead
+
     assert sizes["signal_line"] == worst(12)
     assert sizes["ev_status_line"] == worst(29)
     assert sizes["fault_line"] == sizes["record_line"] == worst(MAX_FRAME - 10)  # a FAULT may fill a frame
     assert sizes["fault_text"] == FAULT_TEXT_MAX == MAX_FRAME - 10 - 11 - 4
-    assert sizes["keepalive_line"] == worst(8)
+    assert sizes["keepalive_line"] == worst(16) == len(records.encode(KeepAlive(-1, U32_MAX, U32_MAX), 0))
+    assert sizes["level_line"] == worst(20)
     assert sizes["clock_reply_line"] == worst(12) == len(records.encode(ClockReply(U32_MAX, -1), 0))
     assert sizes["hello_line_0"] == worst(6 + 0 + 8)  # the ring fields follow the firmware string
     assert sizes["hello_line_255"] == worst(6 + 255 + 8)
@@ -292,7 +333,7 @@ def test_size_macros(cli):
     assert sizes["cobs_max_512"] == len(cobs_encode(b"\x01" * 512))
     # JL_HOST_FRAME_MAX: the largest host->MCU frame of every type the host sends
     host_frame_sizes = {type(r): len(cobs_decode(records.encode(r, 1)[:-1]))
-                        for r in (Ack(1, 1), HostHello(1), KeepAlive(1), ClockProbe(1))}
+                        for r in (Ack(1, 1), HostHello(1), KeepAlive(1), ClockProbe(1))}  # the host's 8-byte KEEPALIVE
     assert set(host_frame_sizes) == set(HOST_TYPES)
     assert sizes["host_frame"] == max(host_frame_sizes.values())
 
@@ -345,9 +386,15 @@ def _ev_args(rec: EvStatusRecord) -> str:
             f"{rec.departure_time_us or 0} {int(rec.departure_source)}")
 
 
+def _level_args(rec: LevelRecord) -> str:
+    return f"{rec.evse_id} {rec.connector_id} {int(rec.signal)} {int(rec.state)} {rec.time_us} {rec.age_us or 0}"
+
+
 def _c_encode(cli: CDriver, record, seq: int) -> bytes:
     if isinstance(record, SignalRecord):
         return cli.line(_signal_cmd(seq, record))
+    if isinstance(record, LevelRecord):
+        return cli.line(f"level {seq} {_level_args(record)}")
     if isinstance(record, FaultRecord):
         return cli.line(f"fault {seq} {_fault_args(record)}")
     if isinstance(record, EvStatusRecord):
@@ -355,8 +402,9 @@ def _c_encode(cli: CDriver, record, seq: int) -> bytes:
     if isinstance(record, Hello):  # the C reference always reports its ring
         assert record.oldest_seq is not None and record.next_seq is not None, record
         return cli.line(f"hello {record.boot_id} {record.oldest_seq} {record.next_seq} {record.firmware}")
-    if isinstance(record, KeepAlive):
-        return cli.line(f"keepalive {record.time_us}")
+    if isinstance(record, KeepAlive):  # the MCU's: with its boot and how far it has sent
+        assert record.boot_id is not None and record.next_seq is not None, record
+        return cli.line(f"keepalive {record.time_us} {record.boot_id} {record.next_seq}")
     if isinstance(record, ClockReply):
         return cli.line(f"clock_reply {record.probe_id} {record.mcu_time_us}")
     raise TypeError(record)
@@ -368,11 +416,11 @@ MCU_RECORDS = [
     (SignalRecord(255, 255, Signal.RELAY_CLOSED, False, -1), 0x01000000),
     (SignalRecord(2, 1, Signal.ENERGY_FLOWING, True, I64_MAX), 7),
     (SignalRecord(2, 1, Signal.ENERGY_FLOWING, True, I64_MIN), 8),
-    (Hello(1, 0xDEADBEEF, "fw 1.2", 1, 1), 0),  # a fresh boot: nothing held, the first record gets 1
-    (Hello(1, 1, "", 0, 0), 0),
-    (Hello(1, U32_MAX, "x" * 255, U32_MAX, U32_MAX), 0),
-    (Hello(1, 0x00FF00FF, "  spaces, punctuation: ~!@#$%^&*() ", 0x01000000, 0x01000100), 0),
-    (Hello(1, 7, "fw", 3, 7), 0),
+    (Hello(V, 0xDEADBEEF, "fw 1.2", 1, 1), 0),  # a fresh boot: nothing held, the first record gets 1
+    (Hello(V, 1, "", 0, 0), 0),
+    (Hello(V, U32_MAX, "x" * 255, U32_MAX, U32_MAX), 0),
+    (Hello(V, 0x00FF00FF, "  spaces, punctuation: ~!@#$%^&*() ", 0x01000000, 0x01000100), 0),
+    (Hello(V, 7, "fw", 3, 7), 0),
     (ClockReply(0, 0), 0),
     (ClockReply(1, 1771323630123456), 0),
     (ClockReply(U32_MAX, -1), 0),
@@ -380,11 +428,15 @@ MCU_RECORDS = [
     (ClockReply(0x7FFFFFFF, I64_MAX), 0),
     (ClockReply(42, -1771323630123456), 0),
     (ClockReply(0x01000000, 0x00FF00FF00FF00FF), 0),
-    (KeepAlive(0), 0),
-    (KeepAlive(-1), 0),
-    (KeepAlive(I64_MIN), 0),
-    (KeepAlive(I64_MAX), 0),
-    (KeepAlive(1771323630123456), 0),
+    (KeepAlive(0, 1, 1), 0),
+    (KeepAlive(-1, U32_MAX, 0), 0),
+    (KeepAlive(I64_MIN, 0, U32_MAX), 0),
+    (KeepAlive(I64_MAX, 0x01000000, 0x00FF00FF), 0),
+    (KeepAlive(1771323630123456, 0xDEADBEEF, 5), 0),
+    (LevelRecord(1, 1, Signal.EV_CONNECTED, True, 1771323630123456, 7_200_000_000), 4),
+    (LevelRecord(1, 1, Signal.DATA_SIGNED, False, 1771323630123456, None), 1),
+    (LevelRecord(255, 255, Signal.RELAY_CLOSED, True, I64_MIN, I64_MAX), U32_MAX),
+    (LevelRecord(0, 0, Signal.BAY_OCCUPIED, True, 0, 1), 0x01000000),
     (FaultRecord(1, 1, True, "GroundFailure", "GF-12", "31 mA", 1771323630123456), 2),
     (FaultRecord(0, 0, False, "X", None, None, 0), 1),
     (FaultRecord(255, 255, True, "E" * 50, "V" * 50, "i" * (FAULT_TEXT_MAX - 100), I64_MIN), U32_MAX),  # 512 bytes
@@ -414,18 +466,18 @@ def test_mcu_records_encoded_in_c_decode_on_the_host(asan_cli, record, seq):
 def test_hello_firmware_is_truncated_to_255_bytes_like_the_host(cli):
     firmware = "".join(chr(33 + i % 90) for i in range(300))
     line = cli.line(f"hello 42 5 9 {firmware}")
-    assert line == records.encode(Hello(1, 42, firmware, 5, 9), 0)
+    assert line == records.encode(Hello(V, 42, firmware, 5, 9), 0)
     (frame,) = FrameDecoder().feed(line)
-    assert records.decode(frame) == Hello(1, 42, firmware[:255], 5, 9)
+    assert records.decode(frame) == Hello(V, 42, firmware[:255], 5, 9)
 
 
 def test_c_hello_carries_the_ring_after_the_firmware_string(cli):
     line = cli.line("hello 3735928559 258 772 fw 1.2")
     (frame,) = FrameDecoder().feed(line)
-    assert frame.body == bytes([1]) + (0xDEADBEEF).to_bytes(4, "little") + bytes([6]) + b"fw 1.2" \
+    assert frame.body == bytes([V]) + (0xDEADBEEF).to_bytes(4, "little") + bytes([6]) + b"fw 1.2" \
         + (258).to_bytes(4, "little") + (772).to_bytes(4, "little")
     hello = records.decode(frame)
-    assert hello == Hello(1, 0xDEADBEEF, "fw 1.2", oldest_seq=258, next_seq=772)
+    assert hello == Hello(V, 0xDEADBEEF, "fw 1.2", oldest_seq=258, next_seq=772)
     assert line == records.encode(hello, 0) and frame.seq == 0
 
 
@@ -497,7 +549,8 @@ def test_host_records_decode_in_c(asan_cli, buf_cap):
 
 def test_bad_bodies_and_unknown_types_reach_the_caller_unparsed(cli):
     frames = cli.decode(encode_frame(FrameType.ACK, 1, bytes(7)) + encode_frame(FrameType.HOST_HELLO, 2, b"")
-                        + encode_frame(FrameType.KEEPALIVE, 3, bytes(9)) + encode_frame(FrameType.CLOCK_PROBE, 5, bytes(3))
+                        + encode_frame(FrameType.KEEPALIVE, 3, bytes(9))
+                        + encode_frame(FrameType.CLOCK_PROBE, 5, bytes(3))
                         + encode_frame(FrameType.CLOCK_PROBE, 6, bytes(5))
                         + records.encode(ClockReply(1, 2), 7)  # MCU->host types are not the MCU's to parse
                         + encode_frame(0x7F, 4, b"future"))
@@ -510,7 +563,8 @@ def test_bad_bodies_and_unknown_types_reach_the_caller_unparsed(cli):
     assert records.decode(FrameDecoder().feed(encode_frame(0x7F, 4, b"future"))[0]) == Unknown(0x7F)
 
 
-def _version2_frame() -> bytes:
+def _format2_frame() -> bytes:
+    """A frame whose first byte (the frame format, 1 in protocol versions 1 and 2) is 2."""
     raw = bytes([2, FrameType.KEEPALIVE, 1, 0, 0, 0]) + bytes(8)
     return cobs_encode(raw + zlib.crc32(raw).to_bytes(4, "little")) + b"\x00"
 
@@ -523,7 +577,7 @@ def test_decoder_counts_errors_like_the_host(cli):
         bytes(bad_crc),                        # crc
         cobs_encode(bytes(range(1, 10))) + b"\x00",  # runt: 9 bytes, one short of header + CRC
         b"\x05\x01\x02\x00",                   # cobs: the block runs past the delimiter
-        _version2_frame(),                     # version
+        _format2_frame(),                      # version (the frame format)
         bytes(range(1, 256)) * 3 + b"\x00",    # oversize: 765 bytes without a delimiter
         records.encode(Ack(3, 4), 9),          # and the next good frame still comes through
     ])
@@ -596,13 +650,17 @@ firmware = st.text(st.characters(min_codepoint=1, max_codepoint=127, blacklist_c
 
 @FUZZ
 @given(record=st.one_of(signal_records,
-                        st.builds(Hello, st.just(1), st.integers(0, U32_MAX), firmware,
+                        st.builds(Hello, st.just(V), st.integers(0, U32_MAX), firmware,
                                   st.integers(0, U32_MAX), st.integers(0, U32_MAX)),
-                        st.builds(KeepAlive, st.integers(I64_MIN, I64_MAX)),
+                        st.builds(KeepAlive, st.integers(I64_MIN, I64_MAX), st.integers(0, U32_MAX),
+                                  st.integers(0, U32_MAX)),
+                        st.builds(LevelRecord, st.integers(0, 255), st.integers(0, 255), st.sampled_from(Signal),
+                                  st.booleans(), st.integers(I64_MIN, I64_MAX),
+                                  st.one_of(st.none(), st.integers(1, I64_MAX))),
                         st.builds(ClockReply, st.integers(0, U32_MAX), st.integers(I64_MIN, I64_MAX))),
        seq=st.integers(1, U32_MAX))
 def test_fuzz_c_records_decode_identically_on_the_host(asan_cli, record, seq):
-    if not isinstance(record, SignalRecord):
+    if not isinstance(record, (SignalRecord, LevelRecord)):
         seq = 0
     line = _c_encode(asan_cli, record, seq)
     assert line == records.encode(record, seq)
@@ -610,6 +668,8 @@ def test_fuzz_c_records_decode_identically_on_the_host(asan_cli, record, seq):
     assert records.decode(frame) == record and frame.seq == seq
     if isinstance(record, (SignalRecord, ClockReply)):
         assert len(line) <= 24  # JL_SIGNAL_LINE_MAX, JL_CLOCK_REPLY_LINE_MAX
+    if isinstance(record, (LevelRecord, KeepAlive)):
+        assert len(line) <= (32 if isinstance(record, LevelRecord) else 28)  # JL_LEVEL_LINE_MAX, JL_KEEPALIVE_LINE_MAX
     if isinstance(record, Hello):
         assert len(line) <= len(record.firmware) + 26 + (len(record.firmware) >= 230)  # JL_HELLO_LINE_MAX(n)
 
@@ -741,7 +801,7 @@ def test_ring_matches_the_simulators_model(asan_cli, capacity, ops):
     assert (stat["count"], stat["next"], stat["overflowed"]) == (len(model), next_seq, overflowed)
     # a HOST_HELLO gets HELLO with the ring's bounds (the simulator's oldest_seq), then the replay
     hello, *replay = _frames(asan_cli.line(f"rx {records.encode(HostHello(1), 1).hex()}"))
-    assert hello == (0, Hello(1, 99, "jl_cli 1.0", model[0][0] if model else next_seq, next_seq))
+    assert hello == (0, Hello(V, 99, "jl_cli 1.0", model[0][0] if model else next_seq, next_seq))
     assert replay == list(model)
 
 
@@ -764,7 +824,7 @@ def _host_line(*host_records) -> bytes:
 def test_hello_reports_the_ring_and_the_host_counts_exactly_the_overwritten_records(cli):
     """Doc section 4.3: the host declares records lost only when HELLO's oldest_seq says they are gone."""
     cli.ok("ring 4 7")
-    assert _rx(cli, HostHello(1)) == [(0, Hello(1, 7, "jl_cli 1.0", 1, 1))]  # empty: oldest == next
+    assert _rx(cli, HostHello(1)) == [(0, Hello(V, 7, "jl_cli 1.0", 1, 1))]  # empty: oldest == next
     tracker: SequenceTracker = SequenceTracker()
     new_boot, outcome = tracker.hello(7, 1)
     assert new_boot and outcome.lost == 0 and tracker.last_seq == 0
@@ -777,7 +837,7 @@ def test_hello_reports_the_ring_and_the_host_counts_exactly_the_overwritten_reco
         _push(cli, rec)  # 3..6 in a ring of 4: 1 and 2 are overwritten, which the host does not miss...
     assert cli.ok("pump") != ""  # ...and 3..6 are sent into a dead link
     hello, *replay = _rx(cli, HostHello(1))
-    assert hello == (0, Hello(1, 7, "jl_cli 1.0", 3, 7))
+    assert hello == (0, Hello(V, 7, "jl_cli 1.0", 3, 7))
     _, outcome = tracker.hello(hello[1].boot_id, hello[1].oldest_seq)
     assert outcome.lost == 0  # 1 and 2 were stored before they were overwritten
     assert [tracker.accept(seq, rec).verdict.value for seq, rec in replay] == ["new"] * 4
@@ -790,7 +850,7 @@ def test_hello_reports_the_ring_and_the_host_counts_exactly_the_overwritten_reco
         _push(cli, rec)
     tracker.accept(1, pushed[0])
     hello, *replay = _rx(cli, HostHello(1))
-    assert hello == (0, Hello(1, 8, "jl_cli 1.0", 3, 7)) and [seq for seq, _ in replay] == [3, 4, 5, 6]
+    assert hello == (0, Hello(V, 8, "jl_cli 1.0", 3, 7)) and [seq for seq, _ in replay] == [3, 4, 5, 6]
     _, outcome = tracker.hello(8, hello[1].oldest_seq)
     assert outcome.lost == 1 and tracker.last_seq == 2  # seq 2 is gone for good, and reported
     assert [tracker.accept(seq, rec).verdict.value for seq, rec in replay] == ["new"] * 4
@@ -800,7 +860,7 @@ def test_hello_from_a_ring_of_capacity_zero(cli):
     cli.ok("ring 0 5")
     _push(cli, _rec(0))
     _push(cli, _rec(1))
-    assert _rx(cli, HostHello(1)) == [(0, Hello(1, 5, "jl_cli 1.0", 3, 3))]  # nothing held: both gone
+    assert _rx(cli, HostHello(1)) == [(0, Hello(V, 5, "jl_cli 1.0", 3, 3))]  # nothing held: both gone
 
 
 # ---- the link behaviour of doc section 4, as the README's integration example does it ----------
@@ -813,7 +873,7 @@ def test_host_hello_gets_hello_and_replay_ack_frees(cli):
     pushed = [_rec(i) for i in range(4)]
 
     def hello(oldest_seq: int, next_seq: int) -> tuple[int, Hello]:
-        return 0, Hello(1, boot, "test fw 2", oldest_seq, next_seq)
+        return 0, Hello(V, boot, "test fw 2", oldest_seq, next_seq)
 
     def rx(*host_records) -> list:
         return _rx(cli, *host_records)
@@ -832,6 +892,27 @@ def test_host_hello_gets_hello_and_replay_ack_frees(cli):
     assert (stat["count"], stat["tx_after"], stat["host_time"]) == (2, 4, 1771323630123456)
     assert rx(Ack(boot, 4), HostHello(1)) == [hello(5, 5)]  # all acknowledged: oldest == next
     assert cli.stat("rstat")["host_heard"] == stat["host_heard"] + 2  # every verified frame counts as heard
+
+
+def test_keepalive_says_how_far_the_example_firmware_has_sent(cli):
+    """Doc section 4.6: next_seq is one more than the last record handed to the UART, not the ring's
+    next_seq: a record waiting for room in the UART has not been lost, and must not look lost."""
+    cli.ok("ring 8 77")
+    cli.ok("clock 5000")
+    assert _frames(cli.line("tick")) == [(0, KeepAlive(5000, 77, 1))]  # nothing sent yet
+    _push(cli, _rec(0))
+    assert _frames(cli.line("tick")) == [(0, KeepAlive(5000, 77, 1))]  # pushed, but not handed to the UART
+    assert [seq for seq, _ in _frames(cli.line("pump"))] == [1]
+    _push(cli, _rec(1))
+    cli.ok("pump")
+    assert _frames(cli.line("tick")) == [(0, KeepAlive(5000, 77, 3))]
+    assert int(cli.ok(f"pushlevel {_level_args(LevelRecord(1, 1, Signal.AUTHORIZED, True, 9, 60_000_000))}")) == 3
+    assert cli.ok("pushlevel 1 1 2 1 9 -1") == "0" and cli.stat("rstat")["next"] == 4  # refused: a negative age
+    assert cli("level 3 1 1 2 1 9 -1") == "ERR encode"
+    with pytest.raises(RecordError):  # as the host would refuse it
+        records.decode(Frame(FrameType.LEVEL, 3, struct.pack("<BBBBqq", 1, 1, 2, 1, 9, -1)))
+    cli.ok("pump")
+    assert _frames(cli.line("tick")) == [(0, KeepAlive(5000, 77, 4))]
 
 
 BYTE_US = 87  # jl_cli's clock advances this much per byte rx feeds (one byte at 115200 baud)
@@ -853,11 +934,11 @@ def test_clock_probe_is_answered_with_the_clock_at_receipt_ahead_of_queued_recor
     cli.ok(f"clock {start_us}")
     got = _rx(cli, *host)
     at = [start_us + BYTE_US * (end + 1) for end in ends]
-    assert got == [(0, Hello(1, 9, "jl_cli 1.0", 1, 4)), (0, ClockReply(0xFEEDF00D, at[1])),
+    assert got == [(0, Hello(V, 9, "jl_cli 1.0", 1, 4)), (0, ClockReply(0xFEEDF00D, at[1])),
                    (0, ClockReply(1, at[3])), *[(i + 1, r) for i, r in enumerate(pushed)]]
     # again: the clock went on counting, and the reply is byte-identical to the host's encoder
     again_us = start_us + BYTE_US * len(data) + BYTE_US * (ends[1] + 1)
-    hello = records.encode(Hello(1, 9, "jl_cli 1.0", 2, 4), 0)
+    hello = records.encode(Hello(V, 9, "jl_cli 1.0", 2, 4), 0)
     assert cli.line(f"rx {data.hex()}").startswith(hello + records.encode(ClockReply(0xFEEDF00D, again_us), 0))
 
 
@@ -1000,6 +1081,8 @@ def test_c_refuses_bad_ev_status(cli, soc, departure, source):
 def _push_any(cli: CDriver, rec) -> int:
     if isinstance(rec, SignalRecord):
         return _push(cli, rec)
+    if isinstance(rec, LevelRecord):
+        return int(cli.ok(f"pushlevel {_level_args(rec)}"))
     if isinstance(rec, FaultRecord):
         return int(cli.ok(f"pushfault {_fault_args(rec)}"))
     return int(cli.ok(f"pushev {_ev_args(rec)}"))
@@ -1007,6 +1090,8 @@ def _push_any(cli: CDriver, rec) -> int:
 
 def _mixed(i: int):
     """A record of each type in turn, all valid, FAULTs sometimes with long (cut) info."""
+    if i % 4 == 3:
+        return LevelRecord(1 + i % 2, 1, Signal(1 + i % 6), bool(i % 2), 1771323630123456 + i, (i * 1000) or None)
     if i % 3 == 0:
         return _rec(i)
     if i % 3 == 1:
@@ -1035,5 +1120,5 @@ def test_ring_of_mixed_records_matches_the_simulators_model(asan_cli, capacity, 
                 model.popleft()
     assert _replayed(asan_cli) == list(model)
     hello, *replay = _frames(asan_cli.line(f"rx {records.encode(HostHello(1), 1).hex()}"))
-    assert hello == (0, Hello(1, 99, "jl_cli 1.0", model[0][0] if model else next_seq, next_seq))
+    assert hello == (0, Hello(V, 99, "jl_cli 1.0", model[0][0] if model else next_seq, next_seq))
     assert replay == list(model)  # tx_pump sends every type through jl_encode_record

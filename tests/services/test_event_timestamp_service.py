@@ -7,12 +7,12 @@ from hypothesis import given, settings, strategies as st
 
 from josev_bridge import schemas
 from josev_bridge.core.timestamps import format_us
-from josev_bridge.services.event_timestamp import NAME, certainly_valid_request, response_bytes
 from josev_bridge.messages import Message, encode_response
+from josev_bridge.services.event_timestamp import NAME, certainly_valid_request, response_bytes
 
 VALIDATOR = schemas.validator("get_event_timestamp.request")
 
-ids = st.one_of(st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()), st.uuids().map(lambda u: "{%s}" % u),
+ids = st.one_of(st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()), st.uuids().map(lambda u: f"{{{u}}}"),
                 st.uuids().map(lambda u: u.hex), st.text(max_size=40), st.integers(), st.none())
 values = st.one_of(st.sampled_from(["TxEventStart", "TxEventStop", "EVConnected", "DataSigned", "PowerPathClosed",
                                     "txeventstart", ""]), st.integers(-3, 300), st.floats(allow_nan=False),

@@ -20,14 +20,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from josev_bridge.services import journal_export
-from josev_bridge.services.journal_export import CURSOR, JournalExporter
 from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy
 from josev_bridge.config import ExportConfig
 from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer, to_row
 from josev_bridge.harness.broker import Mosquitto, free_port, wait_for_port
 from josev_bridge.harness.waiting import wait_until
+from josev_bridge.services import journal_export
 from josev_bridge.services.journal import Journal
+from josev_bridge.services.journal_export import CURSOR, JournalExporter
 
 IDENTITY = "CP-0042"
 FLEET_ID = 42
@@ -248,6 +248,7 @@ def test_rows_retention_deletes_during_an_outage_are_counted_while_it_lasts(tmp_
     wait_until(lambda: exporter.counters.lost_to_retention == 50, 10, "10 more, not counted twice")
 
 
+@pytest.mark.e2e  # starts mosquitto
 def test_unreachable_broker_backs_off_and_delivers_once_it_appears(tmp_path, journal, stoppers, caplog):
     caplog.set_level(logging.DEBUG, logger="josev_bridge.export")
     port = free_port()
@@ -299,7 +300,7 @@ class TlsMosquitto(Mosquitto):
         self.pki = pki
         self.users = users
 
-    def start(self) -> "TlsMosquitto":
+    def start(self) -> TlsMosquitto:
         passwd = self.workdir / "passwd"
         passwd.write_text("")
         for user, password in self.users.items():
@@ -324,6 +325,7 @@ def secret(path: Path, text: str) -> str:
     return str(path)
 
 
+@pytest.mark.e2e  # starts a TLS mosquitto
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_tls_with_username_and_password_file(tmp_path, pki, journal, stoppers, protocol):
     broker = TlsMosquitto(tmp_path / "tls-broker", pki, {"cp-0042": "s3cret", "fleet": "f1eet"}).start()
@@ -341,6 +343,7 @@ def test_tls_with_username_and_password_file(tmp_path, pki, journal, stoppers, p
     assert fleet.first_arrivals() == list(range(1, 11))
 
 
+@pytest.mark.e2e  # starts a TLS mosquitto
 def test_wrong_password_is_refused_and_nothing_is_marked_delivered(tmp_path, pki, journal, stoppers):
     broker = TlsMosquitto(tmp_path / "tls-broker", pki, {"cp-0042": "s3cret"}).start()
     stoppers.append(broker)
@@ -356,6 +359,7 @@ def test_wrong_password_is_refused_and_nothing_is_marked_delivered(tmp_path, pki
     assert exporter.watermark == 0 and exporter.counters.published == 0
 
 
+@pytest.mark.e2e  # starts a TLS mosquitto
 def test_untrusted_server_certificate_is_not_accepted(tmp_path, pki, journal, stoppers):
     broker = TlsMosquitto(tmp_path / "tls-broker", pki, {"cp-0042": "s3cret"}).start()
     stoppers.append(broker)

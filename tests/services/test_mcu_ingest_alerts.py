@@ -6,8 +6,8 @@ from josev_bridge.adapters.state_file import AtomicJsonFile
 from josev_bridge.core.alert_inputs import DepartureSource, EvStatusRecord, FaultRecord
 from josev_bridge.core.clock_map import ClockSample
 from josev_bridge.core.conditions import Signal, SignalRecord
-from josev_bridge.services.mcu_ingest import McuIngest
 from josev_bridge.protocol.records import Ack, Hello
+from josev_bridge.services.mcu_ingest import McuIngest
 
 OFFSET = 1_000_000_000  # realtime minus monotonic
 MCU_AHEAD = 3_000_000  # the MCU clock reads 3 s more than the host's monotonic clock

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 import serial
 
 from josev_bridge.core.conditions import SignalRecord
 from josev_bridge.protocol import records
-from josev_bridge.protocol.framing import Frame, FrameDecoder
+from josev_bridge.protocol.framing import PROTOCOL_VERSION, Frame, FrameDecoder
 from josev_bridge.protocol.records import FrameType, HostHello
 from josev_bridge.sim.launcher import SimProcess, start_sim
 
@@ -39,7 +39,7 @@ class FakeHost:
 
     def hello(self, timeout: float = 3.0) -> records.Hello:
         """Send HOST_HELLO and return the sim's HELLO answer."""
-        self.send(HostHello(1))
+        self.send(HostHello(PROTOCOL_VERSION))
         return records.decode(self.next_frame(lambda f: f.type == FrameType.HELLO, timeout))
 
     def next_frame(self, match: Callable[[Frame], bool] = lambda f: True, timeout: float = 3.0) -> Frame:

@@ -157,9 +157,9 @@ def test_reboot_forgets_the_ev_and_the_ring_keeps_alert_records_for_replay(mcu):
     assert [type(s.record).__name__ for s in mcu.unacked()] == ["SignalRecord", "EvStatusRecord", "FaultRecord"]
     mcu.ack(42, 1)
     assert [s.seq for s in mcu.unacked()] == [2, 3]
-    mcu.reboot(keep_ring=True, boot_id=43)
+    mcu.reboot(keep_ring=True, boot_id=43)  # cold: the MCU forgot the EV's status (the cable stays)
     assert [[s.seq for s in r.records] for r in mcu.previous_boots()] == [[2, 3]]
-    assert mcu.evses[1].ev is None
+    assert mcu.evses[1].ev is None and mcu.evses[1].connected
 
 
 @pytest.mark.parametrize("kwargs", [

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import socket
 import threading
 import time
-import socket
 from pathlib import Path
 
 import pytest

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from josev_bridge.core.alert_inputs import FaultRecord
-from josev_bridge.core.conditions import Signal, SignalRecord
+from josev_bridge.core.conditions import LevelRecord, Signal, SignalRecord
 from josev_bridge.core.timestamps import format_us
 from josev_bridge.sim.catalogue import SPECS
 from josev_bridge.sim.control_api import SimController
@@ -338,38 +338,87 @@ def test_reboot_without_keeping_the_ring(mcu):
     info = mcu.reboot(keep_ring=False)
     assert info["previous_boot_id"] == 42 and info["boot_id"] not in (0, 42)
     assert info == {**info, "kept": 0, "lost": 7}  # 4 of the session, the FAULT, energy and relay off
-    assert mcu.next_seq == 1 and mcu.unacked() == [] and mcu.previous_boots() == []
+    assert mcu.previous_boots() == []
+    reports = [s.record for s in info["sent"]]  # the new boot's first records: every level of every EVSE
+    assert [s.seq for s in mcu.unacked()] == list(range(1, 13)) and mcu.next_seq == 13
+    assert all(isinstance(r, LevelRecord) and r.age_us is None for r in reports)  # cold: no ages
+    assert {(r.evse_id, r.signal) for r in reports if r.state} == {(1, S.EV_CONNECTED)}  # the cable stays
     status = mcu.status()
-    assert all(not e[k] for e in status["evses"] for k in ("connected", "authorized", "relay_closed",
-                                                             "energy_flowing", "faulted"))
+    assert status["evses"][0]["connected"] and not status["evses"][1]["connected"]
+    assert all(not e[k] for e in status["evses"] for k in ("authorized", "relay_closed", "energy_flowing",
+                                                             "faulted"))
     assert status["local_authorization_list"] == ["A"]  # flash survives a reboot
-    assert mcu.plug_connector().seqs == [1]
+    assert mcu.parking_bay_occupied().seqs == [13]
+
+
+def test_a_cold_reboot_drops_what_the_mcu_held_in_ram_at_its_true_time():
+    clock = ManualClock()
+    mcu = SimulatedMcu(evse_count=1, clock=clock, boot_id=42)
+    mcu.start_session()
+    mcu.parking_bay_occupied()
+    clock.now += 60_000_000
+    info = mcu.reboot()
+    at = format_us(clock.now)
+    assert {(e["trigger_reason"], e["event_type"]) for e in info["edges"]} == \
+        {("Authorized", STOP), ("PowerPathClosed", STOP), ("EnergyTransfer", STOP)}
+    assert all(e["timestamp"] == at for e in info["edges"]) and info["warm"] is False
+    levels = {r.signal: r.state for r in (s.record for s in info["sent"])}
+    assert levels == {S.EV_CONNECTED: True, S.AUTHORIZED: False, S.BAY_OCCUPIED: True, S.RELAY_CLOSED: False,
+                      S.ENERGY_FLOWING: False, S.DATA_SIGNED: False}
+
+
+def test_a_warm_reboot_keeps_every_level_and_reports_its_age():
+    clock = ManualClock()
+    mcu = SimulatedMcu(evse_count=1, clock=clock, boot_id=42, clock_drift_ppm=100)
+    mcu.plug_connector()
+    clock.now += 5_000_000
+    mcu.authorize_id_tag("T")
+    clock.now += 7_200_000_000
+    info = mcu.reboot(warm=True)
+    assert info["edges"] == [] and info["warm"] is True
+    reports = {r.signal: r for r in (s.record for s in info["sent"])}
+    # ages on the MCU clock (100 ppm fast), from each signal's own edge; unknown for one never seen change
+    assert reports[S.EV_CONNECTED].age_us == round(7_205_000_000 * (1 + 100e-6))
+    assert reports[S.AUTHORIZED].age_us == round(7_200_000_000 * (1 + 100e-6))
+    assert reports[S.BAY_OCCUPIED].state is False and reports[S.BAY_OCCUPIED].age_us is None
+    assert mcu.status()["evses"][0]["power_path_closed"]
+
+
+def test_a_version_1_mcu_re_reports_its_ones_as_signals():
+    mcu = SimulatedMcu(evse_count=2, clock=TickingClock(), boot_id=42, protocol_version=1)
+    mcu.plug_connector()
+    mcu.parking_bay_occupied(evse_id=2)
+    info = mcu.reboot(warm=True)
+    assert [(type(r), r.evse_id, r.signal, r.state) for r in (s.record for s in info["sent"])] == \
+        [(SignalRecord, 1, S.EV_CONNECTED, True), (SignalRecord, 2, S.BAY_OCCUPIED, True)]
+    assert mcu.status()["protocol_version"] == 1
+    with pytest.raises(ValueError):
+        SimulatedMcu(protocol_version=3)
 
 
 def test_reboot_keeping_the_ring_holds_old_boots_until_acked(mcu):
     mcu.start_session()  # boot 42: seqs 1..4
     mcu.ack(42, 1)
-    first = mcu.reboot(keep_ring=True, boot_id=43)
-    assert first == {"previous_boot_id": 42, "boot_id": 43, "kept": 3, "lost": 0}
-    mcu.plug_connector()  # boot 43: seq 1
+    first = mcu.reboot(keep_ring=True, boot_id=43)  # boot 43: seqs 1..12, the level reports
+    assert first == {**first, "previous_boot_id": 42, "boot_id": 43, "kept": 3, "lost": 0}
     mcu.reboot(keep_ring=True, boot_id=44)
     rings = mcu.previous_boots()
     assert [(r.boot_id, r.oldest_seq, r.next_seq, [s.seq for s in r.records]) for r in rings] == \
-        [(42, 2, 5, [2, 3, 4]), (43, 1, 2, [1])]
+        [(42, 2, 5, [2, 3, 4]), (43, 1, 13, list(range(1, 13)))]
     assert mcu.ack(42, 3) and [s.seq for s in mcu.previous_boots()[0].records] == [4]
-    assert mcu.ack(43, 1) and [r.boot_id for r in mcu.previous_boots()] == [42]
+    assert mcu.ack(43, 12) and [r.boot_id for r in mcu.previous_boots()] == [42]
     assert not mcu.ack(41, 1)
     assert mcu.status()["previous_boots"] == [{"boot_id": 42, "oldest_seq": 4, "next_seq": 5, "unacked": 1}]
 
 
 def test_one_ring_for_all_boots_oldest_lost_first():
-    mcu = SimulatedMcu(clock=TickingClock(), boot_id=1, ring_size=5)
+    mcu = SimulatedMcu(evse_count=1, clock=TickingClock(), boot_id=1, ring_size=8)
     mcu.start_session()  # 4 records of boot 1
-    mcu.reboot(keep_ring=True, boot_id=2)
-    mcu.start_session()  # 4 more: 3 of boot 1's are pushed out
-    assert [[s.seq for s in r.records] for r in mcu.previous_boots()] == [[4]]
-    assert [s.seq for s in mcu.unacked()] == [1, 2, 3, 4] and mcu.overflowed == 3
-    mcu.plug_connector(evse_id=2)  # the last of boot 1 goes, and its ring with it
+    mcu.reboot(keep_ring=True, boot_id=2)  # 6 level reports: 2 of boot 1's are pushed out
+    assert [[s.seq for s in r.records] for r in mcu.previous_boots()] == [[3, 4]]
+    assert [s.seq for s in mcu.unacked()] == [1, 2, 3, 4, 5, 6] and mcu.overflowed == 2
+    mcu.parking_bay_occupied()
+    mcu.parking_bay_vacated()  # the last of boot 1 goes, and its ring with it
     assert mcu.previous_boots() == [] and mcu.overflowed == 4
 
 

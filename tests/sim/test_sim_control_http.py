@@ -6,7 +6,7 @@ import http.client
 import json
 import logging
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

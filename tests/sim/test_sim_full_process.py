@@ -10,10 +10,12 @@ import time
 import pytest
 
 from josev_bridge.core.timestamps import format_us
+from josev_bridge.harness.waiting import wait_until
 from josev_bridge.protocol.records import ClockProbe, FrameType, HostHello, decode
 from josev_bridge.sim.catalogue import SPECS
 from josev_bridge.sim.launcher import start_sim
-from josev_bridge.harness.waiting import wait_until
+
+pytestmark = pytest.mark.e2e  # the simulator as a process
 
 OFFSET_S = -3600.5
 DRIFT_PPM = 250.0
@@ -100,8 +102,11 @@ def test_unplug_and_reboot_over_http(tmp_path, open_host):
         assert status == 200 and answer["previous_boot_id"] == sim.boot_id and answer["kept"] == 1
         got = [decode(host.next_frame(lambda f: f.type in (FrameType.HELLO, FrameType.SIGNAL))) for _ in range(3)]
         assert [(r.boot_id, r.oldest_seq, r.next_seq) for r in (got[0], got[2])] == \
-            [(sim.boot_id, 1, 2), (answer["boot_id"], 1, 1)]
+            [(sim.boot_id, 1, 2), (answer["boot_id"], 1, 13)]  # the new boot's 12 level reports
         assert got[1].evse_id == 1 and got[1].state is True  # the plug, replayed under the old boot
+        levels = [r for r in answer["records"] if r["type"] == "LEVEL"]
+        assert len(levels) == 12 and [r["seq"] for r in levels] == list(range(1, 13))
+        assert [(r["evse_id"], r["signal"]) for r in levels if r["state"]] == [(1, "EV_CONNECTED")]
         assert sim.status()["boot_id"] == answer["boot_id"]
         assert "MCU rebooted" in sim.log_text()
 

@@ -7,18 +7,20 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 import serial
 
+from josev_bridge.core.conditions import LevelRecord, Signal
+from josev_bridge.harness.waiting import wait_until
+from josev_bridge.protocol.framing import PROTOCOL_VERSION
 from josev_bridge.protocol.records import Ack, ClockProbe, ClockReply, FrameType, HostHello, KeepAlive, decode
 from josev_bridge.sim.control_api import HttpError, SimController
 from josev_bridge.sim.mcu import SimulatedMcu
 from josev_bridge.sim.pty_link import PtyLink
-from josev_bridge.harness.waiting import wait_until
 
 CHARGER = "josev-sim"
 
@@ -182,13 +184,18 @@ def test_silence_holds_hello_answers_and_still_hears_acks(make_rig, open_host):
     host.signals(1)
     rig.run("link-silence", {"seconds": 0.2})
     host.send(Ack(1001, 1))
-    host.send(HostHello(1))
+    host.send(HostHello(PROTOCOL_VERSION))
     wait_for(lambda: rig.link.counters.host_hellos == 1)
     assert rig.mcu.status()["unacked"] == 0  # received while silent
     assert hello_of(host.frames(1)[0]) == (1001, 2, 2)  # answered once the silence is over
 
 
 # -- link-reboot ------------------------------------------------------------------------------------------------
+def levels_of(frames) -> list[tuple[int, LevelRecord]]:
+    assert all(frame.type == FrameType.LEVEL for frame, _ in frames), frames
+    return [(frame.seq, record) for frame, record in frames]
+
+
 def test_reboot_without_keep_ring_loses_unacked_records(rig, open_host):
     host = open_host(rig.link.link_path)
     host.hello()
@@ -197,12 +204,15 @@ def test_reboot_without_keep_ring_loses_unacked_records(rig, open_host):
     answer = rig.run("link-reboot", {"keep_ring": False})
     new_boot = answer["boot_id"]
     assert answer["previous_boot_id"] == 1001 and new_boot != 1001 and answer["lost"] == 4
-    assert hello_of(host.frames(1)[0]) == (new_boot, 1, 1)
-    assert rig.run("plug-connector")["records"][0]["seq"] == 1  # seq restarts; state was reset to 0
-    assert host.signals(1)[0][0] == 1
-    host.send(HostHello(1))
-    assert hello_of(host.frames(1)[0]) == (new_boot, 1, 2)
-    assert seq_of(host.frames(1)[0]) == 1
+    assert hello_of(host.frames(1)[0]) == (new_boot, 1, 13)
+    levels = levels_of(host.frames(12))  # every level of both EVSEs, from seq 1: the cable is still in
+    assert [seq for seq, _ in levels] == list(range(1, 13))
+    assert [(r.evse_id, r.signal) for _, r in levels if r.state] == [(1, Signal.EV_CONNECTED)]
+    assert rig.run("parking-bay-occupied")["records"][0]["seq"] == 13
+    assert host.signals(1)[0][0] == 13
+    host.send(HostHello(PROTOCOL_VERSION))
+    assert hello_of(host.frames(1)[0]) == (new_boot, 1, 14)
+    assert [seq for seq, _ in levels_of(host.frames(12))] == list(range(1, 13)) and seq_of(host.frames(1)[0]) == 13
     assert host.no_signal_within(0.1)
 
 
@@ -213,28 +223,31 @@ def test_reboot_with_keep_ring_announces_the_old_boot_first(rig, open_host):
     host.signals(4)
     host.send(Ack(1001, 1))
     wait_for(lambda: rig.mcu.status()["unacked"] == 3)
-    answer = rig.run("link-reboot", {"keep_ring": True})
+    answer = rig.run("link-reboot", {"keep_ring": True, "warm": True})
     new_boot = answer["boot_id"]
-    assert answer["kept"] == 3 and answer["lost"] == 0
+    assert answer["kept"] == 3 and answer["lost"] == 0 and answer["edges"] == []  # warm: nothing dropped
     got = host.frames(5)
     assert hello_of(got[0]) == (1001, 2, 5)
     assert [seq_of(f) for f in got[1:4]] == [2, 3, 4]
     assert [r.time_us for _, r in got[1:4]] == [s.record.time_us for s in rig.mcu.previous_boots()[0].records]
-    assert hello_of(got[4]) == (new_boot, 1, 1)
-    assert all(not e["connected"] for e in rig.controller.status()["evses"])
+    assert hello_of(got[4]) == (new_boot, 1, 13)
+    levels = levels_of(host.frames(12))
+    assert all(r.age_us for _, r in levels if r.state)  # a warm boot kept the edges' times
+    assert all(e["connected"] and e["authorized"] for e in rig.controller.status()["evses"][:1])
 
-    rig.run("plug-connector")  # the new boot's seq 1
+    rig.run("parking-bay-occupied")  # the new boot's seq 13
     host.signals(1)
-    host.send(HostHello(1))  # a reopening host gets the same story, then the new boot's records
-    got = host.frames(6)
+    host.send(HostHello(PROTOCOL_VERSION))  # a reopening host gets the same story, then the new boot's records
+    got = host.frames(5)
     assert hello_of(got[0]) == (1001, 2, 5) and [seq_of(f) for f in got[1:4]] == [2, 3, 4]
-    assert hello_of(got[4]) == (new_boot, 1, 2) and seq_of(got[5]) == 1
+    assert hello_of(got[4]) == (new_boot, 1, 14)
+    assert len(levels_of(host.frames(12))) == 12 and seq_of(host.frames(1)[0]) == 13
 
     host.send(Ack(1001, 4))  # the old boot is stored: no longer announced
+    host.send(Ack(new_boot, 13))
     wait_for(lambda: rig.controller.status()["previous_boots"] == [])
-    host.send(HostHello(1))
-    got = host.frames(2)
-    assert hello_of(got[0]) == (new_boot, 1, 2) and seq_of(got[1]) == 1
+    host.send(HostHello(PROTOCOL_VERSION))
+    assert hello_of(host.frames(1)[0]) == (new_boot, 14, 14)
     assert host.no_signal_within(0.1)
 
 
@@ -297,3 +310,17 @@ def test_keepalive_uses_the_mcu_clock(make_rig, open_host):
     assert before + 100_000_000 - 100_000 <= record.time_us <= now_us() + 100_000_000
 
 
+def test_keepalive_says_how_far_the_mcu_has_sent(make_rig, open_host):
+    """docs/serial-protocol.md §4.6: behind the records on the line, the boot and one past the last
+    record sent, so a host that lost the last one sees it (and a version-1 MCU says nothing of it)."""
+    rig = make_rig(keepalive_interval_s=0.02)
+    host = open_host(rig.link.link_path)
+    rig.run("link-corrupt-frames", {"count": 1})
+    rig.run("plug-connector")  # seq 1, damaged on the line: the host never sees it...
+    frame = host.next_frame(lambda f: f.type in (FrameType.KEEPALIVE, FrameType.SIGNAL))
+    while (keepalive := decode(frame)).next_seq != 2:  # (keepalives sent before it say 1)
+        assert keepalive == KeepAlive(keepalive.time_us, 1001, 1)
+        frame = host.next_frame(lambda f: f.type in (FrameType.KEEPALIVE, FrameType.SIGNAL))
+    assert keepalive.boot_id == 1001  # ...but the next KEEPALIVE says it was sent
+    old = make_rig(keepalive_interval_s=0.02, protocol_version=1)
+    assert decode(open_host(old.link.link_path).next_frame(lambda f: f.type == FrameType.KEEPALIVE)).boot_id is None

@@ -113,7 +113,8 @@ def _bad_values(field: FieldSpec) -> list[Any]:
         if field.kind == "int":
             values.append(1.5)
     elif field.kind == "string":
-        values += [5] + (["x" * (field.max_length + 1)] if field.max_length else []) + ([""] if field.min_length else [])
+        values += [5] + (["x" * (field.max_length + 1)] if field.max_length else []) + \
+            ([""] if field.min_length else [])
     elif field.kind == "datetime":
         values += [5]
     elif field.kind == "bool":

@@ -13,10 +13,12 @@ import pytest
 from josev_bridge.core.conditions import START_ONLY, TRIGGER_REASONS
 from josev_bridge.core.edge_store import EdgeStore
 from josev_bridge.core.timestamps import format_us, truncate_to_ms
+from josev_bridge.harness.waiting import wait_until
 from josev_bridge.protocol.framing import encode_frame
 from josev_bridge.protocol.records import Ack, FrameType, KeepAlive, decode
 from josev_bridge.sim.launcher import SimStartError, launch_sim, start_sim
-from josev_bridge.harness.waiting import wait_until
+
+pytestmark = pytest.mark.e2e  # the simulator as a process
 
 
 def api_records(body: dict) -> list[tuple]:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from josev_bridge.harness.waiting import wait_until
 from josev_bridge.protocol.records import Ack
 from josev_bridge.sim.control_api import SimController
 from josev_bridge.sim.mcu import SimulatedMcu
 from josev_bridge.sim.pty_link import PtyLink
 from josev_bridge.sim.pty_node import StaleLinkError, install_link, remove_link
-from josev_bridge.harness.waiting import wait_until
 
 
 @pytest.fixture
