@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import IntEnum
 
 from .timestamps import format_us
-from enum import IntEnum
 
 
 class DepartureSource(IntEnum):

@@ -90,7 +90,8 @@ class SyncState:
         return f"synchronised (adjtimex: estimated error {_ms(self.esterror_us)}, maximum {_ms(self.maxerror_us)})"
 
 
-def carried_over(host: dict[str, Any] | None, edges_version: object, this_boot: str) -> tuple[int, int, bool | None] | None:
+def carried_over(host: dict[str, Any] | None, edges_version: object,
+                 this_boot: str) -> tuple[int, int, bool | None] | None:
     """(offset, its error, synchronised) to fix an edge snapshot's monotonic times to UTC with, when it
     was saved in another host boot (`host`: what the snapshot recorded of its host); None when there is
     nothing to fix (this very boot, or a version 1 snapshot, whose times are UTC already). ValueError
@@ -99,7 +100,8 @@ def carried_over(host: dict[str, Any] | None, edges_version: object, this_boot: 
         return None
     if host is None:
         raise ValueError("edges on the monotonic clock without the host boot they belong to")
-    offset, error, synced = host.get("realtime_minus_monotonic_us"), host.get("offset_error_us"), host.get("synchronised")
+    offset, error = host.get("realtime_minus_monotonic_us"), host.get("offset_error_us")
+    synced = host.get("synchronised")
     if not (type(offset) is int and type(error) is int and synced in (True, False, None)):
         raise ValueError(f"bad host clock record {host!r}")
     return offset, error, synced

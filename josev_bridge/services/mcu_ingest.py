@@ -1,17 +1,14 @@
 """MCU records into the edge store: in seq order, on the host's time line, persisted before acked.
 
 The serial thread calls `on_record` per record, `on_clock_sample` per clock probe answer and
-`flush` per read batch. A record is applied once its boot's clock is mapped (the first probe
-answer arrives milliseconds after HELLO), and one stamped well past the newest low-latency probe
-sample (during an outage) waits for one after it, so it is interpolated, not extrapolated (the link
-probes every 0.1 s meanwhile, `clock_sample_wanted`); `flush` writes one atomic snapshot for the
-batch and only then returns the ack, up to the last *applied* record, so the MCU keeps (and
-replays) anything the bridge has not stored: a full disk or a kill -9 loses nothing.
+`flush` per read batch. A record is applied once its boot's clock is mapped, one stamped during an
+outage once a probe sample after it makes it an interpolation (`clock_sample_wanted`); `flush`
+writes one atomic snapshot for the batch and only then returns the ack, up to the last *applied*
+record, so the MCU keeps (and replays) anything the bridge has not stored: a kill -9 loses nothing.
 
 Edges are stored in host monotonic time with their mapping error bound; an answer adds the host's
-realtime-minus-monotonic offset of that moment (adapters/host_clock), so a board clock stepped after
-the edge (NTP arriving late) is followed. Each snapshot records the host boot and the offset then:
-after a host reboot the stored edges keep the UTC they had, flagged if the clock was unsynchronised.
+realtime-minus-monotonic offset of that moment (adapters/host_clock): a board clock stepped after the
+edge is followed. After a host reboot, stored edges keep the UTC they had (core/host_time).
 
 FAULT and EV_STATUS records (the alert engine's inputs) take the same path: sequenced with the
 signals, held behind gaps, waiting for their boot's clock, mapped to UTC. Instead of the edge store
@@ -131,8 +128,10 @@ class McuIngest:
         """Edges stored in another host boot keep the UTC they had (core/host_time.carried_over)."""
         carried = carried_over(data.get("host"), data["edges"].get("version"), self._host_boot)
         if carried is not None:
+            synced = carried[2]
             log.info("%d edge time(s) stored in an earlier host boot keep the UTC they had then (host clock then %s)",
-                     store.fix_to_utc(*carried), {True: "synchronised", False: "unsynchronised"}.get(carried[2], "unknown"))
+                     store.fix_to_utc(*carried),
+                     "unknown" if synced is None else "synchronised" if synced else "unsynchronised")
 
     def add_alert_listener(self, callback: AlertListener) -> None:
         """Call `callback(record)` with every timed FAULT/EV_STATUS record, UTC-mapped, in seq order.
