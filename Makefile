@@ -27,9 +27,10 @@ venv: $(STAMP)
 
 # mosquitto for the real broker the tests and the demo start; libsystemd-dev and pkg-config to build
 # systemd-python; for the Debian package's tests (tests/install): lintian, systemd (systemd-analyze
-# verify, systemd-sysusers) and Debian's python3, which runs the installed package; faketime
-# (libfaketime) for the board-clock-step test. Installed only when missing, so a prepared machine
-# does not need root.
+# verify, systemd-sysusers) and Debian's python3, which runs the installed package.
+# chromium and chromium-driver for the status page's browser tests (selenium drives Debian's, never a
+# downloaded browser); faketime (libfaketime) for the board-clock-step test. Installed only when
+# missing, so a prepared machine does not need root.
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
@@ -39,6 +40,8 @@ system-deps:
 	command -v lintian >/dev/null 2>&1 || missing="$$missing lintian"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	[ -x /usr/bin/python3 ] || missing="$$missing python3"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && \

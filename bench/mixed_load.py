@@ -1,35 +1,30 @@
 """get_event_timestamp while the board is busy (issue 12 item 6): is the answer path isolated from
 the technician's load?
 
-    .venv/bin/python bench/mixed_load.py [--quick] [--api-off] [--json PATH]
+    .venv/bin/python bench/mixed_load.py [--quick] [--api-off] [--gap-ms G] [--api-rate R] [--json PATH]
 
-One run on loopback at QoS 1, the pieces of bench/roundtrip.py (one private mosquitto with the
-shipped settings, the simulated MCU, the bridge with its journal on, the bare paho echo responder of
-bench/echo_responder.py, the same bench client sending the same request to both), plus export ON to
-a second mosquitto (the fleet's broker). Two phases, each with sequential requests in blocks
-interleaved A B B A between the two targets, exactly as roundtrip.py's latency phase:
+bench/roundtrip.py's pieces on loopback at QoS 1 (one mosquitto with the shipped settings, the sim,
+the bridge with its journal, the bare echo responder, one client asking both the same), export ON
+to a second mosquitto. Two phases of sequential requests in blocks interleaved A B B A:
 
   idle   nothing else runs
-  busy   the mixed load, each generator its own process (so none of them shares this process's GIL):
-           mcu      65 MCU records/s: the sim's parking-bay-occupied / parking-bay-vacated on EVSE 2
-                    (one SIGNAL record each; the parking bay is not EV_CONNECTED, so the answer the
-                    bench expects does not move)
-           api      6 GET /api/ocpp-messages?limit=500 per second, with the bridge's bearer token
+  busy   the mixed load, each generator its own process (none shares this process's GIL):
+           mcu      65 MCU records/s: the sim's parking-bay-occupied / -vacated on EVSE 2 (one SIGNAL
+                    record each; not EV_CONNECTED, so the expected answer does not move)
+           api      6 GET /api/ocpp-messages?limit=500 per second (--api-rate), with the bearer token
            follow   one `josev-bridge messages --follow` (reads SQLite itself, as the CLI does)
-           ignored  200 messages/s on ocpp/cs with a name the bridge has no handler for (journaled)
-           export   the journal streamed to the second mosquitto (on in both phases)
+           ignored  200 messages/s on ocpp/cs with a name no handler takes (journaled)
 
-Bars: the bridge's busy/idle p99 ratio <= 1.5x the bare responder's busy/idle p99 ratio (the same
-load, the same run); the bridge's busy p50 <= 1.3x its idle p50; nothing lost: every request
-answered once with the right timestamp, every API query 200 with 500 rows, every MCU command
-acknowledged with its record, the journal dropped no row, `--follow` still running, the export
-backlog drained after the run (the wait scales with it: export sends at
-most 200 rows/s by default). Exit 0 when every bar passes, 1 otherwise.
+Bars: the bridge's busy/idle p99 ratio <= 1.5x the bare responder's (same load, same run); the
+bridge's busy p50 <= 1.3x its idle p50; nothing lost (every request answered once and right, every
+API query 200 with 500 rows, every MCU command acknowledged with its record, no journal row dropped,
+`--follow` running, the export backlog drained: the wait scales with it, export sends at most 200
+rows/s); the API process (its own since api/supervisor.py) not the bridge's pid, never restarted.
+Its CPU and peak RSS are reported. Exit 0 when every bar passes.
 
---api-off runs the bridge with [api] enabled = false (the API queries are then skipped): the API's
-share of the busy p99, by difference with a run with it on. --gap-ms G sends each request a random
-(exponential, mean G ms) time after the last answer: back to back, a long stall is one slow sample;
-spaced out, the requests sample the clock evenly, as Josev's occasional requests would.
+--api-off: [api] enabled = false, no queries: the API's share by difference. --gap-ms G: each
+request a random (exponential, mean G ms) time after the last answer: back to back a long stall is
+one slow sample; spaced out, the requests sample the clock evenly, as Josev's occasional ones would.
 """
 
 from __future__ import annotations
@@ -158,8 +153,10 @@ WORKERS = {"mcu": worker_mcu, "api": worker_api, "ignored": worker_ignored}
 class Load:
     """The busy phase's generators, started together, stopped together, their counts kept."""
 
-    def __init__(self, bridge: BridgeProcess, sim, broker_port: int, api_on: bool, work: Path) -> None:
+    def __init__(self, bridge: BridgeProcess, sim, broker_port: int, api_on: bool, work: Path,
+                 api_rate: float = API_RATE) -> None:
         self.bridge, self.sim, self.port, self.api_on, self.work = bridge, sim, broker_port, api_on, work
+        self.api_rate = api_rate
         self.procs: dict[str, subprocess.Popen] = {}
         self.follow: subprocess.Popen | None = None
         self.follow_out = work / "follow.out"
@@ -168,13 +165,17 @@ class Load:
 
     def start(self) -> None:
         self.started = time.monotonic()
+        self.bridge_cpu = common.cpu_seconds(self.bridge.proc.pid)
+        if self.api_on:  # the API's own process: its CPU over the busy phase (its RSS is read at the end)
+            self.api_pid = self.bridge.api_pid()
+            self.api_cpu = common.cpu_seconds(self.api_pid)
         self.procs["mcu"] = common.start_helper("mixed_load.py", "--worker", "mcu", "--rate", str(MCU_RATE),
                                                 "--url", self.sim.control_url, "--token-file", str(self.sim.token_file),
                                                 "--charger-id", self.sim.charger_id)
         self.procs["ignored"] = common.start_helper("mixed_load.py", "--worker", "ignored", "--rate",
                                                     str(IGNORED_RATE), "--port", str(self.port))
         if self.api_on:
-            self.procs["api"] = common.start_helper("mixed_load.py", "--worker", "api", "--rate", str(API_RATE),
+            self.procs["api"] = common.start_helper("mixed_load.py", "--worker", "api", "--rate", str(self.api_rate),
                                                     "--url", self.bridge.api_url(),
                                                     "--token-file", str(self.bridge.workdir / "state" / "api-token"),
                                                     "--charger-id", self.bridge.sections["charger"]["identity"])
@@ -186,6 +187,13 @@ class Load:
 
     def stop(self) -> None:
         self.seconds = time.monotonic() - self.started
+        self.counts["bridge"] = {"cpu_s": common.cpu_seconds(self.bridge.proc.pid) - self.bridge_cpu}
+        if self.api_on:
+            api = self.bridge.status()["api"]
+            self.counts["api_process"] = {
+                "pid": self.api_pid, "cpu_s": common.cpu_seconds(self.api_pid) - self.api_cpu,
+                "peak_rss_kib": common.rss_kib(self.api_pid, "VmHWM"), "restarts": api["restarts"],
+                "same_pid": api["pid"] == self.api_pid}
         follow_alive = self.follow is not None and self.follow.poll() is None
         if self.follow is not None:
             self.follow.terminate()
@@ -263,6 +271,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--gap-ms", type=float, default=0.0,
                    help="mean random gap between an answer and the next request (default 0: back to back); "
                         "with a gap the requests sample time evenly, so long stalls count by their length")
+    p.add_argument("--api-rate", type=float, default=API_RATE,
+                   help=f"API queries per second in the busy phase (default {API_RATE:g}; more: a stress run)")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     # the load generators (this file, run by itself)
     p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
@@ -289,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     common.print_start(info, 14)
     roundtrip.print_broker_conf()
     print(f"{'busy load:':<14}{MCU_RATE:g} MCU records/s, "
-          + ("API off ([api] enabled = false), no queries" if args.api_off else f"{API_RATE:g} API queries/s of "
+          + ("API off ([api] enabled = false), no queries" if args.api_off else f"{args.api_rate:g} API queries/s of "
              f"limit={API_LIMIT}") + f", messages --follow, {IGNORED_RATE:g} ignored messages/s, export on")
     echo, bridge_t = roundtrip.two_targets()
     targets = [echo, bridge_t]
@@ -323,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                       + " ...", flush=True)
                 idle = latency(bc, targets, args.requests, args.blocks, args.warmup, args.gap_ms)
                 print(f"busy: the same, under the mixed load (after {args.settle:g} s of it) ...", flush=True)
-                load = Load(bridge, sim, broker.port, not args.api_off, work)
+                load = Load(bridge, sim, broker.port, not args.api_off, work, args.api_rate)
                 with load:
                     bc.drain(args.settle)
                     busy = latency(bc, targets, args.requests, args.blocks, args.warmup, args.gap_ms)
@@ -392,6 +402,16 @@ def report(args, targets, idle, busy, load: Load, journal: dict, export: dict, r
                         f"mean {api.get('ms_total', 0) / max(n, 1):.0f} ms, max {api.get('ms_max', 0):.0f} ms", "",
                         "all 200, full pages",
                         n > 0 and api.get("ok") == n and api.get("full_pages") == n))
+    cpu = f"CPU {c.get('bridge', {}).get('cpu_s', math.nan) / load.seconds * 100:.0f} % of a core"
+    if args.api_off:
+        rows.append(Row("load: bridge process", "", cpu, "", "", None))
+    else:
+        proc = c.get("api_process", {})
+        api_cpu = proc.get("cpu_s", math.nan) / load.seconds * 100
+        rows.append(Row("load: bridge / API process", "", f"{cpu} / {api_cpu:.0f} %, API peak RSS "
+                        f"{proc.get('peak_rss_kib', 0):,} KiB, {proc.get('restarts')} restarts", "",
+                        "API its own pid, 0 restarts", proc.get("pid") not in (None, bridge.proc.pid)
+                        and proc.get("same_pid") is True and proc.get("restarts") == 0))
     ign = c.get("ignored", {})
     rows.append(Row("load: ignored messages", "",
                     f"{ign.get('published', 0):,} ({rate(ign, 'published'):.0f}/s)", "", "", None))

@@ -32,11 +32,11 @@ from .adapters.mqtt_link import MqttLink
 from .adapters.serial_link import SerialLink
 from .adapters.state_file import AtomicJsonFile
 from .adapters.systemd_notify import SystemdNotifier
-from .api.alerts_api import PATH as ALERTS_PATH, AlertsApi
-from .api.journal_api import PATH as MESSAGES_PATH, JournalApi
-from .api.server import ApiServer, Route, load_or_create_token
+from .api.supervisor import ApiProcess, ApiSettings
+from .api.token_file import load_or_create_token
 from .config import Config, ConfigError, load, reload_plan
-from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_LINK, Direction, JournalEntry, NoAnswer
+from .core.conditions import Edge
+from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_EDGE, MCU_LINK, Direction, JournalEntry, NoAnswer
 from .core.rate_limit import RateLimiter
 from .core.timestamps import format_us
 from .messages import Handled, Rejected, Router, raw_text
@@ -101,6 +101,8 @@ class Bridge:
         self._last_heard: tuple[float, int] | None = None  # (MCU's last frame, time.monotonic(); its UTC)
         self._last_request_at = 0.0
         self.journal = self._open_journal(config)
+        if self.journal is not None:
+            self.ingest.add_edge_listener(self._journal_edge)
         self.api = self._open_api(config)
         self.export = self._open_export(config)
         self._link_seen: dict = {}
@@ -140,17 +142,21 @@ class Bridge:
         exporter.busy = lambda: time.monotonic() - self._last_request_at < EXPORT_QUIET_S
         return exporter
 
-    def _open_api(self, config: Config) -> ApiServer | None:
+    def _open_api(self, config: Config) -> ApiProcess | None:
+        """The HTTP API runs in a process of its own (api/supervisor.py says why); what can fail at
+        start happens here, in the daemon: the token file, and binding the port."""
         if not config.api.enabled:
             return None
         if self.journal is None:
             raise ConfigError("[api] enabled needs [journal] enabled (the API serves the journal)")
-        routes: dict[str, Route] = {
-            MESSAGES_PATH: JournalApi(self.journal.store.path, config.charger.identity, config.charger.fleet_id)}
-        if self.alerts is not None:
-            routes[ALERTS_PATH] = AlertsApi(self.alerts.store.path, config)
+        settings = ApiSettings(
+            token=load_or_create_token(config.api_token_file), journal_path=str(self.journal.store.path),
+            alerts_path=None if self.alerts is None else str(self.alerts.store.path),
+            charger=dataclasses.asdict(config.charger), rate_limit_per_s=config.api.rate_limit_per_s,
+            log_level=config.logging.level, state_dir=str(config.state_dir),
+            runtime_dir=str(config.paths.runtime_dir))
         host, port = config.api.host_port
-        return ApiServer(host, port, load_or_create_token(config.api_token_file), routes, config.api.rate_limit_per_s)
+        return ApiProcess(host, port, settings)
 
     # -- inbound MQTT ------------------------------------------------------------------------------
     def _on_mqtt_message(self, message: mqtt.MQTTMessage) -> None:
@@ -240,6 +246,8 @@ class Bridge:
             self._journal_link_events()
             self._tick_alerts(step_us)
             self._log_unlogged()
+            if self.api is not None and not self._stop.is_set():
+                self.api.poll()  # an API process that exited: one line, then started again after a backoff
             self._write_status()
             problem = self.health_problem()
             if problem is None:
@@ -336,6 +344,15 @@ class Bridge:
         if self.journal is not None:
             self.journal.record(JournalEntry(time.time_ns() // 1000, Direction.EVENT, kind, payload=payload))
 
+    def _journal_edge(self, edge: Edge) -> None:
+        """Every condition edge, as the ingest applies it (serial thread; a queue append): the only
+        history of the conditions (edges.json keeps the last rise and fall), for the status page's
+        timeline. `created_us` is the edge's own time, so a window of the journal is a window of edges."""
+        assert self.journal is not None
+        self.journal.record(JournalEntry(edge.time_us, Direction.EVENT, MCU_EDGE, payload={
+            "evseId": edge.evse_id, "condition": edge.condition.value, "rising": edge.rising,
+            "eventType": edge.event_type.value}))
+
     def _journal_link_events(self) -> None:
         """MCU link state, MCU boot and lost records, as seen at this tick (the log has the exact lines)."""
         seen = {"state": self.serial.state.value, "boot_id": self.ingest.tracker.boot_id,
@@ -367,6 +384,8 @@ class Bridge:
         # the sections not applied stay as they run: status shows them, and the next reload names them again
         self.config = dataclasses.replace(new, **{s: getattr(self.config, s) for s in restart})
         logging.getLogger().setLevel(new.logging.level)
+        if self.api is not None:
+            self.api.set_log_level(new.logging.level)  # the API process logs at the same level
         self.timestamps.reconfigure(self.config)
         log.info("configuration reloaded from %s; %s", new.source,
                  f"applied: {', '.join(f'[{s}]' for s in applied)}" if applied else "nothing to apply")

@@ -63,7 +63,7 @@ def build(bridge) -> dict:
             "pending": bridge.journal.pending, "pending_bytes": bridge.journal.queued_bytes,
             "last_error": bridge.journal.last_error,
             **dataclasses.asdict(bridge.journal.counters)},
-        "api": None if bridge.api is None else {"listen": "{}:{}".format(*bridge.api.address)},
+        "api": None if bridge.api is None else bridge.api.status(),
         "alerts": None if bridge.alerts is None else {
             "open": bridge.alerts.open_keys(), "delivered": bridge.alerts.delivered,
             "muted": bridge.alerts.muted, "delivery_failures": bridge.alerts.delivery_failures},

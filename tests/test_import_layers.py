@@ -39,7 +39,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
                ROOT),
     "demo": ("core", "config", "request_client", "harness", "sim", ROOT),
     "__main__": ("cli",),
-    "sim": ("core", "protocol", "api.server", "sim", ROOT),
+    "sim": ("core", "protocol", "adapters.http_base", "sim", ROOT),
     "harness": ("harness", ROOT),
     ROOT: (),
 }

@@ -124,7 +124,7 @@ def status_extras(status: dict) -> list[tuple[str, str]]:
         rows.append(("journal", f"{journal['written']} rows written (last id {journal['last_id']}), "
                                 f"{journal['pending']} pending, {journal['dropped']} dropped{shed}{trouble}"))
     if status.get("api"):
-        rows.append(("API", f"http://{status['api']['listen']}"))
+        rows.append(("API", api_line(status["api"])))
     alerts = status.get("alerts")
     if alerts:
         rows.append(("alerts", f"{len(alerts['open'])} open ({', '.join(alerts['open']) or '-'}), "
@@ -138,3 +138,16 @@ def status_extras(status: dict) -> list[tuple[str, str]]:
                                 if export.get("lost_to_retention") else "") +
                                (f", last error {export['last_error']}" if export.get("last_error") else "")))
     return rows
+
+
+def api_line(api: dict) -> str:
+    """Where the API listens, and whether its process (its own since issue 12) is serving it."""
+    line = f"http://{api['listen']}"
+    if "up" not in api:  # written by a daemon that served the API in its own process
+        return line
+    line += f", process {api['pid']} up" if api["up"] else ", process DOWN (the daemon starts it again)"
+    if api.get("restarts"):
+        line += f", restarted {api['restarts']} time(s)"
+    if api.get("last_exit"):
+        line += f", last exit: {api['last_exit']}"
+    return line

@@ -36,6 +36,7 @@ class NoAnswer(str, Enum):
 #: `message_type` of event entries.
 DEVICE_MODEL_CHANGE = "device_model_change"
 MCU_LINK = "mcu_link"
+MCU_EDGE = "mcu_edge"  # a condition edge as applied (created_us: its hardware time): the status page's timeline
 
 
 @dataclass(slots=True)  # answer path: not frozen (docs/architecture.md)

@@ -61,8 +61,8 @@ def parse_query(params: dict[str, list[str]], now_us: int) -> JournalQuery:
     charger_id = single(params, "chargerId")
     if not charger_id:
         raise QueryError("chargerId", "required")
-    end_us = _timestamp(params, "endTimestamp", now_us)
-    start_us = _timestamp(params, "startTimestamp", end_us - DEFAULT_RANGE_US)
+    end_us = timestamp_param(params, "endTimestamp", now_us)
+    start_us = timestamp_param(params, "startTimestamp", end_us - DEFAULT_RANGE_US)
     if start_us > end_us:
         raise QueryError("startTimestamp", "must not be after endTimestamp")
     if end_us - start_us >= MAX_RANGE_US:
@@ -113,7 +113,8 @@ def single(params: dict[str, list[str]], name: str) -> str | None:
     return values[0]
 
 
-def _timestamp(params: dict[str, list[str]], name: str, default_us: int) -> int:
+def timestamp_param(params: dict[str, list[str]], name: str, default_us: int) -> int:
+    """A date-time parameter (or `default_us` when absent); a QueryError naming it when not one."""
     text = single(params, name)
     if text is None:
         return default_us

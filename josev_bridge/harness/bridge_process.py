@@ -196,6 +196,14 @@ class BridgeProcess:
                     return int(line.split()[1])
         raise AssertionError(f"no VmHWM for pid {self.proc.pid}")
 
+    def api_pid(self, timeout: float = 15.0, other_than: int | None = None) -> int:
+        """The pid of the API process (a process of its own, started by the daemon) once the daemon
+        reports it up; `other_than`: wait for one that replaced that pid."""
+        def current() -> int | None:
+            api = self.status()["api"]
+            return api["pid"] if api and api.get("up") and api["pid"] != other_than else None
+        return wait_until(current, timeout, "the API process to be up")
+
     def api_url(self, path: str = "") -> str:
         return f"http://{self.status()['api']['listen']}{path}"
 

@@ -14,13 +14,12 @@ import logging
 import secrets
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Protocol
 
-from ..api.server import linger_close
+from ..adapters.http_base import HttpError, JsonHandler, require_bearer
 from ..core.alert_inputs import EvStatusRecord, FaultRecord
 from ..core.conditions import LevelRecord, SignalRecord
-from ..core.http_guard import BodyRefused, bearer_matches, body_length
 from ..core.timestamps import format_us
 from .catalogue import LINK_COMMANDS, SPECS, Errors, check_object, extra_fields, validate_event
 from .link_faults import LinkConflict
@@ -52,13 +51,6 @@ class RecordSink(Protocol):
     def unplug(self, seconds: float) -> dict: ...
 
     def status(self) -> dict: ...
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, body: dict) -> None:
-        super().__init__(status)
-        self.status = status
-        self.body = body
 
 
 def error(status: int, message: str) -> HttpError:
@@ -134,9 +126,9 @@ class SimController:
         self.charger_id = charger_id
         self.token = token
 
-    def authorized(self, header: str | None) -> bool:
-        """`Bearer <token>`; an empty token (a token file cut short) authorizes nothing."""
-        return bearer_matches(header, self.token)
+    def authorize(self, header: str | None) -> None:
+        """`Bearer <token>`, or a 401 HttpError; an empty token (a token file cut short) authorizes nothing."""
+        require_bearer(header, self.token, message="missing or invalid bearer token", challenge="Bearer")
 
     def command(self, name: str, body: Any) -> dict:
         if name not in SPECS:
@@ -199,10 +191,10 @@ class SimController:
 
 
 # -- HTTP ---------------------------------------------------------------------------------------------
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 30  # a client that stops mid-request (or idles on keep-alive) releases its thread after this
-    disable_nagle_algorithm = True  # headers and body are separate writes: Nagle + delayed ACK = 40 ms each
+class _Handler(JsonHandler):
+    log = logging.getLogger("josev_bridge.sim.api")
+    label = "control API"
+    max_body = MAX_BODY
     server: ControlServer
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
@@ -212,36 +204,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve(self._get)
 
     def _serve(self, route) -> None:
-        self.body_refused = False
+        raw = self.read_body()  # a body whose end is unknown or too large: already answered and closed
+        if raw is None:
+            return
         try:
-            raw = self._read_body()
-            if raw is None:
-                return
-            if not self.server.controller.authorized(self.headers.get("Authorization")):
-                raise error(401, "missing or invalid bearer token")
-            status, body = 200, route(raw)
+            self.server.controller.authorize(self.headers.get("Authorization"))
+            status, body, headers = 200, route(raw), {}
         except HttpError as exc:
-            status, body = exc.status, exc.body
+            status, body, headers = exc.status, exc.body, exc.headers
         except Exception:  # a sim bug must answer 500, not kill the connection silently
             log.exception("control API request failed")
-            status, body = 500, {"error": "internal error"}
-        self._send_json(status, body)
-
-    def _read_body(self) -> bytes | None:
-        """The body (b"" without one); None when the client went away in the middle of it. A body whose
-        end is unknown or that is over MAX_BODY is refused (400/411/413) and the connection closed, so
-        none of it is ever parsed as the next request."""
-        try:
-            length = body_length(self.headers, MAX_BODY)
-        except BodyRefused as exc:
-            self.body_refused = True
-            raise error(exc.status, str(exc)) from None
-        raw = self.rfile.read(length) if length else b""
-        if len(raw) < length:
-            log.debug("%s went away in the middle of a request body", self.address_string())
-            self.close_connection = True
-            return None
-        return raw
+            status, body, headers = 500, {"error": "internal error"}, {}
+        self.send_json(status, body, headers)
 
     def _post(self, raw: bytes) -> dict:
         if not self.path.startswith(COMMAND_PREFIX):
@@ -259,25 +233,6 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?", 1)[0] != STATUS_PATH:
             raise error(404, f"no such endpoint: {self.path}")
         return self.server.controller.status()
-
-    def _send_json(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        if status == 401:
-            self.send_header("WWW-Authenticate", "Bearer")
-        if self.body_refused:  # the rest of the stream is an unread body, not a request: close
-            self.send_header("Connection", "close")  # (send_header sets close_connection)
-        self.end_headers()
-        self.wfile.write(data)
-        if self.body_refused:
-            log.info("control API: %s %s refused with %d: %s; connection closed", self.command,
-                     self.path.split("?", 1)[0], status, body.get("error"))
-            linger_close(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
-        log.debug("%s %s", self.address_string(), format % args)
 
 
 class ControlServer(ThreadingHTTPServer):

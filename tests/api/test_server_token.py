@@ -11,7 +11,8 @@ import stat
 
 import pytest
 
-from josev_bridge.api.server import ApiServer, Response, load_or_create_token
+from josev_bridge.api.server import ApiServer, Response
+from josev_bridge.api.token_file import load_or_create_token
 
 
 def status_for(server: ApiServer, authorization: str | None) -> int:
