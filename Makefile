@@ -32,12 +32,14 @@ venv: $(STAMP)
 # systemd-python; for the Debian package's tests (tests/install): lintian, systemd (systemd-analyze
 # verify, systemd-sysusers) and Debian's python3, which runs the installed package.
 # chromium and chromium-driver for the status page's browser tests (selenium drives Debian's, never a
-# downloaded browser). Installed only when missing, so a prepared machine does not need root.
+# downloaded browser); faketime (libfaketime) for the board-clock-step test. Installed only when
+# missing, so a prepared machine does not need root.
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
 	pkg-config --exists libsystemd 2>/dev/null || missing="$$missing libsystemd-dev"; \
+	ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing="$$missing faketime"; \
 	command -v lintian >/dev/null 2>&1 || missing="$$missing lintian"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	[ -x /usr/bin/python3 ] || missing="$$missing python3"; \

@@ -25,6 +25,7 @@ import paho.mqtt.client as mqtt
 from . import __version__, schemas, status_report
 from .adapters.damage import describe, probe_writable
 from .adapters.device_model_store import DeviceModelStore, load_definitions
+from .adapters.host_clock import HostClock
 from .adapters.journal_store import FILE_NAME as JOURNAL_FILE, RetentionPolicy
 from .adapters.log_output import configure_logging
 from .adapters.mqtt_link import MqttLink
@@ -74,7 +75,8 @@ class Bridge:
                                              repair=True)
         for change in self.device_model.seed_defaults():
             log.info("device model: %s.%s = %s (default)", change.component, change.variable, change.new_value)
-        self.ingest = McuIngest(AtomicJsonFile(state_dir / STATE_FILE, loses=STATE_LOSES))
+        self.host_clock = HostClock()
+        self.ingest = McuIngest(AtomicJsonFile(state_dir / STATE_FILE, loses=STATE_LOSES), self.host_clock)
         m = config.mqtt
         self.mqtt = MqttLink(m, status_topic=config.status_topic,
                              subscriptions=[m.request_topic, m.josev_request_topic], on_message=self._on_mqtt_message)
@@ -89,13 +91,14 @@ class Bridge:
             SET_VARIABLE_VALIDATE, "request", "set_variable_validate.request", self.dm_sync.handle,
             response_topic=m.josev_response_topic, response_schema="set_variable_validate.response", cache_size=1024)
         self.answers = self.routers[m.request_topic].counts(NAME)
-        self.serial = SerialLink(config.serial, self.ingest)
+        self.serial = SerialLink(config.serial, self.ingest, self.host_clock.monotonic_us)
         self.alerts = AlertService(config, self._send_own) if config.alerts.enabled else None
         if self.alerts is not None:
             self.ingest.add_alert_listener(self.alerts.on_record)
             self.ingest.add_edge_listener(self.alerts.on_edge)
             self.ingest.add_reboot_listener(self.alerts.on_mcu_reboot)
-        self._started_utc_us = time.time_ns() // 1000
+        self._started_at = time.monotonic()
+        self._last_heard: tuple[float, int] | None = None  # (MCU's last frame, time.monotonic(); its UTC)
         self._last_request_at = 0.0
         self.journal = self._open_journal(config)
         if self.journal is not None:
@@ -239,8 +242,9 @@ class Bridge:
                 self._reload.clear()
                 self._do_reload()
             self._log_device_model_changes()
+            step_us = self._check_host_clock()
             self._journal_link_events()
-            self._tick_alerts()
+            self._tick_alerts(step_us)
             self._log_unlogged()
             if self.api is not None and not self._stop.is_set():
                 self.api.poll()  # an API process that exited: one line, then started again after a backoff
@@ -303,6 +307,15 @@ class Bridge:
                 "oldValue": change.old_value, "newValue": change.new_value, "source": change.source,
                 "user": change.user})
 
+    def _check_host_clock(self) -> int | None:
+        """A step of the board's clock or a change of its sync status: logged (host_clock), and saved
+        with the edges so that a reboot keeps the latest time line for them. Returns the step (µs)."""
+        synced = self.host_clock.synchronised
+        step_us = self.host_clock.check()
+        if step_us is not None or self.host_clock.synchronised != synced:
+            self.ingest.on_host_clock_change()
+        return step_us
+
     def _log_unlogged(self) -> None:
         """The bad messages the rate limit kept out of the log, as one summary line per kind."""
         with self._unlogged_lock:
@@ -311,15 +324,21 @@ class Bridge:
             log.warning("dropped %d more %s message(s) without a log line each (counted in status: "
                         "rejected_messages; journaled as InvalidMessage)", count, kind.replace("_", " "))
 
-    def _tick_alerts(self) -> None:
+    def _tick_alerts(self, clock_step_us: int | None) -> None:
         """The engine's clock: holds expire, and the MCU link's silence becomes offlineCharger.
 
         Last heard is the last frame's arrival, or the bridge's start when the MCU was never heard:
-        an MCU dead since boot is an outage too.
+        an MCU dead since boot is an outage too. Its UTC moves with a step of the board's clock (NTP
+        arriving late): a step is not an outage.
         """
         if self.alerts is None:
             return
-        self.alerts.tick(self.serial.last_frame_utc_us or self._started_utc_us)
+        at = self.serial.last_frame_at or self._started_at
+        if self._last_heard is None or self._last_heard[0] != at:
+            self._last_heard = (at, time.time_ns() // 1000 - round((time.monotonic() - at) * 1e6))
+        elif clock_step_us:
+            self._last_heard = (at, self._last_heard[1] + clock_step_us)
+        self.alerts.tick(self._last_heard[1])
 
     def _journal_event(self, kind: str, payload: dict) -> None:
         if self.journal is not None:

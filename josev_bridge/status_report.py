@@ -16,6 +16,8 @@ from .core.status_view import STALE_AFTER_S
 from .core.timestamps import format_us
 
 STATUS_FILE = "status.json"
+# What get_event_timestamp does while the board's clock is not synchronised (README, "The board's clock")
+UNSYNCHRONISED_POLICY = "answered; the journal row says 'host clock unsynchronised'"
 
 # The MCU link's counters that count trouble (the rest count work done): from the frame decoder
 # (protocol/framing), the serial link (adapters/serial_link) and the ingest (services/mcu_ingest).
@@ -46,12 +48,13 @@ def build(bridge) -> dict:
             "protocol_version": ingest.boots.protocol_version,  # the MCU's, from its HELLO
             "protocol_reduced_guarantees": ingest.boots.reduced_guarantees,  # older than the bridge's
             "boot_id": None if tracker.boot_id is None else f"{tracker.boot_id:08x}",
-            "last_seq": tracker.last_seq,
+            "last_seq": ingest.applied_seq,  # applied, not only received (it may wait for a clock sample)
             "last_record_at": None if ingest.last_record_us is None else format_us(ingest.last_record_us),
             "clock": clock_status(ingest),
             "counters": counters,
             "fault_counters": fault_counters(counters),
         },
+        "host_clock": {**bridge.host_clock.status(), "while_unsynchronised": UNSYNCHRONISED_POLICY},
         "get_event_timestamp": {"enabled": bridge.timestamps.enabled(), **dataclasses.asdict(bridge.answers)},
         "rejected_messages": dict(bridge.rejected),
         "device_model": device_model_status(bridge.device_model),
@@ -84,7 +87,9 @@ def clock_status(ingest) -> dict | None:
         if clock is None or not clock.ready:
             return None
         return {"offset_us": clock.offset_us(), "drift_ppm": round(mcu_fast_ppm(clock.drift_ppm()), 2),
-                "best_rtt_us": clock.best_rtt_us(), "samples": len(clock.samples), **clock_in_utc(clock)}
+                "drift_error_ppm": round(clock.slope_error_ppm(), 2), "span_s": round(clock.span_us() / 1e6, 1),
+                "best_rtt_us": clock.best_rtt_us(), "samples": len(clock.samples),
+                **clock_in_utc(clock, ingest.host_clock.monotonic_us(), ingest.host_clock.realtime_us())}
 
 
 def clock_in_utc(clock, mono_us: int | None = None, utc_us: int | None = None) -> dict:

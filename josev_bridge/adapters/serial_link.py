@@ -11,6 +11,7 @@ import logging
 import select
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,7 +28,9 @@ log = logging.getLogger("josev_bridge.serial")
 
 READ_TIMEOUT = 0.2  # the longest the loop sleeps in read(); bounds keep-alive and stop latency
 REPLAY_INTERVAL = 0.5  # at most this often, ask the MCU to replay while a gap is open
-FAST_PROBING_S = 2.0  # after a HELLO, probe at every loop turn for this long: a low-latency sample early
+HELLO_BURST = 4  # probes right after a HELLO, each sent when the previous one is answered (then 1 a second)
+WANTED_PROBE_INTERVAL = 0.1  # while the sink waits for a clock sample (records from an outage), probe this often
+PROBE_EXPIRY_US = 1_000_000  # a probe unanswered this long no longer holds back a wanted one
 MAX_PROBES_IN_FLIGHT = 8  # unanswered clock probes remembered (an MCU that ignores them costs nothing)
 ACK_COALESCE_S = 0.1  # records arriving within this window share one fsync'd save and one ACK
 
@@ -41,6 +44,10 @@ class RecordSink(Protocol):
 
     def replay_wanted(self) -> bool:
         """True while records are missing that the MCU may still hold."""
+
+    def clock_sample_wanted(self) -> bool:
+        """True while records wait for a (new) clock sample: a boot not mapped yet, or records stamped
+        during an outage, to be interpolated. Bounded by the sink (it stops wanting after a few)."""
 
     def on_link_state(self, state: LinkState, detail: str) -> None: ...
 
@@ -61,9 +68,22 @@ class LinkCounters:
     frames_out: int = 0
 
 
+def _monotonic_us() -> int:
+    return time.monotonic_ns() // 1000
+
+
 class SerialLink:
-    def __init__(self, cfg: SerialConfig, sink: RecordSink) -> None:
+    """Clock probes (docs/serial-protocol.md §5.1): one with every keep-alive (once a second); right
+    after a HELLO a burst of HELLO_BURST, chained (each sent when the previous answer arrives: never
+    a storm), because the first records of a boot wait for a sample and the best round trip of a few
+    is a better one; and one every WANTED_PROBE_INTERVAL while the sink has records waiting for a
+    sample (after an outage: they are interpolated once a low-latency sample after them arrives; the
+    sink gives up waiting after a few samples)."""
+
+    def __init__(self, cfg: SerialConfig, sink: RecordSink, monotonic_us: Callable[[], int] = _monotonic_us) -> None:
+        """`monotonic_us`: the clock the probe samples are taken on (the host clock the fit lives on)."""
         self._cfg = cfg
+        self._monotonic_us = monotonic_us
         self._sink = sink
         self._decoder = FrameDecoder()
         self.counters = LinkCounters()
@@ -78,10 +98,11 @@ class SerialLink:
         self._last_replay_request = 0.0
         self._probes: dict[int, int] = {}  # probe id -> host monotonic us when sent
         self._tx_probe = 0
-        self._fast_probing_until = 0.0
+        self._burst_left = 0  # chained probes still to send after a HELLO
+        self._last_probe = 0.0  # time.monotonic() of the last probe sent
         self._rx_us = 0  # host monotonic us when the current read returned
         self._flush_at: float | None = None  # when the records delivered since the last flush are saved
-        self.last_frame_utc_us: int | None = None  # when the last frame from the MCU arrived (host clock, UTC)
+        self.last_frame_at: float | None = None  # time.monotonic() when the last frame from the MCU arrived
 
     @property
     def decode_counters(self):
@@ -128,14 +149,14 @@ class SerialLink:
         port = self._port
         assert port is not None
         data = self._read(port)
-        self._rx_us = time.monotonic_ns() // 1000
+        self._rx_us = self._monotonic_us()
         now = time.monotonic()
         if data:
             self.counters.bytes_in += len(data)
             frames = self._decoder.feed(data)
             if frames:
                 self._last_rx = now
-                self.last_frame_utc_us = time.time_ns() // 1000
+                self.last_frame_at = now
                 self._set_state(LinkState.OPEN, "MCU heard")
                 for frame in frames:
                     self._deliver(frame)
@@ -148,7 +169,8 @@ class SerialLink:
             self._send(HostHello(PROTOCOL_VERSION))  # the MCU answers HELLO and replays all it still holds
             self._last_replay_request = now
             self.counters.replay_requests += 1
-        if now < self._fast_probing_until:
+        if now - self._last_probe >= WANTED_PROBE_INTERVAL and self._sink.clock_sample_wanted() \
+                and self._recent_probes() < 2:  # (an MCU that does not answer gets one a second)
             self._probe_clock()
         if now - self._last_keepalive >= self._cfg.keepalive_interval:
             self._send(KeepAlive(time.time_ns() // 1000))
@@ -210,17 +232,28 @@ class SerialLink:
                 self.counters.clock_replies += 1
                 self._sink.on_clock_sample(ClockSample(record.mcu_time_us, (sent + self._rx_us) // 2,
                                                        self._rx_us - sent))
+                if self._burst_left > 0:
+                    self._burst_left -= 1
+                    self._probe_clock()
             return
         self._sink.on_record(frame.seq, record)
         if isinstance(record, Hello):
             self._probe_clock()  # a (new) boot's clock: map it before its records are applied
-            self._fast_probing_until = time.monotonic() + FAST_PROBING_S
+            self._burst_left = HELLO_BURST - 1
+
+    def _recent_probes(self) -> int:
+        """Probes unanswered for under PROBE_EXPIRY_US; older ones are forgotten (a reply that late
+        would say nothing: its round trip is the error)."""
+        oldest = self._monotonic_us() - PROBE_EXPIRY_US
+        self._probes = {probe: sent for probe, sent in self._probes.items() if sent >= oldest}
+        return len(self._probes)
 
     def _probe_clock(self) -> None:
         self._tx_probe = (self._tx_probe + 1) & 0xFFFFFFFF
         while len(self._probes) >= MAX_PROBES_IN_FLIGHT:
             self._probes.pop(next(iter(self._probes)))
-        self._probes[self._tx_probe] = time.monotonic_ns() // 1000
+        self._probes[self._tx_probe] = self._monotonic_us()
+        self._last_probe = time.monotonic()
         self._send(ClockProbe(self._tx_probe))
         self.counters.clock_probes += 1
 

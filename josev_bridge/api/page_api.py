@@ -126,7 +126,10 @@ class TimelineApi:
         with self._lock:
             rows, truncated = self._store.query(query)
         history = [edge for row in rows if (edge := _edge(row.entry.payload, row.entry.created_us)) is not None]
-        snapshot = (_read_json(self._edges_path) or {}).get("edges") or {}
+        document = _read_json(self._edges_path) or {}
+        snapshot = document.get("edges") or {}
+        # edge times are host monotonic (core/edge_store): UTC with the offset of edges.json's last save
+        offset_us = int((document.get("host") or {}).get("realtime_minus_monotonic_us") or 0)
         known = {int(k) for k in (snapshot.get("evses") or {}) if str(k).isdigit()} | {e.evse_id for e in history}
         evses = [int(evse_text)] if evse_text is not None else sorted(known) or [1]
         return Response({
@@ -136,7 +139,7 @@ class TimelineApi:
                 "intervals": [{"from": _t(i.start_us), "to": _t(i.end_us)} for i in ln.intervals],
                 "edges": [{"at": format_us(e.time_us), "eventType": event_type(e)} for e in ln.edges],
                 "answers": {"TxEventStart": _t(ln.answer_start_us), "TxEventStop": _t(ln.answer_stop_us)},
-            } for ln in timeline(evse, since_us, until_us, history, snapshot)]} for evse in evses],
+            } for ln in timeline(evse, since_us, until_us, history, snapshot, offset_us)]} for evse in evses],
         })
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import status_report
 from ..config import Config
-from ..core.status_view import NOT_ANSWERING, Verdict, clock_words, verdict
+from ..core.status_view import NOT_ANSWERING, Verdict, clock_words, host_clock_words, verdict
 from .access import require
 from .common import EXIT_FAIL, EXIT_OK, fields, load_config, terminal_width
 
@@ -89,6 +89,7 @@ def rows(status: dict) -> list[tuple[str, str]]:
         ("MCU clock", clock_words(link["clock"], status.get("written_at_epoch"), subject=False)
          + (f" ({link['clock']['samples']} probes, best round trip {link['clock']['best_rtt_us']} us)"
             if link["clock"] else "")),
+        *((("host clock", words),) if (words := host_clock_words(status.get("host_clock"))) else ()),
         ("records", f"{counters['records']} applied, {counters['edges']} edges"),
         ("faults", ", ".join(f"{k} {v}" for k, v in faults.items()) or "none"),
         ("answers", f"get_event_timestamp {'enabled' if get_ts['enabled'] else 'DISABLED'}, "

@@ -10,6 +10,11 @@ keeps the edge and notes that continuity was assumed; one with another level is 
 the caller worked out (or could not: an *untimed* edge, which orders later edges but is never
 answered); a SIGNAL is always an edge, even with the level the store knew (it went the other way,
 unseen, during the reboot).
+
+Edge times are host monotonic µs of the current host boot (`Basis.MONOTONIC`): a lookup is given
+the realtime-minus-monotonic offset of the moment it answers, so a board clock stepped after the
+edge (NTP arriving late) moves the answer with it. `fix_to_utc` turns them into UTC (with how the
+clock stood) when the host has rebooted since they were stored (core/host_time).
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from enum import Enum
 from typing import Any
 
 from .conditions import SIGNAL_CONDITION, Condition, Edge, EventType, Signal, SignalRecord
+from .host_time import Basis
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: times on a basis (host monotonic unless fixed to UTC); 1: every time UTC
 
 
 @dataclass(slots=True)
@@ -36,12 +42,29 @@ class ConditionState:
     fall_note: str | None = None
     rise_untimed: bool = False  # rose at an unknown time: rise_us only orders it, it is never answered
     fall_untimed: bool = False
+    rise_basis: Basis = Basis.MONOTONIC  # what rise_us is: host monotonic (this boot) or UTC fixed earlier
+    fall_basis: Basis = Basis.MONOTONIC
 
-    def stop_after_start_us(self) -> int | None:
-        """The fall that ended the latest rise; None while the condition is still true or never rose."""
-        if self.fall_us is None or self.rise_us is None or self.fall_us < self.rise_us:
+    def rise_utc_us(self, offset_us: int = 0) -> int | None:
+        """rise_us in UTC, with `offset_us` the realtime-minus-monotonic offset now."""
+        return _utc(self.rise_us, self.rise_basis, offset_us)
+
+    def fall_utc_us(self, offset_us: int = 0) -> int | None:
+        return _utc(self.fall_us, self.fall_basis, offset_us)
+
+    def stop_after_start_us(self, offset_us: int = 0) -> int | None:
+        """The fall that ended the latest rise (UTC, with `offset_us`); None while the condition is
+        still true or never rose."""
+        fall, rise = _utc(self.fall_us, self.fall_basis, offset_us), self.rise_utc_us(offset_us)
+        if fall is None or rise is None or fall < rise:
             return None
-        return self.fall_us
+        return fall
+
+
+def _utc(time_us: int | None, basis: Basis, offset_us: int) -> int | None:
+    if time_us is None or basis is not Basis.MONOTONIC:
+        return time_us
+    return time_us + offset_us
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +88,10 @@ class Miss(str, Enum):
 @dataclass(slots=True)  # answer path: not frozen (docs/architecture.md)
 class Found:
     evse_id: int
-    time_us: int
-    error_us: int | None = None  # the bound on |time_us - truth| stated when it was mapped to UTC
+    time_us: int  # UTC
+    error_us: int | None = None  # the bound on |time_us - truth| stated when it was mapped (MCU clock -> host)
     note: str | None = None  # continuity assumed across a reboot, an inferred time, a level not yet re-reported
+    basis: Basis = Basis.MONOTONIC  # how time_us became UTC: the offset now, or fixed in an earlier host boot
 
 
 @dataclass(slots=True)
@@ -97,7 +121,8 @@ class EdgeStore:
 
     # -- feeding -------------------------------------------------------------------------------
     def apply(self, record: SignalRecord, error_us: int | None = None) -> list[Edge]:
-        """Apply one MCU record whose time is in UTC within `error_us`; return the edges it caused
+        """Apply one MCU record whose time is host monotonic (this boot) within `error_us`; return the
+        edges it caused, with that time
         (none if the state did not change, unless the MCU rebooted since the level was last confirmed:
         then the MCU saw a transition the store did not, and it is an edge)."""
         return self._apply(record.evse_id, record.signal, record.state, EdgeTime(record.time_us, error_us))
@@ -178,17 +203,34 @@ class EdgeStore:
             return []
         state.active, state.known, state.unconfirmed = active, True, None
         if active:
-            state.rise_us, state.rise_error_us, state.rise_note, state.rise_untimed = \
-                when.time_us, when.error_us, when.note, when.untimed
+            state.rise_us, state.rise_error_us, state.rise_note, state.rise_untimed, state.rise_basis = \
+                when.time_us, when.error_us, when.note, when.untimed, Basis.MONOTONIC
         else:
-            state.fall_us, state.fall_error_us, state.fall_note, state.fall_untimed = \
-                when.time_us, when.error_us, when.note, when.untimed
+            state.fall_us, state.fall_error_us, state.fall_note, state.fall_untimed, state.fall_basis = \
+                when.time_us, when.error_us, when.note, when.untimed, Basis.MONOTONIC
         return [Edge(evse_id, condition, active, when.time_us)]
+
+    def fix_to_utc(self, offset_us: int, offset_error_us: int, synchronised: bool | None) -> int:
+        """The host rebooted since these edges were stored: their monotonic times mean nothing now.
+        Fix each to UTC with the offset (and its error) last known in their boot; returns how many."""
+        basis, fixed = Basis.fixed(synchronised), 0
+        for states in self._evses.values():
+            for s in states.values():
+                if s.rise_us is not None and s.rise_basis is Basis.MONOTONIC:
+                    s.rise_us, s.rise_basis = s.rise_us + offset_us, basis
+                    s.rise_error_us = None if s.rise_error_us is None else s.rise_error_us + offset_error_us
+                    fixed += 1
+                if s.fall_us is not None and s.fall_basis is Basis.MONOTONIC:
+                    s.fall_us, s.fall_basis = s.fall_us + offset_us, basis
+                    s.fall_error_us = None if s.fall_error_us is None else s.fall_error_us + offset_error_us
+                    fixed += 1
+        return fixed
 
     # -- asking --------------------------------------------------------------------------------
     def lookup(self, event_type: EventType, condition: Condition,
-               evse_id: int | None = None) -> Found | Untimed | Miss:
-        """When did `condition` last become true (START) or stop being true after that (STOP)?
+               evse_id: int | None = None, offset_us: int = 0) -> Found | Untimed | Miss:
+        """When did `condition` last become true (START) or stop being true after that (STOP)? In UTC,
+        with `offset_us` the realtime-minus-monotonic offset now.
 
         Without `evse_id`, the EVSE whose matching edge is the most recent answers. An edge whose
         time is unknown is Untimed (with why), never a time.
@@ -201,17 +243,17 @@ class EdgeStore:
                 continue
             state = states[condition]
             if event_type is EventType.START:
-                time_us, error_us, note, untimed = state.rise_us, state.rise_error_us, state.rise_note, \
-                    state.rise_untimed
+                time_us, error_us, note, untimed, basis = state.rise_utc_us(offset_us), state.rise_error_us, \
+                    state.rise_note, state.rise_untimed, state.rise_basis
             else:
-                time_us, error_us, note, untimed = state.stop_after_start_us(), state.fall_error_us, \
-                    state.fall_note, state.fall_untimed
+                time_us, error_us, note, untimed, basis = state.stop_after_start_us(offset_us), \
+                    state.fall_error_us, state.fall_note, state.fall_untimed, state.fall_basis
             if time_us is None or (best is not None and time_us <= best[0]):
                 continue
             if state.unconfirmed is not None:
                 note = _joined(note, f"the MCU has not re-reported this level since MCU {state.unconfirmed}")
             best = time_us, (Untimed(candidate, note or "time unknown") if untimed
-                             else Found(candidate, time_us, error_us, note))
+                             else Found(candidate, time_us, error_us, note, basis))
         return best[1] if best is not None else Miss.NO_EVENT_RECORDED
 
     def state(self, evse_id: int, condition: Condition) -> ConditionState | None:
@@ -229,7 +271,9 @@ class EdgeStore:
                 str(evse_id): {
                     c.value: {"active": s.active, "rise_us": s.rise_us, "fall_us": s.fall_us,
                               "rise_error_us": s.rise_error_us, "fall_error_us": s.fall_error_us, "known": s.known,
-                              **{k: getattr(s, k) for k in _OPTIONAL if getattr(s, k)}}
+                              **{k: getattr(s, k) for k in _OPTIONAL if getattr(s, k)},
+                              **{k: b.value for k, b in (("rise_basis", s.rise_basis), ("fall_basis", s.fall_basis))
+                                 if b is not Basis.MONOTONIC}}
                     for c, s in states.items()
                     if s.active or s.known or s.rise_us is not None or s.fall_us is not None
                 }
@@ -239,10 +283,12 @@ class EdgeStore:
 
     @classmethod
     def from_snapshot(cls, data: object) -> EdgeStore:
-        """Rebuild from `snapshot()` output; raises ValueError on anything malformed."""
-        if not isinstance(data, dict) or data.get("version") != SNAPSHOT_VERSION:
-            version = data.get("version") if isinstance(data, dict) else data
+        """Rebuild from `snapshot()` output; raises ValueError on anything malformed. A version 1
+        snapshot (an older bridge) held UTC times whose clock state was not recorded."""
+        version = data.get("version") if isinstance(data, dict) else data
+        if not isinstance(data, dict) or version not in (1, SNAPSHOT_VERSION):
             raise ValueError(f"unsupported edge snapshot version: {version!r}")
+        default = Basis.UTC_UNKNOWN if version == 1 else Basis.MONOTONIC
         store = cls()
         for evse_key, conditions in data.get("evses", {}).items():
             states = store._evse(int(evse_key))
@@ -258,6 +304,8 @@ class EdgeStore:
                 for key in ("unconfirmed", "rise_note", "fall_note"):
                     setattr(state, key, _opt_str(raw.get(key)))
                 state.rise_untimed, state.fall_untimed = bool(raw.get("rise_untimed")), bool(raw.get("fall_untimed"))
+                state.rise_basis = Basis(raw.get("rise_basis", default)) if version != 1 else default
+                state.fall_basis = Basis(raw.get("fall_basis", default)) if version != 1 else default
         return store
 
 

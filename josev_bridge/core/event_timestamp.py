@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from .conditions import START_ONLY, Condition, EventType
 from .edge_store import EdgeStore, Found, Miss, Untimed
+from .host_time import Basis
 from .timestamps import format_us
 
 
@@ -26,6 +27,7 @@ class Answer:
     from_hardware: bool  # False only for the opt-in current-time fallback
     error_us: int | None = None  # the clock mapping's bound on the hardware time's error (None: unknown)
     note: str | None = None  # what the journal row adds: continuity assumed across a reboot, an inferred time
+    basis: Basis = Basis.MONOTONIC  # UTC from the host's offset now, or fixed in an earlier host boot
 
 
 @dataclass(slots=True)  # answer path: not frozen (docs/architecture.md)
@@ -43,8 +45,13 @@ FLAG_OFF = "JOSEV_CTRLR.EnableGetEventTimestampRequest is false"
 
 
 def answer(query: Query, store: EdgeStore, *, enabled: bool, supported: frozenset[Condition],
-           reply_with_current_time_when_unknown: bool, now_us: int) -> Answer | Silence:
-    """Decide what to send for one get_event_timestamp request."""
+           reply_with_current_time_when_unknown: bool, now_us: int, offset_us: int = 0,
+           offset_error_us: int = 0) -> Answer | Silence:
+    """Decide what to send for one get_event_timestamp request.
+
+    `offset_us` is the host's realtime-minus-monotonic offset now, within `offset_error_us`: an edge
+    of this host boot is answered with its monotonic time plus it, and its bound includes that error.
+    """
     if not enabled:
         return Silence(Miss.NOT_SUPPORTED.value, f"get_event_timestamp {_what(query)} asked while "
                        "JOSEV_CTRLR.EnableGetEventTimestampRequest is false; not answering", FLAG_OFF)
@@ -56,9 +63,12 @@ def answer(query: Query, store: EdgeStore, *, enabled: bool, supported: frozense
         return Silence(Miss.NOT_SUPPORTED.value,
                        f"get_event_timestamp {_what(query)}: {query.condition.value} has no stop event",
                        f"{query.condition.value} has no stop event")
-    found = store.lookup(query.event_type, query.condition, query.evse_id)
+    found = store.lookup(query.event_type, query.condition, query.evse_id, offset_us)
     if isinstance(found, Found):
-        return Answer(format_us(found.time_us), found.evse_id, True, found.error_us, found.note)
+        error_us = found.error_us
+        if error_us is not None and found.basis is Basis.MONOTONIC:
+            error_us += offset_error_us
+        return Answer(format_us(found.time_us), found.evse_id, True, error_us, found.note, found.basis)
     if reply_with_current_time_when_unknown:
         return Answer(format_us(now_us), None, False)
     if isinstance(found, Untimed):  # the edge happened; its time is not known, and is not invented

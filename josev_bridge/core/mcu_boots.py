@@ -32,7 +32,9 @@ from .timestamps import format_us
 #: its width in the bound): an MCU reboot. Longer (the MCU or the board was off) says too little.
 BRACKET_MAX_US = 10_000_000
 
-#: MCU clock reading -> (UTC µs, error bound µs) through the current boot's clock mapping.
+#: MCU clock reading -> (µs on the edge store's time line, error bound µs) through a boot's clock
+#: mapping. The ingest's store keeps host monotonic time (UTC = it + the realtime offset when
+#: answering, core/host_time); the `offset_us` arguments below only date the notes and log lines.
 Mapper = Callable[[int], tuple[int, int]]
 
 
@@ -45,7 +47,7 @@ class BootTracker:
     bridge_version: int
     sent: tuple[int, int] | None = None  # (boot_id, next_seq) of the MCU's last KEEPALIVE with ring fields
     known_until_mcu_us: int | None = None  # MCU clock: this boot had sent nothing the bridge lacked until then
-    reboot_after_us: int | None = None  # UTC: that moment of the boot before the current one
+    reboot_after_us: int | None = None  # the store's time line: that moment of the boot before the current one
     protocol_version: int | None = None  # the MCU's, from its last HELLO
 
     @property
@@ -89,8 +91,8 @@ class BootTracker:
         known_until, self.known_until_mcu_us = self.known_until_mcu_us, None
         self.reboot_after_us = None
         if known_until is not None and old_clock is not None:
-            utc_us, bound_us = old_clock(known_until)
-            self.reboot_after_us = utc_us - bound_us  # the earliest it can have been: errs wide
+            at_us, bound_us = old_clock(known_until)
+            self.reboot_after_us = at_us - bound_us  # the earliest it can have been: errs wide
         if old_boot is None:
             return None  # the bridge followed no boot before: it knows no level to confirm
         label = f"boot {old_boot:08x} -> {new_boot:08x}"
@@ -107,24 +109,30 @@ class BootTracker:
         state = store.state(record.evse_id, SIGNAL_CONDITION[record.signal])
         return state is not None and state.unconfirmed is not None and state.active
 
-    def apply_level(self, record: LevelRecord, store: EdgeStore, to_utc: Mapper) -> tuple[LevelOutcome, EdgeTime]:
+    def apply_level(self, record: LevelRecord, store: EdgeStore, to_store: Mapper,
+                    offset_us: int = 0) -> tuple[LevelOutcome, EdgeTime]:
         """A LEVEL into the edge store: kept if unchanged, else an edge at the time it implies."""
-        report = to_utc(record.time_us)
-        aged = to_utc(record.time_us - record.age_us) if record.age_us else None
+        report = to_store(record.time_us)
+        aged = to_store(record.time_us - record.age_us) if record.age_us else None
         when = self.level_edge_time(store.state(record.evse_id, SIGNAL_CONDITION[record.signal]), report, aged,
-                                    record.age_us)
+                                    record.age_us, offset_us)
         return store.apply_level(record.evse_id, record.signal, record.state, when), when
 
     def level_edge_time(self, state: ConditionState | None, report: tuple[int, int],
-                        aged: tuple[int, int] | None, age_us: int | None) -> EdgeTime:
+                        aged: tuple[int, int] | None, age_us: int | None, offset_us: int = 0) -> EdgeTime:
         """The time of the edge a LEVEL implies if its level is not the one the bridge knew.
 
-        `report` and `aged`: (UTC, bound) of the report's `time_us` and of `time_us - age_us`.
+        `report` and `aged`: (store time, bound) of the report's `time_us` and of `time_us - age_us`;
+        `offset_us` turns store times into UTC for the note.
         """
+
+        def utc(time_us: int) -> str:
+            return format_us(time_us + offset_us)
+
         report_us, report_bound = report
         if aged is not None and age_us is not None:
             return EdgeTime(aged[0], aged[1], f"time from the MCU's level report: {age_us / 1e6:.3f} s old at "
-                                              f"{format_us(report_us)}")
+                                              f"{utc(report_us)}")
         label = state.unconfirmed if state is not None else None
         after = self.reboot_after_us
         latest = report_us + report_bound
@@ -139,10 +147,10 @@ class BootTracker:
                                              "old boot", True)
         if latest - after > BRACKET_MAX_US:
             return EdgeTime(report_us, None, f"changed at an unknown time while the MCU rebooted ({label}), "
-                                             f"between {format_us(after)} and {format_us(report_us)}", True)
+                                             f"between {utc(after)} and {utc(report_us)}", True)
         middle, half = (after + latest) // 2, (max(latest - after, 0) + 1) // 2
         return EdgeTime(middle, half, f"inferred: changed while the MCU rebooted ({label}), between "
-                                      f"{format_us(after)} and {format_us(report_us)}")
+                                      f"{utc(after)} and {utc(report_us)}")
 
 
 def version_consequence(mcu_version: int, bridge_version: int) -> str:
@@ -154,15 +162,16 @@ def version_consequence(mcu_version: int, bridge_version: int) -> str:
     return "record types this bridge does not know are skipped and counted"
 
 
-def level_outcome_lines(evse_id: int, outcome: LevelOutcome, when: EdgeTime,
-                        store: EdgeStore) -> tuple[list[str], list[str]]:
+def level_outcome_lines(evse_id: int, outcome: LevelOutcome, when: EdgeTime, store: EdgeStore,
+                        offset_us: int = 0) -> tuple[list[str], list[str]]:
     """The technician's lines for a level report: (INFO) each edge kept across the reboot, continuity
     assumed; (WARNING) each edge whose time is unknown. Timed edges are logged like any other."""
     kept_lines = []
     for condition in outcome.kept:
         kept = store.state(evse_id, condition)
         if kept is not None:
-            event, time_us = ("TxEventStart", kept.rise_us) if kept.active else ("TxEventStop", kept.fall_us)
+            event, time_us = ("TxEventStart", kept.rise_utc_us(offset_us)) if kept.active else \
+                ("TxEventStop", kept.fall_utc_us(offset_us))
             kept_lines.append(f"EVSE {evse_id} {condition.value} still {'true' if kept.active else 'false'} after "
                               f"the MCU reboot ({outcome.label}): continuity assumed, {event} kept at "
                               f"{'-' if time_us is None else format_us(time_us)}")

@@ -133,6 +133,8 @@ def _clock_words(clock: dict[str, Any] | None, written_at_epoch: float | None) -
     else:
         drift = f"drift: MCU {'fast' if ppm > 0 else 'slow'} by {abs(ppm):.1f} ppm" if abs(ppm) < 10 else \
             f"drift: MCU {'fast' if ppm > 0 else 'slow'} by {abs(ppm):.0f} ppm"
+    if ppm is not None and clock.get("drift_error_ppm") is not None:
+        drift += f" (+- {clock['drift_error_ppm']:.1f} ppm, probes over {duration_words(int(clock['span_s'] * 1e6))})"
     bound = clock.get("error_bound_us")
     words = f"{offset}, {drift}"
     if bound is not None:
@@ -144,3 +146,17 @@ def _ms(us: int) -> str:
     """0.23 ms, 1.2 ms, 15 ms: two significant digits are all a bound needs."""
     ms = us / 1000
     return f"{ms:.2f} ms" if ms < 1 else f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
+
+
+def host_clock_words(host: dict[str, Any] | None) -> str | None:
+    """The board's own clock, from the status's `host_clock`: synchronised or not, what
+    get_event_timestamp does meanwhile, the steps seen. None for a status written before it existed."""
+    if not host:
+        return None
+    text = str(host["state"])
+    if not host["synchronised"]:
+        text = text.replace("not synchronised", "NOT SYNCHRONISED", 1)
+        text += f"; get_event_timestamp {host['while_unsynchronised']}"
+    if host["steps"]:
+        text += f"; {host['steps']} step(s) seen, last {host['last_step_us'] / 1e6:+.3f} s at {host['last_step_at']}"
+    return text

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .conditions import START_ONLY, TRIGGER_REASONS, Condition, EventType
+from .host_time import Basis
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,35 +46,53 @@ class ConditionLine:
     answer_stop_us: int | None  # TxEventStop's (None for DataSigned: not a stop point)
 
 
-def edges_from_snapshot(snapshot: dict[str, Any], evse_id: int) -> tuple[dict[str, dict[str, Any]], list[HistoryEdge]]:
-    """(the conditions' states, their last rise and fall as edges) for one EVSE of an
-    `EdgeStore.snapshot()` (edges.json's `edges`); an EVSE it does not know: ({}, [])."""
+def utc_times(snapshot: dict[str, Any], state: dict[str, Any], offset_us: int) -> tuple[int | None, int | None]:
+    """(rise, fall) of one condition of an `EdgeStore.snapshot()` in UTC: its times are host monotonic
+    (version 2, unless fixed to UTC in an earlier host boot: core/host_time) and `offset_us` is the
+    realtime-minus-monotonic offset to add (edges.json records the one of its last save)."""
+    monotonic = snapshot.get("version") != 1
+
+    def utc(key: str) -> int | None:
+        value = state.get(f"{key}_us")
+        if value is None:
+            return None
+        shift = monotonic and state.get(f"{key}_basis", Basis.MONOTONIC.value) == Basis.MONOTONIC.value
+        return int(value) + (offset_us if shift else 0)
+    return utc("rise"), utc("fall")
+
+
+def edges_from_snapshot(snapshot: dict[str, Any], evse_id: int,
+                        offset_us: int = 0) -> tuple[dict[str, dict[str, Any]], list[HistoryEdge]]:
+    """(the conditions' states, their last rise and fall as edges, in UTC: `utc_times`) for one EVSE of
+    an `EdgeStore.snapshot()` (edges.json's `edges`); an EVSE it does not know: ({}, [])."""
     states = (snapshot.get("evses") or {}).get(str(evse_id)) or {}
     edges = []
     for name, state in states.items():
-        if state.get("rise_us") is not None:
-            edges.append(HistoryEdge(evse_id, name, True, int(state["rise_us"])))
-        if state.get("fall_us") is not None:
-            edges.append(HistoryEdge(evse_id, name, False, int(state["fall_us"])))
+        rise, fall = utc_times(snapshot, state, offset_us)
+        if rise is not None:
+            edges.append(HistoryEdge(evse_id, name, True, rise))
+        if fall is not None:
+            edges.append(HistoryEdge(evse_id, name, False, fall))
     return states, edges
 
 
-def _answers(state: dict[str, Any], condition: Condition) -> tuple[int | None, int | None]:
+def _answers(snapshot: dict[str, Any], state: dict[str, Any], condition: Condition,
+             offset_us: int) -> tuple[int | None, int | None]:
     """The same rule as EdgeStore.lookup for one EVSE: the last rise; the fall that ended it."""
-    rise, fall = state.get("rise_us"), state.get("fall_us")
+    rise, fall = utc_times(snapshot, state, offset_us)
     stop = fall if rise is not None and fall is not None and fall >= rise else None
     return rise, None if condition in START_ONLY else stop
 
 
 def timeline(evse_id: int, since_us: int, until_us: int, history: list[HistoryEdge],
-             snapshot: dict[str, Any]) -> list[ConditionLine]:
+             snapshot: dict[str, Any], offset_us: int = 0) -> list[ConditionLine]:
     """The six trigger reasons' lines for one EVSE over [since_us, until_us].
 
     `history` are the journal's edges (any EVSE, any order; duplicates allowed). A condition's
     state before the window is inferred: true if its first edge inside the window falls, or, with
     no edge inside, its current state (nothing changed within the window, so it held throughout).
     """
-    states, latest = edges_from_snapshot(snapshot, evse_id)
+    states, latest = edges_from_snapshot(snapshot, evse_id, offset_us)
     unique = {(e.condition, e.rising, e.time_us): e for e in [*history, *latest] if e.evse_id == evse_id}
     lines = []
     for condition in TRIGGER_REASONS:
@@ -99,7 +118,7 @@ def timeline(evse_id: int, since_us: int, until_us: int, history: list[HistoryEd
                 start, active = None, False
         if active:
             intervals.append(Interval(start, None))
-        answer_start, answer_stop = _answers(state, condition)
+        answer_start, answer_stop = _answers(snapshot, state, condition, offset_us)
         lines.append(ConditionLine(name, bool(state.get("active", active)), tuple(intervals), tuple(inside),
                                    answer_start, answer_stop))
     return lines

@@ -16,6 +16,7 @@ from ..config import Config
 from ..core.conditions import TRIGGER_REASONS, Condition, EventType
 from ..core.device_model import as_bool
 from ..core.event_timestamp import Answer, Query
+from ..core.host_time import Basis, clock_note
 from ..messages import Message, Outcome, encode_response
 from .mcu_ingest import McuIngest
 
@@ -124,14 +125,20 @@ class EventTimestampService:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("request %s: %s/%s -> %s (EVSE %s)", message.id, query.event_type.value,
                       query.condition.value, result.timestamp, result.evse_id)
-        return Outcome({"timestamp": result.timestamp}, note=bound_note(result.error_us, result.note))
+        return Outcome({"timestamp": result.timestamp},
+                       note=bound_note(result.error_us, result.note, result.basis,
+                                       self._ingest.host_clock.synchronised))
 
 
-def bound_note(error_us: int | None, edge_note: str | None = None) -> str:
-    """The journal row's statement of how true the answer is (the clock mapping's error bound), and
-    what else is known of the edge (continuity assumed across an MCU reboot, an inferred time)."""
+def bound_note(error_us: int | None, edge_note: str | None = None, basis: Basis = Basis.MONOTONIC,
+               synchronised: bool | None = True) -> str:
+    """The journal row's statement of how true the answer is: the clock mapping's error bound for this
+    answer (the edge's, plus the error of the host offset it was converted with); when the board's
+    clock was not known to be synchronised, that too (README, "The board's clock"); and what else is
+    known of the edge (continuity assumed across an MCU reboot, an inferred time)."""
     if error_us is None:
         note = "MCU time; mapping error bound not recorded (edge stored by an older version)"
     else:
         note = f"MCU time, mapping error bound {error_us / 1000:.3f} ms"
+    note += clock_note(basis, synchronised)
     return f"{note}; {edge_note}" if edge_note else note

@@ -1,10 +1,14 @@
-"""MCU records into the edge store: in seq order, on the UTC time line, persisted before acked.
+"""MCU records into the edge store: in seq order, on the host's time line, persisted before acked.
 
 The serial thread calls `on_record` per record, `on_clock_sample` per clock probe answer and
-`flush` per read batch. A record is applied once its boot's clock is mapped to UTC (the first
-probe answer arrives milliseconds after HELLO); `flush` writes one atomic snapshot for the batch
-and only then returns the ack, up to the last *applied* record, so the MCU keeps (and replays)
-anything the bridge has not stored: a full disk or a kill -9 loses nothing.
+`flush` per read batch. A record is applied once its boot's clock is mapped, one stamped during an
+outage once a probe sample after it makes it an interpolation (`clock_sample_wanted`); `flush`
+writes one atomic snapshot for the batch and only then returns the ack, up to the last *applied*
+record, so the MCU keeps (and replays) anything the bridge has not stored: a kill -9 loses nothing.
+
+Edges are stored in host monotonic time with their mapping error bound; an answer adds the host's
+realtime-minus-monotonic offset of that moment (adapters/host_clock): a board clock stepped after the
+edge is followed. After a host reboot, stored edges keep the UTC they had (core/host_time).
 
 FAULT and EV_STATUS records (the alert engine's inputs) take the same path: sequenced with the
 signals, held behind gaps, waiting for their boot's clock, mapped to UTC. Instead of the edge store
@@ -21,14 +25,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
+from ..adapters.host_clock import HostClock
 from ..adapters.state_file import AtomicJsonFile
-from ..core.alert_inputs import EvStatusRecord, FaultRecord
+from ..core.alert_inputs import AlertRecord, FaultRecord, describe, log_line, with_utc
 from ..core.clock_map import ClockMap, ClockSample, to_utc_us, to_utc_with_bound
 from ..core.conditions import Condition, Edge, LevelRecord, SignalRecord
 from ..core.edge_store import EdgeStore
 from ..core.event_timestamp import Answer, Query, Silence, answer
+from ..core.host_time import carried_over
 from ..core.link_sequence import Outcome, SequenceTracker, Verdict
 from ..core.link_state import LinkState
 from ..core.mcu_boots import BootTracker, level_outcome_lines, version_consequence
@@ -45,34 +51,9 @@ STATE_LOSES = ("the stored edges (events before this start get no answer until t
                "again) and the MCU link position (the MCU replays every record not yet acknowledged; "
                "acknowledged ones are not sent again)")
 CLOCKS_KEPT = 4  # MCU boots whose clock mapping is remembered (for records replayed after a reboot)
+FRESH_SAMPLE_TRIES = 10  # samples a record stamped past the newest low-latency one waits for (~1 s)
 
-AlertRecord = FaultRecord | EvStatusRecord
 AlertListener = Callable[[AlertRecord], None]
-
-
-def realtime_offset_with_error_us() -> tuple[int, int]:
-    """The realtime clock read between two monotonic readings, and how far off that can be (half the
-    gap between them). Two bare reads are not atomic: a preemption between them (a busy board) would
-    shift every time mapped with the result by its length. Take the pair that lay closest (at most 5
-    tries, done once it is within 20 µs)."""
-    best_gap, best = 0, 0
-    for attempt in range(5):
-        before = time.monotonic_ns()
-        real = time.time_ns()
-        after = time.monotonic_ns()
-        if attempt == 0 or after - before < best_gap:
-            best_gap, best = after - before, real - (before + after) // 2
-        if best_gap <= 20_000:
-            break
-    return best // 1000, (best_gap + 1999) // 2000
-
-
-def host_boot_id() -> str:
-    """Host monotonic time restarts with the host: a clock fit is only valid within one host boot."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return "unknown"
 
 
 @dataclass
@@ -99,16 +80,19 @@ class IngestCounters:
 class McuIngest:
     """Owns the edge store, the link position and the clock maps; shared with the MQTT thread via `lock`."""
 
-    def __init__(self, state_file: AtomicJsonFile,
-                 realtime_offset_us: Callable[[], int | tuple[int, int]] = realtime_offset_with_error_us) -> None:
+    def __init__(self, state_file: AtomicJsonFile, host_clock: HostClock | None = None,
+                 realtime_offset_us: Callable[[], int | tuple[int, int]] | None = None) -> None:
+        """`realtime_offset_us` replaces the host clock's offset (tests: a fixed time line)."""
         self.lock = threading.Lock()
         self.counters = IngestCounters()
         self.mcu_firmware: str | None = None
         self.boots = BootTracker(PROTOCOL_VERSION)
         self.last_record_us: int | None = None
         self._file = state_file
-        self._realtime_offset_us = realtime_offset_us
-        self._host_boot = host_boot_id()
+        self.host_clock = host_clock or HostClock()
+        self._realtime_offset_us = realtime_offset_us or self.host_clock.offset
+        self._host_boot = self.host_clock.boot_id
+        self._samples_waited = 0  # probe answers since the first waiting record started to wait
         self.clocks: dict[int, ClockMap] = {}
         self.store, self.tracker = self._load()
         self._applied_seq = self.tracker.last_seq
@@ -127,9 +111,11 @@ class McuIngest:
         try:
             store = EdgeStore.from_snapshot(data["edges"])
             tracker: SequenceTracker[SequencedRecord | Skipped] = SequenceTracker.from_snapshot(data.get("link", {}))
+            same_host = (data.get("host") or {}).get("boot_id", self._host_boot) == self._host_boot
             for boot, clock in data.get("clocks", {}).items():
-                if clock.get("host_boot") == self._host_boot:
+                if same_host and clock.get("host_boot") == self._host_boot:  # fits live on this boot's clock
                     self.clocks[int(boot)] = ClockMap.from_snapshot(clock)
+            self._fix_earlier_boot(store, data)
         except (KeyError, ValueError, TypeError) as exc:
             self._file.quarantine(f"has unexpected content ({exc})")
             self.clocks.clear()
@@ -137,6 +123,15 @@ class McuIngest:
         log.info("restored edges of EVSE %s, MCU link position %s and %d clock mapping(s) from %s",
                  store.evse_ids() or "(none)", tracker.snapshot(), len(self.clocks), self._file.path)
         return store, tracker
+
+    def _fix_earlier_boot(self, store: EdgeStore, data: dict[str, Any]) -> None:
+        """Edges stored in another host boot keep the UTC they had (core/host_time.carried_over)."""
+        carried = carried_over(data.get("host"), data["edges"].get("version"), self._host_boot)
+        if carried is not None:
+            synced = carried[2]
+            log.info("%d edge time(s) stored in an earlier host boot keep the UTC they had then (host clock then %s)",
+                     store.fix_to_utc(*carried),
+                     "unknown" if synced is None else "synchronised" if synced else "unsynchronised")
 
     def add_alert_listener(self, callback: AlertListener) -> None:
         """Call `callback(record)` with every timed FAULT/EV_STATUS record, UTC-mapped, in seq order.
@@ -159,6 +154,12 @@ class McuIngest:
         self._reboot_listeners.append(callback)
 
     @property
+    def applied_seq(self) -> int:
+        """The last record of the current MCU boot applied (and acknowledged once saved); the ones after
+        it may wait for their boot's clock."""
+        return self._applied_seq
+
+    @property
     def clock(self) -> ClockMap | None:
         """The current MCU boot's clock mapping (for status)."""
         return self.clocks.get(self.tracker.boot_id) if self.tracker.boot_id is not None else None
@@ -166,11 +167,13 @@ class McuIngest:
     def lookup(self, query: Query, *, enabled: bool, supported: frozenset[Condition],
                reply_with_current_time_when_unknown: bool, clock_us: Callable[[], int]) -> Answer | Silence:
         """Answer one get_event_timestamp query from the edge store, under the ingest's lock (one
-        acquisition, one `core.event_timestamp.answer` call; `clock_us` is read inside the lock)."""
+        acquisition, one `core.event_timestamp.answer` call; `clock_us` is read inside the lock). UTC is
+        the edge's monotonic time plus the host's offset now (an answer follows a board clock step)."""
+        offset, offset_error = self._offset_and_error()
         with self.lock:
             return answer(query, self.store, enabled=enabled, supported=supported,
                           reply_with_current_time_when_unknown=reply_with_current_time_when_unknown,
-                          now_us=clock_us())
+                          now_us=clock_us(), offset_us=offset, offset_error_us=offset_error)
 
     # -- RecordSink -------------------------------------------------------------------------------
     def on_record(self, seq: int, record: Record | Skipped) -> None:
@@ -188,22 +191,22 @@ class McuIngest:
                 self.counters.keepalive_gaps += 1
                 log.warning("%s", lost)
 
-    def _mapper(self, clock: ClockMap) -> Callable[[int], tuple[int, int]]:
-        """MCU clock -> (UTC, error bound) through `clock` and the realtime offset read now."""
-        offset, offset_error = self._offset_and_error()
-
-        def to_utc(mcu_us: int) -> tuple[int, int]:
+    def _mapper(self, clock: ClockMap, offset: int) -> Callable[[int], tuple[int, int]]:
+        """MCU clock -> (host monotonic, error bound) through `clock`, the edge store's time line (the
+        realtime `offset` only decides whether an MCU on UTC is reported unaltered: core/clock_map)."""
+        def to_host(mcu_us: int) -> tuple[int, int]:
             utc_us, bound_us = to_utc_with_bound(clock, mcu_us, offset)
-            return utc_us, bound_us + offset_error
-        return to_utc
+            return utc_us - offset, bound_us
+        return to_host
 
     def _on_hello(self, record: Hello) -> None:
         with self.lock:
             old_boot = self.tracker.boot_id
             old_clock = self.clocks.get(old_boot) if old_boot is not None else None
             rebooted, outcome = self.tracker.hello(record.boot_id, record.oldest_seq)
+            mapper = self._mapper(old_clock, self._offset_and_error()[0]) if old_clock and old_clock.ready else None
             label = self.boots.on_hello(record.protocol_version, record.boot_id, old_boot, rebooted, self.store,
-                                        self._mapper(old_clock) if old_clock and old_clock.ready else None)
+                                        mapper)
             if rebooted:
                 self._dirty = True
                 self._applied_seq = 0
@@ -236,6 +239,8 @@ class McuIngest:
 
     def on_clock_sample(self, sample: ClockSample) -> None:
         boot = self.tracker.boot_id
+        if self._waiting:
+            self._samples_waited += 1  # (an answer of 0 too: the wanted probes stop after a few)
         if boot is None or sample.mcu_us == 0:  # 0: the MCU had no clock reading yet (§5.1), not a sample
             return
         with self.lock:
@@ -250,6 +255,13 @@ class McuIngest:
             waiting, self._waiting = self._waiting, []
             for seq, record in waiting:
                 self._apply(seq, record)
+            if not self._waiting:
+                self._samples_waited = 0
+
+    def clock_sample_wanted(self) -> bool:
+        """True while records wait for a clock sample (the link then probes every 0.1 s): for a boot
+        not mapped yet, or for a sample after records stamped during an outage."""
+        return bool(self._waiting) and self._samples_waited < FRESH_SAMPLE_TRIES
 
     def replay_wanted(self) -> bool:
         """True while records after a gap are held, or while the MCU's KEEPALIVE says it sent records
@@ -272,7 +284,7 @@ class McuIngest:
     def _apply(self, seq: int, record: SequencedRecord) -> None:
         c = self.counters
         clock = self.clock
-        if self._waiting or clock is None or not clock.ready:
+        if self._waiting or clock is None or not clock.ready or self._wants_fresh_sample(record, clock):
             self._waiting.append((seq, record))  # order is kept: nothing overtakes a waiting record
             return
         if isinstance(record, Skipped):
@@ -302,12 +314,11 @@ class McuIngest:
                           seq, record.signal.name)
                 return
             offset, offset_error = self._offset_and_error()
-            utc_us, bound_us = to_utc_with_bound(clock, record.time_us, offset)
-            bound_us += offset_error
+            host_us, bound_us = self._mapper(clock, offset)(record.time_us)
             edges = self.store.apply(SignalRecord(record.evse_id, record.connector_id, record.signal,
-                                                  record.state, utc_us), bound_us)
-        self.last_record_us = utc_us
-        self._edges_made(seq, edges, bound_us)
+                                                  record.state, host_us), bound_us)
+        self.last_record_us = host_us + offset
+        self._edges_made(seq, edges, offset, bound_us + offset_error)
 
     def _apply_level(self, seq: int, record: LevelRecord, clock: ClockMap) -> None:
         """A level re-reported without claiming an edge: the edge it implies, if any (core/mcu_boots)."""
@@ -322,23 +333,28 @@ class McuIngest:
                 log.error("MCU record seq %d (%s level) carries no hardware time; not used (never invent a time)",
                           seq, record.signal.name)
                 return
-            outcome, when = self.boots.apply_level(record, self.store, self._mapper(clock))
+            offset, offset_error = self._offset_and_error()
+            outcome, when = self.boots.apply_level(record, self.store, self._mapper(clock, offset), offset)
             c.continuity_assumed += len(outcome.kept)
             c.untimed_edges += len(outcome.edges) if when.untimed else 0
-        kept_lines, untimed_lines = level_outcome_lines(record.evse_id, outcome, when, self.store)
+        kept_lines, untimed_lines = level_outcome_lines(record.evse_id, outcome, when, self.store, offset)
         for level, line in [(logging.INFO, k) for k in kept_lines] + [(logging.WARNING, u) for u in untimed_lines]:
             log.log(level, "%s", line)
-        self._edges_made(seq, outcome.edges, when.error_us, when.note, log_them=not when.untimed)
+        bound = None if when.error_us is None else when.error_us + offset_error
+        self._edges_made(seq, outcome.edges, offset, bound, when.note, log_them=not when.untimed)
 
-    def _edges_made(self, seq: int, edges: list[Edge], bound_us: int | None = None, note: str | None = None,
-                    log_them: bool = True) -> None:
-        """Count and log new edges, and hand them to the edge listeners."""
+    def _edges_made(self, seq: int, edges: list[Edge], offset_us: int, bound_us: int | None = None,
+                    note: str | None = None, log_them: bool = True) -> None:
+        """Count and log new edges (host monotonic times: logged in UTC with `offset_us`, the realtime
+        offset they were mapped with), and hand them to the edge listeners, in UTC as of now."""
         self.counters.edges += len(edges)
         if edges and log_them and log.isEnabledFor(logging.INFO):  # formatting costs more than applying
             for edge in edges:
                 log.info("EVSE %d %s %s at %s (clock mapping error <= %.3f ms)%s", edge.evse_id,
-                         edge.condition.value, edge.event_type.value, format_us(edge.time_us),
+                         edge.condition.value, edge.event_type.value, format_us(edge.time_us + offset_us),
                          (bound_us or 0) / 1000, f": {note}" if note else "")
+        if self._edge_listeners:  # the listeners (the alert engine) take UTC
+            edges = [dataclasses.replace(edge, time_us=edge.time_us + offset_us) for edge in edges]
         for listener in self._edge_listeners:
             for edge in edges:
                 try:
@@ -360,10 +376,10 @@ class McuIngest:
             if record.time_us == 0:
                 self.counters.untimed_records += 1
                 log.error("MCU record seq %d (%s) carries no hardware time; not used (never invent a time)",
-                          seq, _describe(record))
+                          seq, describe(record))
                 return
             offset = self._offset_and_error()[0]
-            mapped = _to_utc(record, lambda mcu_us: to_utc_us(clock, mcu_us, offset))
+            mapped = with_utc(record, lambda mcu_us: to_utc_us(clock, mcu_us, offset))
         self.last_record_us = mapped.time_us
         _log_alert(mapped)
         for listener in self._alert_listeners:
@@ -372,7 +388,13 @@ class McuIngest:
             except Exception:
                 self.counters.alert_listener_errors += 1
                 log.exception("alert listener %r failed on MCU record seq %d (%s); ingest goes on",
-                              listener, seq, _describe(mapped))
+                              listener, seq, describe(mapped))
+
+    def _wants_fresh_sample(self, record: SequencedRecord | Skipped, clock: ClockMap) -> bool:
+        """Stamped well past the newest low-latency sample (during an outage): wait for one after it, to
+        interpolate, for at most FRESH_SAMPLE_TRIES samples (then it is mapped as it is, with its bound)."""
+        time_us = getattr(record, "time_us", 0)
+        return bool(time_us) and not clock.covers(time_us) and self._samples_waited < FRESH_SAMPLE_TRIES
 
     def _offset_and_error(self) -> tuple[int, int]:
         """UTC minus host monotonic now, and the error of that reading (0 when given as a plain value)."""
@@ -384,15 +406,19 @@ class McuIngest:
             self.counters.untimed_records += len(self._waiting)
             log.error("%d MCU record(s) dropped: %s", len(self._waiting), why)
             self._waiting = []
+        self._samples_waited = 0
 
     def flush(self) -> Ack | None:
         with self.lock:
             if not self._dirty or self.tracker.boot_id is None:
                 return None
             boot = self.tracker.boot_id
+            offset, offset_error = self._offset_and_error()
             snapshot = {"edges": self.store.snapshot(), "link": {"boot_id": boot, "last_seq": self._applied_seq},
                         "clocks": {str(b): {**c.snapshot(), "host_boot": self._host_boot}
-                                   for b, c in self.clocks.items() if c.ready}}
+                                   for b, c in self.clocks.items() if c.ready},
+                        "host": {"boot_id": self._host_boot, "realtime_minus_monotonic_us": offset,
+                                 "offset_error_us": offset_error, "synchronised": self.host_clock.synchronised}}
             ack = Ack(boot, self._applied_seq)
         try:
             self._file.save(snapshot)
@@ -410,40 +436,18 @@ class McuIngest:
             self._dirty = False
         return ack
 
+    def on_host_clock_change(self) -> None:
+        """The host clock stepped or changed sync state: save the new offset with the edges at the next
+        flush, so that edges carried over a reboot keep the UTC of the latest time line."""
+        with self.lock:
+            self._dirty = True
+
     def on_link_state(self, state: LinkState, detail: str) -> None:
         log.info("MCU link %s: %s", state.value, detail)
 
 
-def _to_utc(record: AlertRecord, utc: Callable[[int], int]) -> AlertRecord:
-    """The record with every MCU clock reading it carries replaced by UTC."""
-    if isinstance(record, FaultRecord):
-        return dataclasses.replace(record, time_us=utc(record.time_us))
-    departure = None if record.departure_time_us is None else utc(record.departure_time_us)
-    return dataclasses.replace(record, time_us=utc(record.time_us), departure_time_us=departure)
-
-
-def _describe(record: AlertRecord) -> str:
-    if isinstance(record, FaultRecord):
-        return f"FAULT {record.error_code} {'raised' if record.active else 'cleared'}"
-    return "EV_STATUS"
-
-
 def _log_alert(record: AlertRecord) -> None:
     """INFO per fault (technicians read these); DEBUG per EV status (frequent, for diagnosis)."""
-    if isinstance(record, FaultRecord):
-        if log.isEnabledFor(logging.INFO):
-            extra = "".join(f" {label} {value!r}" for label, value in (("vendor code", record.vendor_error_code),
-                                                                       ("info", record.info)) if value)
-            log.info("EVSE %d connector %d fault %s %s%s at %s", record.evse_id, record.connector_id,
-                     record.error_code, "raised" if record.active else "cleared", extra, format_us(record.time_us))
-    elif log.isEnabledFor(logging.DEBUG):
-        log.debug("EVSE %d connector %d EV status at %s: SoC %s, power %s, capacity %s, departure %s (%s)",
-                  record.evse_id, record.connector_id, format_us(record.time_us),
-                  _known(record.soc_percent, " %"), _known(record.power_w, " W"),
-                  _known(record.battery_capacity_wh, " Wh"),
-                  "unknown" if record.departure_time_us is None else format_us(record.departure_time_us),
-                  record.departure_source.name.lower())
-
-
-def _known(value: object, unit: str) -> str:
-    return "unknown" if value is None else f"{value}{unit}"
+    level = logging.INFO if isinstance(record, FaultRecord) else logging.DEBUG
+    if log.isEnabledFor(level):  # formatting costs more than applying
+        log.log(level, "%s", log_line(record))

@@ -19,7 +19,7 @@ from typing import TextIO
 
 from ..protocol.framing import PROTOCOL_VERSION
 from .control_api import ControlServer, SimController, parse_hostport
-from .mcu import DEFAULT_EVSE_COUNT, DEFAULT_RING_SIZE, SimulatedMcu
+from .mcu import DEFAULT_EVSE_COUNT, DEFAULT_RING_SIZE, Clock, SimulatedMcu, system_clock_us
 from .pty_link import PtyLink
 from .pty_node import StaleLinkError
 
@@ -47,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="MCU clock rate error in ppm, + runs fast (default 0)")
     parser.add_argument("--ring-size", type=int, default=DEFAULT_RING_SIZE, metavar="N",
                         help=f"unacknowledged records the MCU keeps for replay (default {DEFAULT_RING_SIZE})")
+    parser.add_argument("--clock-shift-file", type=Path, metavar="PATH",
+                        help="tests: add the seconds in PATH (re-read when it changes) to the TRUE clock, and so "
+                             "to the MCU clock; with the bridge's JOSEV_BRIDGE_TEST_CLOCK_SHIFT_FILE naming the "
+                             "same file, time passes for both at once (a 10-minute outage in no time)")
     parser.add_argument("--protocol-version", type=int, choices=(1, PROTOCOL_VERSION), default=PROTOCOL_VERSION,
                         help="serial protocol the MCU speaks: 1 emulates a first-version MCU (re-reports its 1s "
                              f"as SIGNALs after a reboot, KEEPALIVE without ring fields; default {PROTOCOL_VERSION})")
@@ -57,7 +61,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, stop: threading.Eve
     start, 2 on bad options."""
     try:
         host, port = parse_hostport(args.control)
-        mcu = SimulatedMcu(evse_count=args.evse_count, ring_size=args.ring_size,
+        clock = system_clock_us if args.clock_shift_file is None else shifted_clock(args.clock_shift_file)
+        mcu = SimulatedMcu(evse_count=args.evse_count, ring_size=args.ring_size, clock=clock,
                            clock_offset_s=args.clock_offset_s, clock_drift_ppm=args.clock_drift_ppm,
                            protocol_version=args.protocol_version)
         mcu.mcu_clock.now()  # true_at_start: offset and drift count from here
@@ -88,6 +93,31 @@ def run(args: argparse.Namespace, out: TextIO | None = None, stop: threading.Eve
         return 1
     finally:
         _shutdown(server, serving, link, token_file if generated else None)
+
+
+def shifted_clock(path: Path) -> Clock:
+    """The system clock plus the seconds written in `path` (0 while it is missing or unreadable).
+
+    Shifting the TRUE clock moves the MCU clock by the shift times (1 + its drift): exactly what the
+    MCU's clock does over that much time. Re-read when the file's mtime changes (write it atomically).
+    """
+    return _ShiftedClock(path)
+
+
+class _ShiftedClock:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mtime: int | None = None
+        self._shift_us = 0
+
+    def __call__(self) -> int:
+        try:
+            mtime = os.stat(self.path).st_mtime_ns
+            if mtime != self._mtime:
+                self._shift_us, self._mtime = round(float(self.path.read_text().strip() or 0) * 1e6), mtime
+        except (OSError, ValueError):
+            pass
+        return system_clock_us() + self._shift_us
 
 
 def _load_token(token_file: Path | None, pty_link: Path) -> tuple[str, Path, bool]:

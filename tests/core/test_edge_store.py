@@ -1,5 +1,8 @@
+import json
+
 from josev_bridge.core.conditions import Condition as C, EventType, Signal, SignalRecord
 from josev_bridge.core.edge_store import EdgeStore, EdgeTime, Found, Miss, Untimed
+from josev_bridge.core.host_time import Basis
 
 START, STOP = EventType.START, EventType.STOP
 
@@ -148,7 +151,8 @@ def test_a_level_the_store_never_knew():
 def test_snapshots_of_an_older_version_load_as_known_levels():
     old = {"version": 1, "evses": {"1": {"EVConnected": {"active": True, "rise_us": 5, "fall_us": None}}}}
     s = EdgeStore.from_snapshot(old)
-    assert s.state(1, C.EV_CONNECTED).known and s.lookup(START, C.EV_CONNECTED) == Found(1, 5)
+    assert s.state(1, C.EV_CONNECTED).known  # and its time is UTC, of a clock state nobody recorded
+    assert s.lookup(START, C.EV_CONNECTED) == Found(1, 5, basis=Basis.UTC_UNKNOWN)
 
 
 def test_an_answer_carries_the_error_bound_stated_for_its_edge_and_it_survives_a_snapshot():
@@ -159,3 +163,35 @@ def test_an_answer_carries_the_error_bound_stated_for_its_edge_and_it_survives_a
     for s in (store, again):
         assert s.lookup(EventType.START, C.EV_CONNECTED) == Found(1, 1_000, 350)
         assert s.lookup(EventType.STOP, C.EV_CONNECTED) == Found(1, 9_000, 2_100)
+
+
+# -- issue 14 item 4: edges on the host's monotonic clock, UTC at answer time ------------------------
+
+def test_utc_is_the_monotonic_time_plus_the_offset_of_the_moment_asked():
+    s = EdgeStore()
+    s.apply(rec(Signal.EV_CONNECTED, True, 5_000_000), 200)  # host monotonic 5 s
+    assert s.lookup(START, C.EV_CONNECTED, offset_us=1_000_000_000) == Found(1, 1_005_000_000, 200)
+    three_years = 94_608_000_000_000  # the board's clock stepped after the edge: the answer follows it
+    assert s.lookup(START, C.EV_CONNECTED, offset_us=1_000_000_000 + three_years).time_us == \
+        1_005_000_000 + three_years
+
+
+def test_edges_of_an_earlier_host_boot_keep_the_utc_they_had_with_how_the_clock_stood():
+    s = EdgeStore()
+    s.apply(rec(Signal.EV_CONNECTED, True, 5_000_000), 200)
+    s.apply(rec(Signal.EV_CONNECTED, False, 9_000_000), 300)
+    restored = EdgeStore.from_snapshot(json.loads(json.dumps(s.snapshot())))
+    assert restored.fix_to_utc(1_000_000_000, 7, synchronised=False) == 2
+    found = restored.lookup(STOP, C.EV_CONNECTED, offset_us=123)  # today's offset no longer matters
+    assert found == Found(1, 1_009_000_000, 307, basis=Basis.UTC_UNSYNCHRONISED)
+    assert restored.fix_to_utc(5, 0, synchronised=True) == 0  # fixed once
+    restored.apply(rec(Signal.EV_CONNECTED, True, 2_000_000), 100)  # this boot's: monotonic again
+    assert restored.lookup(START, C.EV_CONNECTED, offset_us=1_100_000_000) == Found(1, 1_102_000_000, 100)
+    assert restored.lookup(STOP, C.EV_CONNECTED, offset_us=1_100_000_000) is Miss.NO_EVENT_RECORDED  # still on
+
+
+def test_an_older_versions_state_file_holds_utc():
+    legacy = {"version": 1, "evses": {"1": {"EVConnected": {"active": True, "rise_us": 1_700_000_000_000_000,
+                                                             "fall_us": None, "rise_error_us": 250}}}}
+    found = EdgeStore.from_snapshot(legacy).lookup(START, C.EV_CONNECTED, offset_us=42)
+    assert found == Found(1, 1_700_000_000_000_000, 250, basis=Basis.UTC_UNKNOWN)

@@ -53,3 +53,16 @@ def test_other_evses_and_unknown_evses_stay_out_and_datasigned_has_no_stop():
     assert line(lines, "EVConnected").intervals == ()
     assert line(lines, "DataSigned").answer_stop_us is None
     assert all(ln.intervals == () for ln in timeline(7, NOW - H, NOW, history, s))
+
+
+def test_the_snapshots_monotonic_times_are_drawn_in_utc():
+    """edges.json keeps host monotonic times (issue 14 item 4): the page adds the offset edges.json
+    recorded; a time fixed to UTC in an earlier host boot, or by an older version, is drawn as it is."""
+    from josev_bridge.core.host_time import Basis
+    from josev_bridge.core.timeline import utc_times
+
+    snapshot = {"version": 2, "evses": {}}
+    assert utc_times(snapshot, {"rise_us": 5_000_000, "fall_us": None}, NOW) == (NOW + 5_000_000, None)
+    fixed = {"rise_us": NOW, "rise_basis": Basis.UTC_UNSYNCHRONISED.value, "fall_us": 7_000_000}
+    assert utc_times(snapshot, fixed, NOW) == (NOW, NOW + 7_000_000)
+    assert utc_times({"version": 1}, {"rise_us": NOW}, 123) == (NOW, None)
