@@ -8,8 +8,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: test demo bench bench-journal bench-mixed bench-page system-deps venv clean
 
+# Two workers, a test file each at a time (module fixtures stay in one process): the suite waits on
+# brokers, ptys and daemons more than it computes, and every test must pass with both cores busy anyway.
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 demo: $(STAMP)
 	$(BIN)/python -m josev_bridge.demo
