@@ -25,8 +25,8 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..adapters.log_output import configure_logging
 from ..config import ChargerConfig, Config
