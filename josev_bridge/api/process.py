@@ -20,12 +20,13 @@ from __future__ import annotations
 import faulthandler
 import json
 import logging
+import os
 import signal
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from ..adapters.log_output import configure_logging
 from ..config import ChargerConfig, Config
@@ -64,9 +65,21 @@ def build_routes(settings: ApiSettings) -> dict[str, Route]:
     return routes
 
 
-def follow_control(control: BinaryIO, stop: threading.Event) -> None:
+def control_lines(fd: int) -> Iterator[bytes]:
+    """The daemon's lines on `fd`, until EOF. Read with os.read, not through sys.stdin: a thread
+    blocked in a BufferedReader holds its lock, and the interpreter's shutdown then aborts on it
+    ("Fatal Python error: _enter_buffered_busy"), a crash at every stop."""
+    pending = b""
+    while chunk := os.read(fd, 4096):
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            yield line
+
+
+def follow_control(lines: Iterator[bytes], stop: threading.Event) -> None:
     """Apply what the daemon sends (a new log level) until its end of the pipe closes; then stop."""
-    for line in control:
+    for line in lines:
         try:
             level = json.loads(line)["log_level"]
             logging.getLogger().setLevel(level)
@@ -87,11 +100,15 @@ def main() -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    control = sys.stdin.buffer
-    first = control.readline()
-    if not first:  # the daemon went away before it said anything
+    lines = control_lines(sys.stdin.fileno())
+    first = next(lines, None)
+    if first is None:  # the daemon went away before it said anything
         return 0
-    settings = ApiSettings.from_line(first)
+    try:
+        settings = ApiSettings.from_line(first)
+    except (ValueError, TypeError) as exc:
+        print(f"API process: its settings line is not understood ({exc}); is this the daemon's pipe?", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level)
     try:
         sock = socket.socket(fileno=settings.listen_fd)
@@ -102,7 +119,7 @@ def main() -> int:
         log.error("API process cannot start: %s: %s", type(exc).__name__, exc)
         return 1
     server.start()
-    threading.Thread(target=follow_control, args=(control, stop), name="api-control", daemon=True).start()
+    threading.Thread(target=follow_control, args=(lines, stop), name="api-control", daemon=True).start()
     stop.wait()
     server.stop()
     for route in routes.values():

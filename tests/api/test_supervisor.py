@@ -122,6 +122,7 @@ def test_stop_ends_the_process_and_frees_the_port(supervised):
     assert wait_until(lambda: answers(supervised) == 200, 20, "the API process to answer")
     pid, port = supervised.pid, supervised.address[1]
     supervised.stop()
+    assert supervised._proc.returncode == 0  # a clean exit, not an abort at interpreter shutdown
     assert wait_until(lambda: process_gone(pid), 10, "the API process to exit")
     supervised.poll()
     assert supervised.pid == pid and not supervised.up()  # stopped: never started again
