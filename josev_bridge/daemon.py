@@ -23,6 +23,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from . import __version__, schemas, status_report
+from .adapters import status_file
 from .adapters.damage import describe, probe_writable
 from .adapters.device_model_store import DeviceModelStore, load_definitions
 from .adapters.host_clock import HostClock
@@ -118,7 +119,7 @@ class Bridge:
         self._status_sent = ""
         runtime = Path(config.paths.runtime_dir)
         runtime.mkdir(parents=True, exist_ok=True, mode=0o750)
-        self._status_file = AtomicJsonFile(runtime / status_report.STATUS_FILE, mode=0o640)
+        self._status_file = status_file.writer(runtime)
         self._status_written: tuple[dict | None, float] = (None, 0.0)
         latest = self.device_model.history(limit=1)
         self._audit_cursor = latest[0].id if latest else 0

@@ -1,21 +1,19 @@
-"""The daemon's status document (`runtime_dir/status.json`), written by the daemon, read by the CLI.
+"""What the daemon's status document says: `build` it from a running Bridge.
 
-A file on tmpfs rather than a socket: `josev-bridge status` then works even when the daemon is
-wedged or gone, and says how old the information is.
+The daemon writes it to `runtime_dir/status.json` and the CLI and the status page read it back, all
+through adapters/status_file (the file's name, mode, reading and the writer's pid); this module
+decides only what goes in it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from pathlib import Path
 
-from .core.status_view import STALE_AFTER_S
 from .core.timestamps import format_us
 
-STATUS_FILE = "status.json"
 # What get_event_timestamp does while the board's clock is not synchronised (README, "The board's clock")
 UNSYNCHRONISED_POLICY = "answered; the journal row says 'host clock unsynchronised'"
 
@@ -116,40 +114,3 @@ def device_model_status(store) -> dict:
     salvage = getattr(store, "salvage", None)
     return {"path": str(store.path), **({"recovered_from": None, "lost": []} if salvage is None
                                          else salvage.status())}
-
-
-def read(runtime_dir: str | Path) -> tuple[dict | None, str | None]:
-    """(status, problem): problem says why the daemon is not known to be running and fresh.
-    Raises PermissionError when this user may not read the file (the caller names the group)."""
-    path = Path(runtime_dir) / STATUS_FILE
-    try:
-        status = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None, f"the bridge is not running (no {path})"
-    except PermissionError:
-        raise
-    except (OSError, ValueError) as exc:
-        return None, f"cannot read {path}: {exc}"
-    if not isinstance(status, dict):
-        return None, f"cannot read {path}: not a status document"
-    if not alive(status.get("pid")):
-        return status, f"the bridge (pid {status.get('pid')}) is not running; this is its last status"
-    age = time.time() - status.get("written_at_epoch", 0)
-    if age > STALE_AFTER_S:
-        return status, f"the status is {age:.0f} s old: the bridge is running but not updating (wedged?)"
-    return status, None
-
-
-def alive(pid: object) -> bool:
-    """Whether a process with that pid exists (EPERM: it does, another user's). The status file is
-    rewritten at least every 2 s, so a live pid with an old file is a wedged bridge, or, after a
-    crash, the pid taken by another process; its age tells the two apart from a running bridge."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

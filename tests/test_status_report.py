@@ -1,7 +1,7 @@
 """The status document's MCU clock in UTC terms (status_report.clock_in_utc), from a real clock fit."""
 
 from josev_bridge.core.clock_map import ClockMap, ClockSample
-from josev_bridge.status_report import alive, clock_in_utc
+from josev_bridge.status_report import clock_in_utc
 
 UTC_MINUS_MONO_US = 1_800_000_000_000_000  # realtime minus monotonic on this imaginary host
 OFFSET_US = -(5 * 3600 + 2 * 60) * 1_000_000  # the MCU clock 5 h 02 min behind UTC
@@ -31,8 +31,3 @@ def test_the_drift_is_not_stated_until_it_is_measured():
     now_mono = 1_000_000_000 + 5 * 1_000_000
     assert clock_in_utc(clock, mono_us=now_mono, utc_us=now_mono + UTC_MINUS_MONO_US)["mcu_fast_ppm"] is None
 
-
-def test_alive():
-    import os
-
-    assert alive(os.getpid()) and alive(1) and not alive(None) and not alive(0) and not alive("12")

@@ -1,8 +1,9 @@
 """The status page's data routes: `/api/status`, `/api/timeline`, `/api/journal-tail`, `/api/device-model`.
 
 Where each answer comes from, and why there:
-- status: the daemon's `status.json` (runtime_dir), rewritten at least every 2 s; the verdict is
-  `core/status_view.verdict`, the same rule as `josev-bridge status`. Reading a file costs the
+- status: the daemon's `status.json` (runtime_dir), rewritten at least every 2 s, read as
+  `josev-bridge status` reads it (adapters/status_file); the verdict is `core/status_view.verdict`,
+  the same rule. Reading a file costs the
   daemon nothing: the page never asks the daemon anything.
 - timeline: the journal's `mcu_edge` rows (one per condition edge, at its hardware time) merged
   with `edges.json` (state_dir), the edge store the answers come from (`core/timeline`).
@@ -14,13 +15,13 @@ All files are opened read-only; every route needs the token (api/server.py).
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..adapters import status_file
 from ..adapters.journal_store import JournalStore
 from ..core.journal_entry import MCU_EDGE, to_row
 from ..core.journal_query import JournalQuery, QueryError, single, timestamp_param
@@ -34,7 +35,6 @@ TIMELINE_PATH = "/api/timeline"
 TAIL_PATH = "/api/journal-tail"
 DEVICE_MODEL_PATH = "/api/device-model"
 
-STATUS_FILE = "status.json"  # status_report.STATUS_FILE (api/ does not import the daemon's side)
 EDGES_FILE = "edges.json"  # services/mcu_ingest.STATE_FILE
 DEVICE_MODEL_FILE = "device_model.sqlite"  # adapters/device_model_store.DB_NAME
 DAY_US = 86_400_000_000
@@ -56,30 +56,22 @@ def _read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class StatusApi:
     """`GET /api/status`: the verdict and its reasons, the MCU clock in words, and status.json."""
 
     def __init__(self, runtime_dir: Path, identity: str = "", clock_us: Clock = _now_us) -> None:
-        self._path = Path(runtime_dir) / STATUS_FILE
+        self._runtime_dir = Path(runtime_dir)
         self._identity = identity  # which charger the technician is looking at (status.json does not say)
         self._clock_us = clock_us
 
     def __call__(self, request: Request) -> Response:
-        status = _read_json(self._path)
+        try:
+            status, _ = status_file.read(self._runtime_dir)
+        except PermissionError:  # the API process runs as the daemon's user: not on a working board
+            status = None
         now_us = self._clock_us()
-        judged = verdict(status, now_epoch=now_us / 1e6, pid_alive=status is not None and _alive(status.get("pid")))
+        judged = verdict(status, now_epoch=now_us / 1e6,
+                         pid_alive=status is not None and status_file.alive(status.get("pid")))
         link = (status or {}).get("mcu_link") or {}
         return Response({
             "now": format_us(now_us),

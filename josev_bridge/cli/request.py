@@ -87,7 +87,7 @@ class _Journal:
 def why_silent(config: Config, journal: _Journal, request_id: str) -> str:
     """Why no answer came, in the order a technician would check: is the bridge running, is it
     connected, and what did it decide about this request."""
-    from .. import status_report
+    from ..adapters import status_file
     from ..core.status_view import STALE_AFTER_S
     from .status import observe
 
@@ -97,7 +97,7 @@ def why_silent(config: Config, journal: _Journal, request_id: str) -> str:
     except AccessDenied as exc:  # the status is closed to this user: the journal may still say
         status, judged, status_problem = None, None, str(exc)
     if judged is not None:
-        running = status is not None and status_report.alive(status.get("pid")) and \
+        running = status is not None and status_file.alive(status.get("pid")) and \
             time.time() - float(status.get("written_at_epoch", 0)) <= STALE_AFTER_S
         if not running:
             return f"{judged.reasons[0]} (josev-bridge status says more)"

@@ -1,6 +1,6 @@
 """`josev-bridge status`: the verdict first, then the daemon's status document in words.
 
-The daemon writes `runtime_dir/status.json` at least every 2 s (status_report); this reads it, so it
+The daemon writes `runtime_dir/status.json` at least every 2 s (adapters/status_file); this reads it, so it
 works while the daemon is wedged or gone. "Not running" is known from the file: no file (systemd
 removes the runtime directory at stop), or a pid that no longer exists; a live pid with a file
 older than 5 s is a wedged bridge. The verdict itself is core/status_view's, shared with the
@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from .. import status_report
+from ..adapters import status_file
 from ..config import Config
 from ..core.status_view import NOT_ANSWERING, Verdict, clock_words, host_clock_words, verdict
 from .access import require
@@ -24,9 +25,9 @@ from .common import EXIT_FAIL, EXIT_OK, fields, load_config, terminal_width
 def observe(config: Config) -> tuple[dict | None, Verdict, str | None]:
     """(status, verdict, note) for the bridge `config` names. The note says where the status came
     from when that matters (no file; a file written by another bridge)."""
-    path = Path(config.paths.runtime_dir) / status_report.STATUS_FILE
+    path = status_file.status_path(config.paths.runtime_dir)
     require(path, "read", "reading the bridge's status")
-    status, problem = status_report.read(config.paths.runtime_dir)
+    status, problem = status_file.read(config.paths.runtime_dir)
     if status is None:
         note = None if problem and "not running" in problem else problem
         return None, verdict(None, now_epoch=time.time(), pid_alive=False), note or (
@@ -34,7 +35,7 @@ def observe(config: Config) -> tuple[dict | None, Verdict, str | None]:
     other = _other_bridge(status, config)
     if other:
         return None, Verdict(NOT_ANSWERING, (f"no status of this bridge: {other}",)), None
-    return status, verdict(status, now_epoch=time.time(), pid_alive=status_report.alive(status.get("pid"))), None
+    return status, verdict(status, now_epoch=time.time(), pid_alive=status_file.alive(status.get("pid"))), None
 
 
 def _other_bridge(status: dict, config: Config) -> str | None:
@@ -48,7 +49,7 @@ def _other_bridge(status: dict, config: Config) -> str | None:
     ours = str(config.state_dir.resolve())
     if Path(theirs) == Path(ours):
         return None
-    return (f"{config.paths.runtime_dir}/{status_report.STATUS_FILE} is the status of the bridge with state_dir "
+    return (f"{status_file.status_path(config.paths.runtime_dir)} is the status of the bridge with state_dir "
             f"{theirs} (config {status.get('config_file', '?')}), not of {ours} ({config.source}); give each "
             f"bridge its own [paths] runtime_dir")
 

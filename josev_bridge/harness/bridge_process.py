@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -17,6 +16,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from ..adapters import status_file
 from .waiting import wait_until
 
 
@@ -177,14 +177,9 @@ class BridgeProcess:
 
     def status(self, timeout: float = 10.0) -> dict:
         """The daemon's status.json, once it has been written by this process."""
-        path = self.workdir / "run" / "status.json"
-
         def current() -> dict | None:
-            try:
-                doc = json.loads(path.read_text())
-            except (OSError, ValueError):
-                return None
-            return doc if self.proc is not None and doc.get("pid") == self.proc.pid else None
+            doc, _ = status_file.read(self.workdir / "run")  # read as `josev-bridge status` reads it
+            return doc if doc is not None and self.proc is not None and doc.get("pid") == self.proc.pid else None
         return wait_until(current, timeout, f"status.json of pid {self.proc and self.proc.pid}")
 
     def peak_rss_kib(self) -> int:
