@@ -97,6 +97,7 @@ class McuIngest:
         self.store, self.tracker = self._load()
         self._applied_seq = self.tracker.last_seq
         self._waiting: list[tuple[int, SequencedRecord]] = []  # in order, for their boot's clock
+        self._hello_heard = False  # a HELLO came since the port was (re)opened (its HOST_HELLO's answer)
         self._alert_listeners: list[AlertListener] = []
         self._edge_listeners: list[Callable[[Edge], None]] = []
         self._reboot_listeners: list[Callable[[int], None]] = []
@@ -210,10 +211,11 @@ class McuIngest:
             if rebooted:
                 self._dirty = True
                 self._applied_seq = 0
-                self._give_up_waiting("the MCU rebooted before their clock was known")
+                self._give_up_waiting(record, first_in_session=not self._hello_heard)
                 self.clocks.setdefault(record.boot_id, ClockMap())
                 for old in list(self.clocks)[:-CLOCKS_KEPT]:
                     del self.clocks[old]
+            self._hello_heard = True
         self.mcu_firmware = record.firmware
         if record.protocol_version != PROTOCOL_VERSION and self._version_logged != record.boot_id:
             self._version_logged = record.boot_id
@@ -401,10 +403,19 @@ class McuIngest:
         value = self._realtime_offset_us()
         return value if isinstance(value, tuple) else (value, 0)
 
-    def _give_up_waiting(self, why: str) -> None:
+    def _give_up_waiting(self, hello: Hello, first_in_session: bool) -> None:
+        """A HELLO of another boot: the records waiting for their boot's clock will not get it. Those
+        its replay sends again are set aside (applied when they come back, so nothing is lost: not
+        counted); the rest are lost with their boot, counted as untimed and logged."""
         if self._waiting:
-            self.counters.untimed_records += len(self._waiting)
-            log.error("%d MCU record(s) dropped: %s", len(self._waiting), why)
+            again = [seq for seq, _ in self._waiting if _replayed_after(hello, seq, first_in_session)]
+            lost = len(self._waiting) - len(again)
+            if again:
+                log.info("%d MCU record(s) received before the HELLO of boot %08x set aside: its replay sends "
+                         "them again (seq %d to %d)", len(again), hello.boot_id, again[0], again[-1])
+            if lost:
+                self.counters.untimed_records += lost
+                log.error("%d MCU record(s) dropped: the MCU rebooted before their clock was known", lost)
             self._waiting = []
         self._samples_waited = 0
 
@@ -443,7 +454,26 @@ class McuIngest:
             self._dirty = True
 
     def on_link_state(self, state: LinkState, detail: str) -> None:
+        if state is LinkState.CLOSED:  # the next opening's HOST_HELLO is answered by a HELLO and a replay
+            self._hello_heard = False
         log.info("MCU link %s: %s", state.value, detail)
+
+
+def _replayed_after(hello: Hello, seq: int, first_in_session: bool) -> bool:
+    """Whether the record `seq`, received before `hello` (a HELLO of another boot than the bridge
+    followed), comes again in the replay after it (docs/serial-protocol.md §4.1, §3).
+
+    Only the first HELLO since the port opened can be followed by records received before it: it
+    answers the bridge's HOST_HELLO, and such a record came from the MCU before it saw that request
+    (a live record at start-up; it is never acknowledged while it waits). After a later HELLO of
+    another boot, the waiting records are the previous boot's, which the new boot does not have.
+    The HELLO says which seqs it replays, `oldest_seq` up to `next_seq`; a version-1 HELLO does not,
+    and replays every record not acknowledged."""
+    if not first_in_session:
+        return False
+    if hello.oldest_seq is None or hello.next_seq is None:
+        return True
+    return hello.oldest_seq <= seq < hello.next_seq
 
 
 def _log_alert(record: AlertRecord) -> None:
