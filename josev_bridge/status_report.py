@@ -84,7 +84,8 @@ def clock_status(ingest) -> dict | None:
         clock = ingest.clock
         if clock is None or not clock.ready:
             return None
-        return {"offset_us": clock.offset_us(), "drift_ppm": round(mcu_fast_ppm(clock.drift_ppm()), 2),
+        # the rate is clock_in_utc's `mcu_fast_ppm`; `drift_error_ppm` is how far it may be off
+        return {"offset_us": clock.offset_us(),
                 "drift_error_ppm": round(clock.slope_error_ppm(), 2), "span_s": round(clock.span_us() / 1e6, 1),
                 "best_rtt_us": clock.best_rtt_us(), "samples": len(clock.samples),
                 **clock_in_utc(clock, ingest.host_clock.monotonic_us(), ingest.host_clock.realtime_us())}
@@ -98,8 +99,9 @@ def clock_in_utc(clock, mono_us: int | None = None, utc_us: int | None = None) -
     utc_us = time.time_ns() // 1000 if utc_us is None else utc_us
     m0, h0, slope = clock.fit()
     mcu_now = m0 + round((mono_us - h0) / slope)
-    return {"mcu_minus_utc_us": mcu_now - utc_us,  # the slope is exactly 1 until it is measured (core/clock_map)
-            "mcu_fast_ppm": None if slope == 1.0 else round((1 / slope - 1) * 1e6, 2),  # = drift_ppm, once measured
+    return {"mcu_minus_utc_us": mcu_now - utc_us,
+            # the slope is exactly 1 until it is measured (core/clock_map): None, not a rate of 0
+            "mcu_fast_ppm": None if slope == 1.0 else round(mcu_fast_ppm((slope - 1) * 1e6), 2),
             "error_bound_us": clock.error_bound_us(mcu_now)}
 
 
