@@ -39,7 +39,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
                ROOT),
     "demo": ("core", "config", "request_client", "harness", "sim", ROOT),
     "__main__": ("cli",),
-    "sim": ("core", "protocol", "adapters.http_base", "sim", ROOT),
+    "sim": ("core", "protocol", "adapters.http_base", "adapters.log_output", "sim", ROOT),
     "harness": ("harness", "adapters.status_file", ROOT),
     ROOT: (),
 }

@@ -51,7 +51,7 @@ def parser_for_docs() -> argparse.ArgumentParser:
                   "request get-event-timestamp": request_cmd.get_event_timestamp,
                   "dm list": dm_cmd.dm_list, "dm get": dm_cmd.dm_get, "dm set": dm_cmd.dm_set,
                   "dm reset": dm_cmd.dm_reset, "dm history": dm_cmd.dm_history,
-                  "messages": history_cmd.messages, "alerts": history_cmd.alerts, "sim": sim_app.run})
+                  "messages": history_cmd.messages, "alerts": history_cmd.alerts, "sim": sim_app.main})
 
 
 # -- daemon ---------------------------------------------------------------------------------------

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from .app import add_arguments, run
+from .app import add_arguments, main as run_sim
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m josev_bridge.sim", description="Simulated josev MCU on a pty.")
     add_arguments(parser)
-    parser.add_argument("--log-level", default="INFO", help="logging level on stderr (default INFO)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run(args)
+    return run_sim(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 Prints one JSON `ready` line on stdout once the pty link and the API are up, so a test or demo can
 start the sim and learn the pty, the API address and the token file without guessing or sleeping.
+Its log lines go to stderr as the daemon's do (adapters/log_output: a timestamp on a terminal,
+priorities under systemd, as in josev-bridge-sim.service).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from ..adapters.log_output import LEVELS, configure_logging
 from ..protocol.framing import PROTOCOL_VERSION
 from .control_api import ControlServer, SimController, parse_hostport
 from .mcu import DEFAULT_EVSE_COUNT, DEFAULT_RING_SIZE, Clock, SimulatedMcu, system_clock_us
@@ -54,6 +57,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol-version", type=int, choices=(1, PROTOCOL_VERSION), default=PROTOCOL_VERSION,
                         help="serial protocol the MCU speaks: 1 emulates a first-version MCU (re-reports its 1s "
                              f"as SIGNALs after a reboot, KEEPALIVE without ring fields; default {PROTOCOL_VERSION})")
+    parser.add_argument("--log-level", default="INFO", type=str.upper, choices=LEVELS, metavar="LEVEL",
+                        help=f"log lines on stderr from this level up: {', '.join(LEVELS)} (default INFO)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """The sim as a process (`josev-bridge sim`, `python -m josev_bridge.sim`): logging set up as
+    the daemon's, then `run`. Embedded in a thread, call `run`: the process's logging is not its own."""
+    configure_logging(args.log_level)
+    return run(args)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, stop: threading.Event | None = None) -> int:

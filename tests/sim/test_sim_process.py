@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import select
 import signal
 import stat
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from josev_bridge.adapters.log_output import level_of
 from josev_bridge.core.conditions import START_ONLY, TRIGGER_REASONS
 from josev_bridge.core.edge_store import EdgeStore
 from josev_bridge.core.timestamps import format_us, truncate_to_ms
@@ -19,6 +25,7 @@ from josev_bridge.protocol.records import Ack, FrameType, KeepAlive, decode
 from josev_bridge.sim.launcher import SimStartError, launch_sim, start_sim
 
 pytestmark = pytest.mark.e2e  # the simulator as a process
+REPO = Path(__file__).resolve().parents[2]
 
 
 def api_records(body: dict) -> list[tuple]:
@@ -212,6 +219,34 @@ def test_sigterm_cleans_up(tmp_path):
     sim.stop()
     assert not sim.pty_link.is_symlink() and not sim.token_file.exists()
     assert sim.token not in sim.log_text()
+
+
+@pytest.mark.parametrize("entry", [["josev_bridge", "sim"], ["josev_bridge.sim"]],
+                         ids=["josev-bridge sim", "python -m josev_bridge.sim"])
+@pytest.mark.parametrize("level, shown", [([], True), (["--log-level", "warning"], False)], ids=["default", "warning"])
+def test_the_sim_writes_its_log_lines_to_stderr_as_the_daemon_does(tmp_path, entry, level, shown):
+    """`josev-bridge sim` set up no logging: its INFO lines went nowhere, its warnings out bare."""
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}  # a terminal's format, not journald's
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    process = subprocess.Popen([sys.executable, "-m", *entry, "--pty-link", str(tmp_path / "mcu.pty"),
+                                "--control", "127.0.0.1:0", *level],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
+                               text=True)
+    try:
+        assert select.select([process.stdout], [], [], 10)[0], "no ready line in 10 s"
+        assert json.loads(process.stdout.readline())["event"] == "ready"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    up = [line for line in stderr.splitlines() if "josev_bridge.sim.app: sim up: " in line]
+    if shown:  # `2026-02-17T10:20:30.123Z INFO josev_bridge.sim.app: sim up: ...`, as the daemon writes it
+        assert len(up) == 1 and level_of(up[0]) == "INFO" and re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z ", up[0]), stderr
+    else:
+        assert up == [], stderr
 
 
 def test_given_token_file_and_stale_link(tmp_path):
