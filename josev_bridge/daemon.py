@@ -9,6 +9,7 @@ port answer: both reconnect on their own, and systemd should not kill a bridge w
 from __future__ import annotations
 
 import dataclasses
+import errno
 import faulthandler
 import gc
 import json
@@ -157,7 +158,10 @@ class Bridge:
             log_level=config.logging.level, state_dir=str(config.state_dir),
             runtime_dir=str(config.paths.runtime_dir))
         host, port = config.api.host_port
-        return ApiProcess(host, port, settings)
+        try:
+            return ApiProcess(host, port, settings)
+        except OSError as exc:
+            raise StartError(api_address_problem(config.api.listen, config.source, exc)) from None
 
     # -- inbound MQTT ------------------------------------------------------------------------------
     def _on_mqtt_message(self, message: mqtt.MQTTMessage) -> None:
@@ -429,6 +433,24 @@ def _outgoing_entry(created_us: int, topic: str, payload: bytes, refused: str | 
                         note=None if refused is None else f"the MQTT link did not take it ({refused})")
 
 
+class StartError(Exception):
+    """A start-up failure whose message says it all (what, which setting, the fix), and that may heal
+    by itself (exit 1: systemd tries again)."""
+
+
+# errno of binding the API's address -> (what it means, what to do)
+BIND_PROBLEMS = {errno.EADDRINUSE: ("is in use by another process", "stop it or change [api] listen"),
+                 errno.EADDRNOTAVAIL: ("is not an address of this host", "change [api] listen")}
+
+
+def api_address_problem(listen: str, source: str, exc: OSError) -> str:
+    """`the API address 127.0.0.1:8080 ([api] listen in /etc/josev-bridge/config.toml) is in use by
+    another process; stop it or change [api] listen`: the address and where it is set, not only errno's
+    words (`[Errno 98] Address already in use` names no port)."""
+    what, fix = BIND_PROBLEMS.get(exc.errno or 0, (f"cannot be bound ({exc.strerror or exc})", "change [api] listen"))
+    return f"the API address {listen} ([api] listen in {source}) {what}; {fix}"
+
+
 def run(config_path: str) -> int:
     """The daemon. Exit 2: the configuration must be fixed (the unit stays failed); exit 1: a start-up
     fault that may heal, such as a full or read-only state_dir (systemd tries again)."""
@@ -441,6 +463,9 @@ def run(config_path: str) -> int:
     configure_logging(config.logging.level)
     try:
         bridge = Bridge(config)
+    except StartError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     except OSError as exc:  # StorageError too: read-only, full, no permission; names the path and errno
         log.error("cannot start: %s; exiting for systemd to restart the bridge", describe(exc))
         return 1

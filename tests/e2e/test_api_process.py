@@ -138,15 +138,18 @@ def test_sighup_passes_the_new_log_level_to_the_api_process(make_bridge):
                       "the API process's DEBUG line")
 
 
-def test_a_port_in_use_is_still_the_daemons_one_line_refusal(tmp_path, broker, sim):
+def test_a_port_in_use_is_still_the_daemons_one_line_refusal_and_names_the_address(tmp_path, broker, sim):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
         bridge = BridgeProcess(tmp_path / "bridge", broker_port=broker.port, serial_url=str(sim.pty_link),
-                               extra={"api": {"listen": f"127.0.0.1:{taken.getsockname()[1]}"}})
+                               extra={"api": {"listen": listen}})
         r = subprocess.run([sys.executable, "-m", "josev_bridge", "run", "--config", str(bridge.config)],
                            capture_output=True, text=True, timeout=60)
     assert r.returncode == 1  # may heal by itself: systemd tries again
     errors = [line for line in r.stderr.splitlines() if level_of(line) == "ERROR"]
-    assert len(errors) == 1 and "cannot start" in errors[0] and "Address already in use" in errors[0], r.stderr
+    assert len(errors) == 1, r.stderr
+    assert errors[0].endswith(f"cannot start: the API address {listen} ([api] listen in {bridge.config}) is in use "
+                              "by another process; stop it or change [api] listen"), r.stderr
     assert "Traceback" not in r.stderr
