@@ -45,13 +45,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def parser_for_docs() -> argparse.ArgumentParser:
     """The parser with every handler wired (also what cli/docgen.py renders)."""
-    from ..sim import app as sim_app
-
     return build({"run": _run, "check-config": _check_config, "status": status_cmd.status,
                   "request get-event-timestamp": request_cmd.get_event_timestamp,
                   "dm list": dm_cmd.dm_list, "dm get": dm_cmd.dm_get, "dm set": dm_cmd.dm_set,
                   "dm reset": dm_cmd.dm_reset, "dm history": dm_cmd.dm_history,
-                  "messages": history_cmd.messages, "alerts": history_cmd.alerts, "sim": sim_app.main})
+                  "messages": history_cmd.messages, "alerts": history_cmd.alerts, "sim": _sim})
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from ..sim import app  # only for this command: the simulator is most of the CLI's imports
+
+    return app.main(args)
 
 
 # -- daemon ---------------------------------------------------------------------------------------

@@ -311,7 +311,7 @@ def _history(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> N
 
 
 def _sim(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
-    from ..sim import app as sim_app
+    from ..sim import options as sim_options
 
     sim = _command(sub, "sim", "run the simulated MCU (pseudo-terminal + OCPPLAB-style control API)",
                    "A simulated charge-controller MCU on a pseudo-terminal, for a bench without hardware: point "
@@ -322,5 +322,5 @@ def _sim(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> None:
                      "an MCU clock 5 h behind, 80 ppm fast")],
                    [(0, "stopped by SIGTERM or SIGINT"), (1, "could not start (the pty or the port)"),
                     (2, "bad options")], config=False)
-    sim_app.add_arguments(sim)
+    sim_options.add_arguments(sim)
     sim.set_defaults(func=handlers["sim"])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .app import add_arguments, main as run_sim
+from .app import main as run_sim
+from .options import add_arguments
 
 
 def main(argv: list[str] | None = None) -> int:

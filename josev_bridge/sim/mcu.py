@@ -37,6 +37,7 @@ from ..core.timestamps import format_us, parse_us
 from ..protocol.framing import PROTOCOL_VERSION
 from ..protocol.records import SequencedRecord, fit_fault_info
 from .boot_report import LOST_BY_COLD_BOOT, level_records
+from .options import DEFAULT_EVSE_COUNT, DEFAULT_RING_SIZE
 
 Clock = Callable[[], int]
 
@@ -44,8 +45,6 @@ FIRMWARE = f"josev-sim {__version__}"
 DEFAULT_ID_TAG = "SIM-TAG"
 MAX_ID_TAG = 36  # OCPP IdToken length
 MAX_CONNECTOR_ID = 255  # u8 on the wire
-DEFAULT_RING_SIZE = 4096
-DEFAULT_EVSE_COUNT = 2  # `sim --evse-count`; the control API's document states it (tests/cli/test_docs_agree.py)
 MAX_RING_SIZE = 1_000_000
 DEFAULT_POWER_W = 11_000.0  # what an EV draws when it asks for energy without a power-update
 MAX_POWER_W = 1_000_000.0

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from josev_bridge.sim.app import add_arguments, run
+from josev_bridge.sim.app import run
+from josev_bridge.sim.options import add_arguments
 
 
 def parse(*argv: str) -> argparse.Namespace:
