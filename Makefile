@@ -89,7 +89,8 @@ clean:
 # --- Checks (issue 12 item 5); configuration in pyproject.toml ----------------------------------
 # lint: ruff (pyflakes, pycodestyle, bugbear, pyupgrade, import order). typecheck: mypy, strict on
 # core/ and protocol/. `make test` runs both before the suite (they take about two seconds from a
-# cold cache). test-fast: the unit tests alone, without mosquitto, the simulator or the daemon.
+# cold cache). test-fast: the quick unit tests, on every core: no mosquitto, simulator or daemon,
+# and no test marked slow (pyproject.toml's markers say which).
 .PHONY: lint typecheck test-fast
 
 test: lint typecheck
@@ -101,4 +102,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not e2e"
+	$(BIN)/pytest -q -m "not e2e and not slow" -n auto

@@ -103,6 +103,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sigkill_in_the_middle_of_writes_leaves_old_or_new_never_torn(tmp_path):
     for attempt in range(3):
         state = tmp_path / f"s{attempt}"

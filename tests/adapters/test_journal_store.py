@@ -120,6 +120,7 @@ def test_age_retention_deletes_only_old_rows(store):
     assert store.oldest_id() == 25 and store.count() == 24
 
 
+@pytest.mark.slow
 def test_size_bound_holds_under_a_flood(tmp_path):
     policy = RetentionPolicy(max_age_us=10**15, max_bytes=1 << 20)
     journal = Journal(tmp_path / "j.sqlite", policy)
@@ -143,6 +144,7 @@ def test_size_bound_holds_under_a_flood(tmp_path):
     reader.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("payload_bytes", [50, 8000, 60_000])
 def test_size_bound_holds_at_every_insert_whatever_the_entry_size(tmp_path, payload_bytes):
     """A batch (up to 1024 entries) is cut to 1/50 of the bound per insert, so even 60 KB payloads
@@ -169,6 +171,7 @@ def test_size_bound_holds_at_every_insert_whatever_the_entry_size(tmp_path, payl
     assert journal.counters.retained_away > 0 and max(peaks) <= policy.max_bytes, max(peaks)
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_logged_and_survived_without_losing_new_entries(tmp_path, caplog):
     journal = Journal(tmp_path / "j.sqlite", BIG)
     journal.start()
@@ -208,6 +211,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_kill_9_during_heavy_journaling_leaves_a_readable_database_with_every_committed_row(tmp_path):
     path = tmp_path / "j.sqlite"
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)])

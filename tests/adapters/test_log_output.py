@@ -12,6 +12,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from josev_bridge.adapters.log_output import level_of, priority
 
 SCRIPT = ("import logging; from josev_bridge.adapters.log_output import configure_logging; configure_logging('DEBUG');"
@@ -45,6 +47,7 @@ def test_elsewhere_every_record_starts_with_the_utc_time(tmp_path):
         assert not lines[0].startswith("<")
 
 
+@pytest.mark.slow
 def test_the_daemons_own_start_up_error_carries_priority_3(tmp_path):
     err = tmp_path / "stderr"
     with err.open("wb") as fh:

@@ -77,6 +77,7 @@ def test_it_serves_from_its_own_process_and_the_token_stays_off_argv_and_environ
     assert b"NOTIFY_SOCKET=" not in Path(f"/proc/{pid}/environ").read_bytes()
 
 
+@pytest.mark.slow
 def test_an_exit_is_logged_once_and_restarted_with_a_doubling_backoff(supervised, caplog):
     clock = supervised.clock
     supervised.start()
@@ -129,6 +130,7 @@ def test_stop_ends_the_process_and_frees_the_port(supervised):
     bind_listener("127.0.0.1", port).close()  # nobody listens on it any more
 
 
+@pytest.mark.slow
 def test_a_process_that_does_not_stop_on_sigterm_is_killed(supervised, caplog):
     supervised.start()
     assert wait_until(lambda: answers(supervised) == 200, 20, "the API process to answer")

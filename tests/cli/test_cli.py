@@ -26,6 +26,7 @@ def test_dm_needs_a_state_dir(config):
     assert r.returncode == 2 and "does not exist" in r.stderr
 
 
+@pytest.mark.slow
 def test_dm_get_set_history_and_errors(config, tmp_path):
     (tmp_path / "state").mkdir()
     base = ("--config", str(config))
@@ -45,11 +46,13 @@ def test_dm_get_set_history_and_errors(config, tmp_path):
     assert "EnableGetEventTimestampRequest" in table and "local" in table
 
 
+@pytest.mark.slow
 def test_check_config_ok(config):
     r = cli("check-config", "--config", str(config))
     assert r.returncode == 0 and "OK" in r.stdout
 
 
+@pytest.mark.slow
 def test_check_config_reads_secrets_and_tls_files_without_printing_them(tmp_path):
     secret = tmp_path / "mqtt-password"
     secret.write_text("hunter2-not-for-logs\n")
@@ -76,6 +79,7 @@ def test_request_reports_an_unreachable_broker(tmp_path):
     assert r.returncode == 1 and "cannot reach the broker" in r.stderr
 
 
+@pytest.mark.slow
 def test_dm_reset_and_list_json(config, tmp_path):
     (tmp_path / "state").mkdir()
     base = ("--config", str(config))
@@ -92,6 +96,7 @@ def test_dm_reset_and_list_json(config, tmp_path):
     assert missing.returncode == 1 and "known: JOSEV_CTRLR" in missing.stderr
 
 
+@pytest.mark.slow
 def test_dm_set_denied_without_write_access(config, tmp_path):
     state = tmp_path / "state"
     state.mkdir()

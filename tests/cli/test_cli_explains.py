@@ -122,6 +122,7 @@ def store_of(config: str) -> DeviceModelStore:
     return store
 
 
+@pytest.mark.slow
 def test_dm_tables_fit_80_columns(config):
     store_of(config).set("JOSEV_CTRLR", "EnableGetEventTimestampRequest", "false", source=Source.LOCAL,
                          user="alice")
@@ -133,6 +134,7 @@ def test_dm_tables_fit_80_columns(config):
     assert "DataSigned" in cli("dm", "list", "--wide", "--config", config).stdout
 
 
+@pytest.mark.slow
 def test_dm_set_to_the_value_it_has_is_unchanged_and_records_nothing(config):
     base = ("JOSEV_CTRLR", "EnableGetEventTimestampRequest")
     store = store_of(config)
@@ -154,6 +156,7 @@ def read_line(proc: subprocess.Popen, timeout: float) -> str:
     raise TimeoutError("no line from alerts --follow")
 
 
+@pytest.mark.slow
 def test_alerts_follow_prints_closures_as_well_as_openings(config, tmp_path):
     store = AlertStore(tmp_path / "state" / "alerts.sqlite")
     start = now_us() - 5_000_000

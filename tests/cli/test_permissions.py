@@ -103,6 +103,7 @@ def test_a_file_only_its_owner_may_read_is_named_and_sudo_is_the_fix(as_nobody, 
     assert_denied(r, path, need, "run it with sudo (members of group root may not")
 
 
+@pytest.mark.slow
 def test_status_and_the_configuration_itself(as_nobody, board):
     (board / "run" / "status.json").chmod(0o600)
     assert_denied(as_nobody("status", "--config", str(board / "c.toml")), board / "run" / "status.json", "read",

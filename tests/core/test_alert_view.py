@@ -173,6 +173,7 @@ _step = st.one_of(
 )
 
 
+@pytest.mark.slow
 @given(steps=st.lists(st.tuples(st.integers(1, 120), _step), max_size=60), muted=st.booleans())
 @hsettings(max_examples=100, deadline=None)
 def test_every_rendered_engine_alert_validates(steps, muted):

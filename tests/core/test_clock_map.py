@@ -1,6 +1,7 @@
 import json
 import random
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from josev_bridge.core.clock_map import ANCHORS, MAX_EXTRAPOLATION_US, RECENT, ClockMap, ClockSample, to_utc_us
@@ -150,6 +151,7 @@ def test_the_bound_narrows_as_the_slope_is_learnt():
 @settings(deadline=None)  # up to 64 fits of up to 124 samples each: slow on a busy machine, not wrong
 @given(st.floats(-100, 100), st.integers(0, 2**32), st.sampled_from([-45_000, -5_000, 2_000, 30_000, 45_000]),
        st.integers(1, 62))
+@pytest.mark.slow
 def test_a_clock_step_too_small_to_restart_the_fit_widens_the_bound(ppm, seed, step_us, at):
     """An MCU clock stepped by less than OUTLIER_US is absorbed into the fit, which is then not the
     truth: the samples that disagree with it must widen the bound enough to cover what follows."""
@@ -184,6 +186,7 @@ def test_a_burst_of_probes_after_a_hello_keeps_the_learnt_slope():
     assert clock.slope_error_ppm() < 5
 
 
+@pytest.mark.slow
 def test_the_window_keeps_half_an_hour_of_anchors_and_a_minute_of_everything():
     rng = random.Random(12)
     clock = ClockMap()

@@ -1,3 +1,4 @@
+import pytest
 from hypothesis import given, strategies as st
 
 from josev_bridge.core.link_sequence import SequenceTracker, Verdict
@@ -50,6 +51,7 @@ def test_the_hold_is_bounded():
     assert out.lost == 2 and seqs(out) == [3, 4, 5, 6]
 
 
+@pytest.mark.slow
 @given(st.permutations(list(range(1, 30))), st.sets(st.integers(1, 29)))
 def test_any_arrival_order_with_duplicates_applies_each_record_once_in_order(order, dupes):
     t = SequenceTracker()

@@ -51,6 +51,8 @@ from josev_bridge.protocol.records import (
     fit_fault_info,
 )
 
+pytestmark = pytest.mark.slow  # compiles the C reference: `make test-fast` leaves it out
+
 ROOT = Path(__file__).resolve().parents[2]
 MCU = ROOT / "mcu"
 DOC = ROOT / "docs" / "serial-protocol.md"
@@ -703,6 +705,7 @@ line_noise = st.lists(st.one_of(
 ), max_size=30)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(chunks=line_noise, cuts=st.lists(st.integers(0, 20000), max_size=6))
 def test_fuzz_c_decoder_on_line_noise_agrees_with_the_host(asan_cli, chunks, cuts):
@@ -1100,6 +1103,7 @@ def _mixed(i: int):
     return EvStatusRecord(1, 2, 1771323630123456 + i, i % 1001 / 10, i * 100, 60000, None)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(capacity=st.integers(1, 6), ops=st.lists(st.one_of(st.just("push"), st.integers(-2, 8)), max_size=30))
 def test_ring_of_mixed_records_matches_the_simulators_model(asan_cli, capacity, ops):

@@ -132,6 +132,7 @@ def test_split_feeds_reassemble():
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.binary(max_size=64), st.sampled_from([records.encode(KeepAlive(5), 1), b"\x00"])),
                 max_size=40))
+@pytest.mark.slow
 def test_arbitrary_bytes_never_raise_and_only_verified_frames_come_out(chunks):
     d = FrameDecoder()
     for chunk in chunks:

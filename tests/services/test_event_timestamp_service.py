@@ -3,6 +3,7 @@ response formatting from the JSON encoder."""
 
 import uuid
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from josev_bridge import schemas
@@ -24,6 +25,7 @@ requests = st.fixed_dictionaries(
                   "data": st.one_of(datas, st.none(), st.lists(st.integers(), max_size=1))})
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, deadline=None)
 @given(requests)
 def test_fast_path_accepts_only_what_the_schema_accepts(obj):
@@ -42,6 +44,7 @@ def test_fast_path_takes_the_common_request():
 @settings(max_examples=2000, deadline=None)
 @given(st.one_of(ids.filter(lambda i: isinstance(i, str)), st.text(max_size=40)),
        st.integers(0, 253_402_300_799_999_999))  # up to 9999-12-31T23:59:59.999999Z
+@pytest.mark.slow
 def test_formatted_response_is_what_the_encoder_writes(msg_id, time_us):
     message = Message(msg_id, NAME, "request", {})
     timestamp = format_us(time_us)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
+import pytest
+
 from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy
 from josev_bridge.core.journal_entry import Direction, JournalEntry
 from josev_bridge.harness.waiting import wait_until
@@ -67,6 +69,7 @@ def test_small_payloads_are_kept_even_over_the_bound(tmp_path):
     assert small.payload == {"event_type": "TxEventStart"}
 
 
+@pytest.mark.slow
 def test_the_bound_holds_in_memory_for_payloads_that_parse_into_many_small_objects(tmp_path):
     """`[{},{},...]` costs ~24x its text once parsed: the bound must count what is held, not the wire size."""
     import json
