@@ -61,6 +61,7 @@ class JournalCounters:
     write_errors: int = 0
     retained_away: int = 0  # deleted by retention (age or size)
     payloads_shed: int = 0  # rows journaled without their payload: the queue was over its byte bound
+    retention_passes: int = 0  # age-retention steps completed (one every RETENTION_INTERVAL): tests wait on it
 
 
 def _shed_payload(entry: JournalEntry, size: int) -> None:
@@ -177,7 +178,8 @@ class Journal:
                     break
             if time.monotonic() - self._last_age_check >= RETENTION_INTERVAL:
                 self._last_age_check = time.monotonic()
-                self._retain(self.store.enforce_age, self.policy, self._clock_us())
+                if self._retain(self.store.enforce_age, self.policy, self._clock_us()):
+                    self.counters.retention_passes += 1
             if stopping and not self._queue:
                 return
 
@@ -236,12 +238,14 @@ class Journal:
         if freed:
             log.warning("journal: the disk is full; deleted the %d oldest entries to make room", freed)
 
-    def _retain(self, step: Callable[..., int], *args) -> None:
+    def _retain(self, step: Callable[..., int], *args) -> bool:
+        """One retention step; False when it failed (logged)."""
         try:
             deleted = step(*args)
         except Exception as exc:
             log.error("journal: retention step failed: %s", exc)
-            return
+            return False
         if deleted:
             self.counters.retained_away += deleted
             log.debug("journal: retention deleted %d entries", deleted)
+        return True
