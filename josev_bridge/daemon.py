@@ -100,7 +100,7 @@ class Bridge:
         self._started_at = time.monotonic()
         self._last_heard: tuple[float, int] | None = None  # (MCU's last frame, time.monotonic(); its UTC)
         self._last_request_at = 0.0
-        self.journal = self._open_journal(config)
+        self.journal = self._open_journal(config, self.host_clock)
         if self.journal is not None:
             self.ingest.add_edge_listener(self._journal_edge)
         self.api = self._open_api(config)
@@ -124,12 +124,12 @@ class Bridge:
         self._audit_cursor = latest[0].id if latest else 0
 
     @staticmethod
-    def _open_journal(config: Config) -> Journal | None:
+    def _open_journal(config: Config, host_clock: HostClock) -> Journal | None:
         if not config.journal.enabled:
             return None
         j = config.journal
         policy = RetentionPolicy(max_age_us=int(j.max_age_days * 86_400e6), max_bytes=int(j.max_size_mb * 2**20))
-        return Journal(config.state_dir / JOURNAL_FILE, policy)
+        return Journal(config.state_dir / JOURNAL_FILE, policy, clock=host_clock.clock_reading)
 
     def _open_export(self, config: Config) -> JournalExporter | None:
         """Store-and-forward of journal rows to the fleet's broker (docs/journal-export.md)."""
