@@ -5,8 +5,6 @@ of the host's clocks made up here: boottime never steps, realtime does."""
 
 import sqlite3
 
-import pytest
-
 from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy
 from josev_bridge.core.journal_age import ClockReading
 from josev_bridge.core.journal_entry import Direction, JournalEntry
@@ -41,13 +39,6 @@ def retain(store: JournalStore, now: ClockReading, policy: RetentionPolicy = POL
 
 def ids(store: JournalStore) -> list[int]:
     return [row[0] for row in store._db.execute("SELECT id FROM journal ORDER BY id")]
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = JournalStore(tmp_path / "journal.sqlite")
-    yield s
-    s.close()
 
 
 def test_rows_written_before_a_three_year_forward_step_survive_it(store):

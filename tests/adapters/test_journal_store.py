@@ -54,13 +54,6 @@ def query(**kw) -> JournalQuery:
     return JournalQuery(**{**base, **kw})
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = JournalStore(tmp_path / "journal.sqlite")
-    yield s
-    s.close()
-
-
 def test_round_trip_keeps_every_field(store):
     e = JournalEntry(T0, Direction.IN, "get_event_timestamp", "ocpp/cs", "abc", {"x": [1, "ü"]},
                      NoAnswer.NO_EVENT_RECORDED, None, "why")
