@@ -25,6 +25,13 @@ transactions of the journal's BATCH size, same pragmas. Bar: >= 15,000 entries/s
 none dropped (set at 2x the ~7,000 requests/s the bridge answered at d9a0269, each of which is
 one entry; ~1.7x the ~9,000/s of 1394a15: docs/performance.md).
 
+Age retention (issue 14). A journal at the default 32 MiB bound as a board writes it: a batch an hour
+for 20 days of one host boot, each under its clock mark (core/journal_age). Timed: one age-retention
+step (`JournalStore.enforce_age`, which the writer runs every 2 s) when nothing is due, the same right
+after a +3 year step of the realtime clock (nothing is due either: before issue 14 this deleted the
+journal 500 rows a step), and one step of 500 rows that are due (a 10-day bound). Reported, no bar:
+a step runs in the journal thread, and what it costs the answering thread is its GIL time.
+
 Exit status 0 when every bar passes, 1 otherwise.
 """
 
@@ -51,6 +58,7 @@ from common import filesystem_of, load_average, percentile
 from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy, page_statement
 from josev_bridge.api.journal_api import PATH, JournalApi
 from josev_bridge.api.server import ApiServer
+from josev_bridge.core.journal_age import ClockReading
 from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer
 from josev_bridge.core.journal_query import DAY_US, DEFAULT_LIMIT, Position, encode_cursor, parse_query
 from josev_bridge.core.timestamps import format_us
@@ -387,6 +395,75 @@ def run_ingest(workdir: Path, n: int) -> list[IngestResult]:
     return results
 
 
+# -- age retention -----------------------------------------------------------------------------------
+HOUR_US = 3_600_000_000
+RETENTION_STEPS = 300  # timed steps per case (each a fresh statement, as every 2 s on a board)
+
+
+@dataclass
+class RetentionResult:
+    label: str
+    ms: list[float]
+    deleted: int
+
+
+def marked_journal(path: Path, now_us: int) -> tuple[int, int]:
+    """A journal at just under 90 % of the default bound: a batch an hour for 20 days of one host boot
+    (created_us and boottime agree: the clock was right), each under its clock mark. Returns (rows,
+    the boottime now)."""
+    store = JournalStore(path)
+    hours, policy = 20 * 24, RetentionPolicy(DEFAULT_AGE_US, DEFAULT_BYTES)
+    boot_now = (hours + 1) * HOUR_US
+    per_hour = 250
+    chunk = entries(random.Random(5), hours * per_hour, now_us - boot_now + HOUR_US, now_us - HOUR_US)
+    rows = 0
+    for hour in range(hours):
+        if store.used_bytes() >= DEFAULT_BYTES * 0.88:
+            break
+        bt = (hour + 1) * HOUR_US
+        store.mark_writes(ClockReading("bench-boot", bt, now_us - boot_now + bt, True), policy.span_us)
+        store.insert(chunk(rows, rows + per_hour))
+        rows += per_hour
+    store.close()
+    return rows, boot_now
+
+
+def time_steps(path: Path, policy: RetentionPolicy, now: ClockReading, label: str) -> RetentionResult:
+    """RETENTION_STEPS steps timed, or, when rows are due, the steps of a full batch each."""
+    store = JournalStore(path)
+    times, deleted = [], 0
+    for _ in range(RETENTION_STEPS):
+        t0 = time.perf_counter()
+        step = store.enforce_age(policy, now)
+        elapsed = (time.perf_counter() - t0) * 1000
+        if deleted and step < policy.batch_rows:
+            break  # what was due is gone
+        times.append(elapsed)
+        deleted += step
+    store.close()
+    return RetentionResult(label, times, deleted)
+
+
+def run_retention(workdir: Path) -> tuple[list[RetentionResult], int, list[str]]:
+    now_us = time.time_ns() // 1000
+    path = workdir / "retention.sqlite"
+    rows, boot_now = marked_journal(path, now_us)
+    right = ClockReading("bench-boot", boot_now, now_us, True)
+    stepped = ClockReading("bench-boot", boot_now, now_us + 3 * 365 * DAY_US, True)
+    results = [time_steps(path, RetentionPolicy(DEFAULT_AGE_US, DEFAULT_BYTES), right, "nothing due (30 days)"),
+               time_steps(path, RetentionPolicy(DEFAULT_AGE_US, DEFAULT_BYTES), stepped,
+                          "nothing due, after a +3 y step of realtime"),
+               time_steps(path, RetentionPolicy(10 * DAY_US, DEFAULT_BYTES), right, "rows due (10 days): 500 a step")]
+    db = sqlite3.connect(path)
+    plan = [row[-1] for row in db.execute(
+        "EXPLAIN QUERY PLAN DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE id >= ? AND id < ? "
+        "ORDER BY id LIMIT ?)", (1, 10**6, 500))]
+    db.close()
+    for r in results:
+        print(f"  {r.label}: p50 {percentile(sorted(r.ms), 50):.3f} ms, {r.deleted:,} deleted", flush=True)
+    return results, rows, plan
+
+
 # -- report -----------------------------------------------------------------------------------------
 def machine(db_dir: Path) -> dict[str, str]:
     return common.machine(sqlite=sqlite3.sqlite_version,
@@ -394,7 +471,8 @@ def machine(db_dir: Path) -> dict[str, str]:
 
 
 def report(facts: dict[str, str], rows: int, fill_s: float | None, db_bytes: int, queries: list[QueryResult],
-           ingest: list[IngestResult], plans: list[str]) -> bool:
+           ingest: list[IngestResult], plans: list[str],
+           retention: tuple[list[RetentionResult], int, list[str]]) -> bool:
     print()
     for k, v in facts.items():
         print(f"{k:>20}: {v}")
@@ -424,6 +502,16 @@ def report(facts: dict[str, str], rows: int, fill_s: float | None, db_bytes: int
     print("\nEXPLAIN QUERY PLAN of a 2-type deep-cursor page (one index range per type, merged in Python):")
     for p in plans:
         print("  " + p)
+    steps, retention_rows, retention_plan = retention
+    print(f"\nAge retention: one step on a journal of {retention_rows:,} rows (32 MiB bound, 20 days, a mark an "
+          f"hour); {RETENTION_STEPS} steps per case; times in ms\n")
+    print("| case | steps | p50 | p99 | max | rows deleted |")
+    print("|---|---|---|---|---|---|")
+    for r in steps:
+        t = sorted(r.ms)
+        print(f"| {r.label} | {len(t)} | {percentile(t, 50):.3f} | {percentile(t, 99):.3f} | {t[-1]:.3f} | "
+              f"{r.deleted:,} |")
+    print("EXPLAIN QUERY PLAN of the age step's DELETE:\n      " + "\n      ".join(retention_plan))
     print(f"\nverdict: {'ALL BARS PASS' if ok else 'A BAR FAILED'}")
     return ok
 
@@ -468,8 +556,10 @@ def main() -> int:
         plans = explain(db_path, end_us)
         print(f"ingest ({args.ingest:,} entries per run)")
         ingest = run_ingest(workdir, args.ingest)
+        print("age retention")
+        retention = run_retention(workdir)
         facts["load average"] += f" (start) / {load_average()} (end)"
-        return 0 if report(facts, args.rows, fill_s, db_path.stat().st_size, queries, ingest, plans) else 1
+        return 0 if report(facts, args.rows, fill_s, db_path.stat().st_size, queries, ingest, plans, retention) else 1
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

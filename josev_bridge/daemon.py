@@ -94,15 +94,15 @@ class Bridge:
             response_topic=m.josev_response_topic, response_schema="set_variable_validate.response", cache_size=1024)
         self.answers = self.routers[m.request_topic].counts(NAME)
         self.serial = SerialLink(config.serial, self.ingest, self.host_clock.monotonic_us)
-        self.alerts = AlertService(config, self._send_own) if config.alerts.enabled else None
+        self.alerts = (AlertService(config, self._send_own, offset_us=lambda: self.host_clock.offset()[0])
+                       if config.alerts.enabled else None)
         if self.alerts is not None:
             self.ingest.add_alert_listener(self.alerts.on_record)
             self.ingest.add_edge_listener(self.alerts.on_edge)
             self.ingest.add_reboot_listener(self.alerts.on_mcu_reboot)
         self._started_at = time.monotonic()
-        self._last_heard: tuple[float, int] | None = None  # (MCU's last frame, time.monotonic(); its UTC)
         self._last_request_at = 0.0
-        self.journal = self._open_journal(config)
+        self.journal = self._open_journal(config, self.host_clock)
         if self.journal is not None:
             self.ingest.add_edge_listener(self._journal_edge)
         self.api = self._open_api(config)
@@ -126,12 +126,12 @@ class Bridge:
         self._audit_cursor = latest[0].id if latest else 0
 
     @staticmethod
-    def _open_journal(config: Config) -> Journal | None:
+    def _open_journal(config: Config, host_clock: HostClock) -> Journal | None:
         if not config.journal.enabled:
             return None
         j = config.journal
         policy = RetentionPolicy(max_age_us=int(j.max_age_days * 86_400e6), max_bytes=int(j.max_size_mb * 2**20))
-        return Journal(config.state_dir / JOURNAL_FILE, policy)
+        return Journal(config.state_dir / JOURNAL_FILE, policy, clock=host_clock.clock_reading)
 
     def _open_export(self, config: Config) -> JournalExporter | None:
         """Store-and-forward of journal rows to the fleet's broker (docs/journal-export.md)."""
@@ -247,9 +247,9 @@ class Bridge:
                 self._reload.clear()
                 self._do_reload()
             self._log_device_model_changes()
-            step_us = self._check_host_clock()
+            self._check_host_clock()
             self._journal_link_events()
-            self._tick_alerts(step_us)
+            self._tick_alerts()
             self._log_unlogged()
             if self.api is not None and not self._stop.is_set():
                 self.api.poll()  # an API process that exited: one line, then started again after a backoff
@@ -312,14 +312,13 @@ class Bridge:
                 "oldValue": change.old_value, "newValue": change.new_value, "source": change.source,
                 "user": change.user})
 
-    def _check_host_clock(self) -> int | None:
+    def _check_host_clock(self) -> None:
         """A step of the board's clock or a change of its sync status: logged (host_clock), and saved
-        with the edges so that a reboot keeps the latest time line for them. Returns the step (µs)."""
+        with the edges so that a reboot keeps the latest time line for them."""
         synced = self.host_clock.synchronised
         step_us = self.host_clock.check()
         if step_us is not None or self.host_clock.synchronised != synced:
             self.ingest.on_host_clock_change()
-        return step_us
 
     def _log_unlogged(self) -> None:
         """The bad messages the rate limit kept out of the log, as one summary line per kind."""
@@ -329,21 +328,17 @@ class Bridge:
             log.warning("dropped %d more %s message(s) without a log line each (counted in status: "
                         "rejected_messages; journaled as InvalidMessage)", count, kind.replace("_", " "))
 
-    def _tick_alerts(self, clock_step_us: int | None) -> None:
+    def _tick_alerts(self) -> None:
         """The engine's clock: holds expire, and the MCU link's silence becomes offlineCharger.
 
         Last heard is the last frame's arrival, or the bridge's start when the MCU was never heard:
-        an MCU dead since boot is an outage too. Its UTC moves with a step of the board's clock (NTP
-        arriving late): a step is not an outage.
+        an MCU dead since boot is an outage too. It is a time.monotonic() time: the alert service
+        measures the silence on that clock, so a step of the board's clock (NTP arriving late) is
+        not an outage, even one made between two readings here.
         """
         if self.alerts is None:
             return
-        at = self.serial.last_frame_at or self._started_at
-        if self._last_heard is None or self._last_heard[0] != at:
-            self._last_heard = (at, time.time_ns() // 1000 - round((time.monotonic() - at) * 1e6))
-        elif clock_step_us:
-            self._last_heard = (at, self._last_heard[1] + clock_step_us)
-        self.alerts.tick(self._last_heard[1])
+        self.alerts.tick(round((self.serial.last_frame_at or self._started_at) * 1e6))
 
     def _journal_event(self, kind: str, payload: dict) -> None:
         if self.journal is not None:

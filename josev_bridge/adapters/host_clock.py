@@ -19,18 +19,23 @@ production; the daemon logs a warning when it is.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import time
 from pathlib import Path
 
 from ..core.host_time import OffsetReading, SyncState, settle, step_between
+from ..core.journal_age import UNKNOWN_BOOT, ClockReading
 from ..core.timestamps import format_us
 
 log = logging.getLogger("josev_bridge.host_clock")
 
 SHIFT_ENV = "JOSEV_BRIDGE_TEST_CLOCK_SHIFT_FILE"
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+# CLOCK_BOOTTIME: monotonic, never stepped, and counting while the board is suspended (journal ages,
+# core/journal_age); Linux only, CLOCK_MONOTONIC elsewhere (the same but for suspend)
+BOOTTIME = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
 
 def host_boot_id() -> str:
@@ -38,7 +43,17 @@ def host_boot_id() -> str:
     try:
         return Path(BOOT_ID_PATH).read_text().strip()
     except OSError:
-        return "unknown"
+        return UNKNOWN_BOOT
+
+
+def read_clock() -> ClockReading:
+    """The clocks the journal ages its rows by, read here and now (without a HostClock: its status and
+    test seam); one adjtimex(2) call."""
+    return ClockReading(_this_boot(), time.clock_gettime_ns(BOOTTIME) // 1000, time.time_ns() // 1000,
+                        read_sync_state().synchronised)
+
+
+_this_boot = functools.cache(host_boot_id)
 
 
 class _Timeval(ctypes.Structure):
@@ -117,6 +132,16 @@ class HostClock:
     def realtime_us(self) -> int:
         us = time.time_ns() // 1000
         return us if self._shift is None else us + self._shift.us()
+
+    def boottime_us(self) -> int:
+        """CLOCK_BOOTTIME (journal ages): like monotonic, and counting while suspended."""
+        us = time.clock_gettime_ns(BOOTTIME) // 1000
+        return us if self._shift is None else us + self._shift.us()
+
+    def clock_reading(self) -> ClockReading:
+        """For the journal writer (any thread): boottime, realtime and the sync status as of the last
+        `check` (no adjtimex call here)."""
+        return ClockReading(self.boot_id, self.boottime_us(), self.realtime_us(), self.sync.synchronised)
 
     def reading(self) -> OffsetReading:
         """The realtime clock read between two monotonic readings, within half the gap between them.

@@ -4,6 +4,15 @@ WAL with synchronous=NORMAL: a commit is a write to the WAL, no fsync, so a kill
 committed and a power cut at most the last few commits; the database is always readable. Ids come
 from AUTOINCREMENT, never reused, so an id names one row forever (export de-duplication, cursors).
 Several processes may open the file: the daemon writes, the CLI and the API read.
+
+Age retention does not trust `created_us` (the board's clock may have stepped since): the writer
+keeps `clock_marks` (which host boot and CLOCK_BOOTTIME each id range was written at) and
+`host_boots` (each boot's realtime offset while synchronised), and deletes by id range what
+core/journal_age says is older than the bound. A file of an older version gains the two tables
+when the daemon opens it (CREATE TABLE IF NOT EXISTS: nothing is rewritten); its rows, below the
+first mark, age by `created_us` as before, but only while the clock is known right. A version without
+marks writing into a file that has them (a downgrade) would add rows this one takes for the newest
+mark's: move the journal aside before going back to one.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.journal_age import ClockReading, Mark, age_plan, needs_mark, span_for, synced_offset
 from ..core.journal_entry import Direction, JournalEntry, NoAnswer
 from ..core.journal_query import JournalQuery, Position
 from .damage import open_or_set_aside
@@ -44,6 +54,16 @@ CREATE TABLE IF NOT EXISTS journal (
 CREATE INDEX IF NOT EXISTS journal_created ON journal (created_us);
 CREATE INDEX IF NOT EXISTS journal_type_created ON journal (message_type, created_us);
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, row_id INTEGER NOT NULL);
+-- core/journal_age.Mark: the rows from first_id up to the next mark's were written in host boot
+-- boot_id, at CLOCK_BOOTTIME boottime_us or later and before boottime_us + span_us
+CREATE TABLE IF NOT EXISTS clock_marks (
+    first_id INTEGER PRIMARY KEY,
+    boot_id TEXT NOT NULL,
+    boottime_us INTEGER NOT NULL,
+    span_us INTEGER NOT NULL
+);
+-- realtime minus boottime, as last read in that boot while the kernel said the clock was synchronised
+CREATE TABLE IF NOT EXISTS host_boots (boot_id TEXT PRIMARY KEY, synced_offset_us INTEGER NOT NULL);
 """
 def _json_column(index: int) -> str:
     """Element `index` of a json_each row as stored: its JSON text (`->`, so numbers keep the digits
@@ -126,6 +146,11 @@ class RetentionPolicy:
         """Deleting goes on down to this, so the next inserts have room below the bound."""
         return self.max_bytes * 8 // 10
 
+    @property
+    def span_us(self) -> int:
+        """How long of writing one clock mark covers (core/journal_age.span_for)."""
+        return span_for(self.max_age_us)
+
 
 @dataclass(frozen=True, slots=True)
 class StoredEntry:
@@ -150,6 +175,14 @@ class JournalStore:
             self._db = self._open_writer(timeout) if repair else self._connect_writer(timeout)
             self.path.chmod(0o640)
         self.bytes_written = 0  # JSON text inserted through this connection: when to check the size bound
+        # the writer's copy of clock_marks (in first_id order) and host_boots: only it changes them
+        self._marks: list[Mark] = []
+        self._offsets: dict[str, int] = {}
+        self._legacy_left = True  # rows below the first mark may remain (cleared once none do)
+        if not readonly:
+            self._marks = [Mark(*row) for row in self._db.execute(
+                "SELECT first_id, boot_id, boottime_us, span_us FROM clock_marks ORDER BY first_id")]
+            self._offsets = dict(self._db.execute("SELECT boot_id, synced_offset_us FROM host_boots").fetchall())
 
     def _connect_writer(self, timeout: float) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
@@ -199,6 +232,8 @@ class JournalStore:
         """
         if not entries:
             return 0, 0
+        if not self._marks:  # rows without a mark (no clock given: tests, tools) age by created_us
+            self._legacy_left = True
         try:
             document, count = _document([[e.created_us, e.direction.value, e.message_type, e.topic,
                                           e.correlation_id, _plain(e.payload), _plain(e.response), e.latency_us,
@@ -232,11 +267,67 @@ class JournalStore:
             return self._db.execute("DELETE FROM journal WHERE id IN "
                                     "(SELECT id FROM journal ORDER BY id LIMIT ?)", (rows,)).rowcount
 
-    def delete_older_than(self, created_us: int, rows: int) -> int:
-        """Delete up to `rows` rows created before `created_us` (through the time index: cheap when none are)."""
+    def delete_ids(self, first: int, end: int, rows: int) -> int:
+        """Delete up to `rows` rows with first <= id < end, lowest first (a primary-key range: O(rows))."""
         with immediate(self._db):
-            return self._db.execute("DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE created_us < ? "
-                                    "ORDER BY created_us LIMIT ?)", (created_us, rows)).rowcount
+            return self._db.execute("DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE id >= ? AND id < ? "
+                                    "ORDER BY id LIMIT ?)", (first, end, rows)).rowcount
+
+    # -- the clock marks (core/journal_age) ---------------------------------------------------------
+    def note_clock(self, now: ClockReading) -> None:
+        """Keep this boot's synchronised offset (a write only when it is new or moved: a step)."""
+        offset = synced_offset(self._offsets.get(now.boot_id), now)
+        if offset is not None:
+            with immediate(self._db):
+                self._db.execute("INSERT INTO host_boots (boot_id, synced_offset_us) VALUES (?, ?) ON CONFLICT "
+                                 "(boot_id) DO UPDATE SET synced_offset_us = excluded.synced_offset_us",
+                                 (now.boot_id, offset))
+            self._offsets[now.boot_id] = offset
+
+    def mark_writes(self, at: ClockReading, span_us: int) -> None:
+        """Before inserting rows read off the queue at `at`: a new mark when the newest one does not
+        cover them (another host boot, or `span_us` since it; else no write at all)."""
+        self.note_clock(at)
+        if not needs_mark(self._marks[-1] if self._marks else None, at):
+            return
+        seq = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()
+        mark = Mark((seq[0] if seq else 0) + 1, at.boot_id, at.boottime_us, span_us)
+        with immediate(self._db):  # REPLACE: a mark no row was written under (the insert failed) gives way
+            self._db.execute("INSERT OR REPLACE INTO clock_marks (first_id, boot_id, boottime_us, span_us) "
+                             "VALUES (?, ?, ?, ?)", (mark.first_id, mark.boot_id, mark.boottime_us, mark.span_us))
+        if self._marks and self._marks[-1].first_id == mark.first_id:
+            self._marks.pop()
+        self._marks.append(mark)
+
+    def _forget_marks(self, first: int, end: int, boot_id: str) -> None:
+        """The rows of the marks in [first, end) are all gone: drop the marks, and the offsets of boots
+        left without marks (not `boot_id`'s, the running boot's). A row written later gets a new mark
+        if the one left newest does not cover it."""
+        with immediate(self._db):
+            self._db.execute("DELETE FROM clock_marks WHERE first_id >= ? AND first_id < ?", (first, end))
+            self._marks = [m for m in self._marks if not first <= m.first_id < end]
+            gone = set(self._offsets) - {m.boot_id for m in self._marks} - {boot_id}
+            self._db.executemany("DELETE FROM host_boots WHERE boot_id = ?", [(b,) for b in gone])
+        for boot in gone:
+            del self._offsets[boot]
+
+    def _delete_legacy(self, below: int, cutoff_us: int, rows: int) -> int:
+        """Rows of a version without marks (id < `below`): the run of the lowest ids created before
+        `cutoff_us`, up to `rows`; it stops at the first younger row."""
+        cursor = self._db.execute("SELECT id, created_us FROM journal WHERE id < ? ORDER BY id LIMIT ?", (below, rows))
+        last = found = None
+        for row_id, created_us in cursor:
+            found = row_id
+            if created_us >= cutoff_us:
+                break
+            last = row_id
+        cursor.close()
+        if found is None:
+            self._legacy_left = False
+        if last is None:
+            return 0
+        with immediate(self._db):
+            return self._db.execute("DELETE FROM journal WHERE id <= ?", (last,)).rowcount
 
     def release_free_pages(self, pages: int = 256) -> None:
         """Give free pages back to the file system (incremental vacuum): the file shrinks too."""
@@ -252,9 +343,22 @@ class JournalStore:
         page_size, pages = (self._db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_size", "page_count"))
         return pages * page_size
 
-    def enforce_age(self, policy: RetentionPolicy, now_us: int) -> int:
-        """One bounded step of the age bound. Returns the rows deleted."""
-        return self.delete_older_than(now_us - policy.max_age_us, policy.batch_rows)
+    def enforce_age(self, policy: RetentionPolicy, now: ClockReading) -> int:
+        """One bounded step of the age bound: up to `policy.batch_rows` of the rows core/journal_age
+        says are older than it, by id range (no scan: the primary key). Returns the rows deleted.
+        A range found empty has its marks dropped, so it costs no statement at the next step."""
+        self.note_clock(now)
+        plan = age_plan(self._marks, self._offsets, now, policy.max_age_us)
+        for first, end in plan.ranges:
+            deleted = self.delete_ids(first, end, policy.batch_rows)
+            if deleted == policy.batch_rows:
+                return deleted
+            self._forget_marks(first, end, now.boot_id)
+            if deleted:
+                return deleted
+        if plan.legacy_cutoff_us is not None and self._legacy_left:
+            return self._delete_legacy(plan.legacy_below, plan.legacy_cutoff_us, policy.batch_rows)
+        return 0
 
     def enforce_size(self, policy: RetentionPolicy) -> int:
         """Above 90 % of the bound, delete the oldest rows in batches down to 80 %. Returns the rows deleted."""
@@ -265,9 +369,19 @@ class JournalStore:
                 deleted += batch
                 if not batch:
                     break
+        if deleted:
+            self._forget_marks_below(self.oldest_id())
         if self.file_bytes() > policy.max_bytes:
             self.release_free_pages()
         return deleted
+
+    def _forget_marks_below(self, oldest_id: int) -> None:
+        """Drop the marks whose rows all lie below `oldest_id` (the size bound deleted them); the mark
+        holding the oldest row stays, and so does the newest."""
+        keep_from = next((i for i, m in enumerate(self._marks[1:]) if m.first_id > oldest_id), len(self._marks) - 1)
+        if keep_from > 0:
+            self._forget_marks(self._marks[0].first_id, self._marks[keep_from].first_id,
+                               self._marks[-1].boot_id)
 
     def get_cursor(self, name: str) -> int:
         row = self._db.execute("SELECT row_id FROM cursors WHERE name = ?", (name,)).fetchone()

@@ -8,6 +8,12 @@ flaps, a SoC oscillating around a threshold or a link that comes and goes yields
 storm. The alert's start is the time of the episode's first record and its end the time the
 condition last cleared, both from the records, never from the hold expiry.
 
+Times are the board's UTC, and the board's clock may step (no RTC, then NTP: +3 years). The times
+shown (start, end) keep what the clock said then; the times durations are measured from (the start
+of a hold, the last frame before an offline episode's silence) are moved with each step
+(`on_clock_step`), so a hold lasts `clear_hold_s` and a silence is a silence whatever the clock did:
+a forward step does not end every hold at once, a backward one does not stretch them by years.
+
 The five types are Flipturn's (`GET /api/alerts`):
 
 - chargingSessionError: a FAULT raised; open until it stays cleared. `errorContext` says whether
@@ -226,11 +232,18 @@ def alert_from_dict(data: Mapping[str, Any]) -> Alert:
 @dataclass(slots=True)
 class _Episode:
     alert: Alert
-    cleared_us: int | None = None  # when the condition last cleared; None while it holds
-    silent_since_us: int | None = None  # offlineCharger: the last frame heard before this silence
+    cleared_us: int | None = None  # when the condition last cleared (the alert's end); None while it holds
+    silent_since_us: int | None = None  # offlineCharger: the last frame heard before this silence (moved by steps)
     emitted_eta_us: int | None = None  # lateCharging: the current ETA last reported
     emitted_departure_us: int | None = None
     unconfirmed: bool = False  # cleared by an MCU reboot, not by a record: a re-raise resumes it as is
+    hold_from_us: int | None = None  # cleared_us on the current time line (moved by steps): the hold's start
+
+    def clear_at(self, time_us: int) -> None:
+        self.cleared_us = self.hold_from_us = time_us
+
+    def holds_again(self) -> None:
+        self.cleared_us = self.hold_from_us = None
 
 
 @dataclass(slots=True)
@@ -305,8 +318,19 @@ class AlertEngine:
         changes = self._expire(time_us)
         for ep in self._episodes.values():
             if ep.alert.type is AlertType.CHARGING_SESSION_ERROR and ep.cleared_us is None:
-                ep.cleared_us, ep.unconfirmed = time_us, True
+                ep.clear_at(time_us)
+                ep.unconfirmed = True
         return changes
+
+    def on_clock_step(self, step_us: int) -> None:
+        """The board's clock stepped by `step_us` (+ forward) since the last input: the inputs from now
+        on are on the new time line, so the times durations are measured from move with it. The alert
+        times shown keep what the clock said (module docstring)."""
+        for ep in self._episodes.values():
+            if ep.hold_from_us is not None:
+                ep.hold_from_us += step_us
+            if ep.silent_since_us is not None:
+                ep.silent_since_us += step_us
 
     def tick(self, now_us: int, last_heard_us: int | None) -> list[AlertChange]:
         """Call about once a second with the bridge's clock and the MCU link's last frame time.
@@ -334,7 +358,7 @@ class AlertEngine:
             self._episodes[key] = _Episode(alert)
             return [AlertChange(ChangeKind.OPENED, alert)]
         if ep.cleared_us is not None:
-            ep.cleared_us = None
+            ep.holds_again()
             if ep.unconfirmed:  # re-raised after an MCU reboot: the same fault, still active
                 ep.unconfirmed = False
             else:
@@ -344,13 +368,14 @@ class AlertEngine:
     def _clear(self, key: str, time_us: int) -> None:
         ep = self._episodes.get(key)
         if ep is not None and (ep.cleared_us is None or ep.unconfirmed):
-            ep.cleared_us, ep.unconfirmed = time_us, False  # a clear record: the MCU's own time wins
+            ep.clear_at(time_us)  # a clear record: the MCU's own time wins
+            ep.unconfirmed = False
 
     def _expire(self, now_us: int) -> list[AlertChange]:
         """Close every episode that has stayed clear for the hold time; its end is when it cleared."""
         hold = self.settings.hold_us()
-        due = sorted((ep.cleared_us, key) for key, ep in self._episodes.items()
-                     if ep.cleared_us is not None and now_us - ep.cleared_us >= hold)
+        due = sorted((ep.hold_from_us, key) for key, ep in self._episodes.items()
+                     if ep.hold_from_us is not None and now_us - ep.hold_from_us >= hold)
         return [self._close(key) for _, key in due]
 
     def _close(self, key: str) -> AlertChange:
@@ -476,7 +501,7 @@ class AlertEngine:
             return changes
         if ep.cleared_us is None:
             if last_heard_us > (ep.silent_since_us if ep.silent_since_us is not None else ep.alert.start_us):
-                ep.cleared_us = last_heard_us  # heard again: the first frame we know of after the silence
+                ep.clear_at(last_heard_us)  # heard again: the first frame we know of after the silence
         elif silence >= round(s.link_gap_s * US):
             self._assert(key, ep.alert)
             ep.silent_since_us = last_heard_us
@@ -490,7 +515,8 @@ class AlertEngine:
             "episodes": [
                 {"alert": alert_to_dict(ep.alert), "cleared_us": ep.cleared_us,
                  "silent_since_us": ep.silent_since_us, "emitted_eta_us": ep.emitted_eta_us,
-                 "emitted_departure_us": ep.emitted_departure_us, "unconfirmed": ep.unconfirmed}
+                 "emitted_departure_us": ep.emitted_departure_us, "unconfirmed": ep.unconfirmed,
+                 "hold_from_us": ep.hold_from_us}
                 for _, ep in sorted(self._episodes.items())
             ],
             "evses": {
@@ -512,10 +538,12 @@ class AlertEngine:
         try:
             for raw in data["episodes"]:
                 alert = alert_from_dict(raw["alert"])
+                cleared = _opt_int(raw["cleared_us"])
                 engine._episodes[alert.key] = _Episode(
-                    alert, _opt_int(raw["cleared_us"]), _opt_int(raw["silent_since_us"]),
+                    alert, cleared, _opt_int(raw["silent_since_us"]),
                     _opt_int(raw["emitted_eta_us"]), _opt_int(raw["emitted_departure_us"]),
-                    bool(raw.get("unconfirmed", False)))  # absent in snapshots from before the field
+                    bool(raw.get("unconfirmed", False)),  # absent in snapshots from before the field
+                    _opt_int(raw.get("hold_from_us", cleared)))  # ... and this one
             for evse_key, raw in data["evses"].items():
                 soc = raw["soc_percent"]
                 if soc is not None and (isinstance(soc, bool) or not isinstance(soc, (int, float))):

@@ -1,7 +1,11 @@
 """Alerts from the hardware: the engine fed by MCU records, edges and link liveness; record, mute, deliver.
 
 The serial thread calls `on_record` / `on_edge` as records are applied (in seq order, UTC times);
-the daemon's housekeeping calls `tick` twice a second with the MCU link's last-heard time. Every
+the daemon's housekeeping calls `tick` twice a second with the MCU link's last-heard time, on the
+monotonic clock. The engine works in the board's UTC; this service puts the monotonic times on it with
+the same reading of the realtime-minus-monotonic offset as "now", so the silence it measures is
+monotonic time, and tells the engine of every change of that offset (a step of the board's clock:
+`AlertEngine.on_clock_step`), so a hold is never cut short or stretched by one. Every
 change is recorded in the alert store first, then delivered to the recipients that want it,
 unless a muting rule covers it (then it is recorded with `muted: true` and delivered nowhere).
 The engine's open episodes are saved after every change, so a restart neither loses nor repeats
@@ -37,12 +41,28 @@ ENGINE_LOSES = ("the open alert episodes and session state (an alert open before
 NOTIFY_EVENT = "notify_event"
 
 
+STEP_MIN_US = 1_000  # an offset change beyond this is passed on to the engine (reading jitter is not)
+
+
+def _monotonic_us() -> int:
+    return time.monotonic_ns() // 1000
+
+
+def _realtime_offset_us() -> int:
+    return time.time_ns() // 1000 - time.monotonic_ns() // 1000
+
+
 class AlertService:
     def __init__(self, config: Config, publish: Callable[[str, bytes], str | None],
-                 clock_us: Callable[[], int] = lambda: time.time_ns() // 1000) -> None:
+                 monotonic_us: Callable[[], int] = _monotonic_us,
+                 offset_us: Callable[[], int] = _realtime_offset_us) -> None:
+        """`monotonic_us`: the clock `tick`'s last-heard times are on; `offset_us`: realtime minus it
+        (the daemon's HostClock.offset, steps and all)."""
         self._config = config
         self._publish = publish
-        self._clock_us = clock_us
+        self._monotonic_us = monotonic_us
+        self._offset_us = offset_us
+        self._offset_seen = offset_us()
         self._lock = threading.Lock()
         self.store = AlertStore(config.state_dir / FILE_NAME, repair=True)
         self._engine_file = AtomicJsonFile(config.state_dir / ENGINE_FILE, loses=ENGINE_LOSES)
@@ -82,21 +102,39 @@ class AlertService:
     # so a restart does not forget a session that raised no alert.
     def on_record(self, record: FaultRecord | EvStatusRecord) -> None:
         with self._lock:
+            self._follow_clock()
             changes = (self.engine.on_fault(record) if isinstance(record, FaultRecord)
                        else self.engine.on_ev_status(record))
             self._handle(changes, state_may_change=True)
 
     def on_edge(self, edge: Edge) -> None:
         with self._lock:
+            self._follow_clock()
             self._handle(self.engine.on_edge(edge), state_may_change=edge.condition in SESSION_CONDITIONS)
 
     def on_mcu_reboot(self, seen_us: int) -> None:
         with self._lock:
+            self._follow_clock()
             self._handle(self.engine.on_mcu_reboot(seen_us), state_may_change=True)
 
-    def tick(self, last_heard_us: int | None) -> None:
+    def tick(self, last_heard_monotonic_us: int | None) -> None:
+        """`last_heard_monotonic_us`: the MCU link's last frame (or the link's opening), on `monotonic_us`."""
         with self._lock:
-            self._handle(self.engine.tick(self._clock_us(), last_heard_us))
+            offset = self._follow_clock()
+            last_heard = None if last_heard_monotonic_us is None else last_heard_monotonic_us + offset
+            self._handle(self.engine.tick(self._monotonic_us() + offset, last_heard))
+
+    def _follow_clock(self) -> int:
+        """The offset now; a change since the last input is a step (or slewing added up) the engine
+        moves its hold and silence times by. Under the lock."""
+        offset = self._offset_us()
+        if abs(offset - self._offset_seen) > STEP_MIN_US:
+            self.engine.on_clock_step(offset - self._offset_seen)
+            self._offset_seen = offset
+        return self._offset_seen
+
+    def _now_us(self) -> int:
+        return self._monotonic_us() + self._offset_us()
 
     # -- record, mute, deliver --------------------------------------------------------------------
     def _handle(self, changes: list[AlertChange], state_may_change: bool = False) -> None:
@@ -125,7 +163,7 @@ class AlertService:
     def _one(self, change: AlertChange) -> None:
         alert = change.alert
         if self.store.id_of(alert) is None:  # a new episode (or one a crash kept from the store)
-            muted = is_muted(alert, self._config.alerts.mute, self._clock_us())
+            muted = is_muted(alert, self._config.alerts.mute, self._now_us())  # mute windows are wall time
             wanted = tuple(r for r in self.recipients if r.wants(alert))
             alert_id = self.store.record(alert, muted, tuple(r.id for r in wanted))
         else:  # an update or the end: muted flag and recipients stay as recorded when it opened

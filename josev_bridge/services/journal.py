@@ -3,7 +3,9 @@
 `record()` never touches the disk, so an answer never waits for it: entries go into an in-memory
 queue that the `journal` thread drains in batches, one transaction per batch. When the disk is full
 or the database is locked, the thread keeps the entries, logs once, retries, and makes room by
-retention. Retention (age and size) runs in the same thread in small steps.
+retention. Retention (age and size) runs in the same thread in small steps. Age is not read off a
+row's UTC time, which a step of the board's clock moves by years: each batch is written under a
+clock mark (host boot, CLOCK_BOOTTIME) and retention ages rows by those (core/journal_age).
 
 The queue is bounded by bytes (QUEUE_BYTES: what each payload holds in memory, estimated by the
 caller with `parsed_cost`, plus a per-entry cost)
@@ -24,7 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..adapters.damage import is_damage
+from ..adapters.host_clock import read_clock
 from ..adapters.journal_store import JournalStore, RetentionPolicy
+from ..core.journal_age import ClockReading
 from ..core.journal_entry import JournalEntry
 
 log = logging.getLogger("josev_bridge.journal")
@@ -61,6 +65,7 @@ class JournalCounters:
     write_errors: int = 0
     retained_away: int = 0  # deleted by retention (age or size)
     payloads_shed: int = 0  # rows journaled without their payload: the queue was over its byte bound
+    retention_passes: int = 0  # age-retention steps completed (one every RETENTION_INTERVAL): tests wait on it
 
 
 def _shed_payload(entry: JournalEntry, size: int) -> None:
@@ -72,13 +77,14 @@ def _shed_payload(entry: JournalEntry, size: int) -> None:
 
 class Journal:
     def __init__(self, path: str | Path, policy: RetentionPolicy,
-                 clock_us: Callable[[], int] = lambda: time.time_ns() // 1000) -> None:
+                 clock: Callable[[], ClockReading] = read_clock) -> None:
+        """`clock`: the host's clocks as retention ages rows by them (the daemon's HostClock.clock_reading)."""
         self.store = JournalStore(path, repair=True)
         self.policy = policy
         self.counters = JournalCounters()
         self.last_id = self.store.last_id()
         self.last_error: str | None = None
-        self._clock_us = clock_us
+        self._clock = clock
         self._queue: deque[tuple[JournalEntry, int]] = deque()  # (entry, what it costs in memory)
         self._queued_bytes = 0
         self._lock = threading.Lock()  # record() runs in several threads; the byte count must not drift
@@ -177,13 +183,15 @@ class Journal:
                     break
             if time.monotonic() - self._last_age_check >= RETENTION_INTERVAL:
                 self._last_age_check = time.monotonic()
-                self._retain(self.store.enforce_age, self.policy, self._clock_us())
+                if self._retain(self.store.enforce_age, self.policy, self._clock()):
+                    self.counters.retention_passes += 1
             if stopping and not self._queue:
                 return
 
     def _write_batch(self) -> bool:
         batch = self._take(BATCH)
         try:
+            self.store.mark_writes(self._clock(), self.policy.span_us)  # read after the entries were made
             last_id, written = self.store.insert_some([entry for entry, _ in batch],
                                                       self.policy.max_bytes // SIZE_CHECK_SHARE)
         except Exception as exc:  # sqlite3.Error, OSError: a full disk must not end the thread
@@ -236,12 +244,14 @@ class Journal:
         if freed:
             log.warning("journal: the disk is full; deleted the %d oldest entries to make room", freed)
 
-    def _retain(self, step: Callable[..., int], *args) -> None:
+    def _retain(self, step: Callable[..., int], *args) -> bool:
+        """One retention step; False when it failed (logged)."""
         try:
             deleted = step(*args)
         except Exception as exc:
             log.error("journal: retention step failed: %s", exc)
-            return
+            return False
         if deleted:
             self.counters.retained_away += deleted
             log.debug("journal: retention deleted %d entries", deleted)
+        return True

@@ -12,6 +12,7 @@ import textwrap
 import pytest
 
 from josev_bridge.adapters.journal_store import DUMP_ROWS, JournalStore, RetentionPolicy, _document, position_of
+from josev_bridge.core.journal_age import ClockReading
 from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer
 from josev_bridge.core.journal_query import JournalQuery
 from josev_bridge.harness.waiting import wait_until
@@ -51,13 +52,6 @@ def test_batch_document_holds_what_fits_in_the_limit(limit):
 def query(**kw) -> JournalQuery:
     base = dict(charger_id="c", start_us=T0, end_us=T0 + 10**12, message_types=(), limit=50, after=None)
     return JournalQuery(**{**base, **kw})
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = JournalStore(tmp_path / "journal.sqlite")
-    yield s
-    s.close()
 
 
 def test_round_trip_keeps_every_field(store):
@@ -111,11 +105,13 @@ def test_ids_are_never_reused_after_everything_was_deleted(store):
     assert store.insert([entry(9)]) == 6
 
 
-def test_age_retention_deletes_only_old_rows(store):
+def test_age_retention_deletes_only_old_rows_of_a_journal_without_clock_marks(store):
+    """Rows written without a clock reading (an older version's) age by created_us, while the clock is
+    synchronised; with marks, tests/adapters/test_journal_retention.py."""
     store.insert(entry(i, created_us=T0 + i * 3_600_000_000) for i in range(48))  # one per hour
     policy = RetentionPolicy(max_age_us=24 * 3_600_000_000, max_bytes=10**9, batch_rows=10)
     now = T0 + 48 * 3_600_000_000
-    while store.enforce_age(policy, now):
+    while store.enforce_age(policy, ClockReading("boot", 0, now, synchronised=True)):
         pass
     assert store.oldest_id() == 25 and store.count() == 24
 

@@ -241,6 +241,59 @@ def test_an_unconfirmed_fault_survives_a_restart_of_the_bridge():
     assert AlertEngine.from_snapshot(legacy).open_alerts() == e.open_alerts()
 
 
+# -- the board's clock steps -----------------------------------------------------------------------------
+
+YEARS_3 = 3 * 365 * 86_400 * S
+
+
+@pytest.mark.parametrize("step", [YEARS_3, -YEARS_3])
+def test_a_clock_step_neither_ends_a_hold_at_once_nor_stretches_it(step):
+    """A fault cleared before NTP stepped the clock: its hold still lasts clear_hold_s of real time; the
+    alert's start and end keep the times the clock gave them."""
+    e = AlertEngine()
+    e.on_fault(fault(True, T0))
+    e.on_fault(fault(False, T0 + 10 * S))
+    e.on_clock_step(step)  # 5 s later, times are `step` off
+    after = T0 + 15 * S + step
+    assert e.tick(after, after) == []
+    assert e.on_fault(fault(True, T0 + 20 * S + step)) == []  # back within the hold: the same episode
+    assert e.on_fault(fault(False, T0 + 30 * S + step)) == []
+    assert e.tick(T0 + 30 * S + step + HOLD - 1, after) == []
+    [end] = closed(e.tick(T0 + 30 * S + step + HOLD, after))
+    assert (end.start_us, end.end_us, end.occurrences) == (T0, T0 + 30 * S + step, 2)
+
+
+@pytest.mark.parametrize("step", [YEARS_3, -YEARS_3])
+def test_a_clock_step_during_an_offline_episode_is_not_taken_for_a_frame_heard_or_for_silence(step):
+    e = AlertEngine()
+    [start] = opened(e.tick(T0 + 6 * MIN, T0))
+    e.on_clock_step(step)
+    silent = T0 + step  # the same last frame, on the new time line
+    for s in range(1, 120):
+        assert e.tick(T0 + 6 * MIN + s * S + step, silent) == []  # still silent: neither heard nor closed
+    back = T0 + 8 * MIN + step
+    e.tick(back, back)  # the MCU is heard again, after the step
+    [end] = closed(e.tick(back + HOLD, back + HOLD))
+    assert (end.start_us, end.end_us) == (start.start_us, back)
+
+
+def test_a_snapshot_keeps_the_moved_hold_and_one_without_it_holds_from_the_clear():
+    e = AlertEngine()
+    e.on_fault(fault(True, T0))
+    e.on_fault(fault(False, T0 + 10 * S))
+    e.on_clock_step(YEARS_3)
+    r = AlertEngine.from_snapshot(json.loads(json.dumps(e.snapshot())))
+    assert r.tick(T0 + 10 * S + YEARS_3 + HOLD - 1, None) == []
+    assert closed(r.tick(T0 + 10 * S + YEARS_3 + HOLD, None))
+    legacy = AlertEngine()
+    legacy.on_fault(fault(True, T0))
+    legacy.on_fault(fault(False, T0 + 10 * S))
+    old = legacy.snapshot()
+    for ep in old["episodes"]:
+        del ep["hold_from_us"]  # written before the field existed
+    assert closed(AlertEngine.from_snapshot(old).tick(T0 + 10 * S + HOLD, None))
+
+
 # -- offlineCharger -----------------------------------------------------------------------------------
 
 def test_offline_opens_after_the_threshold_starting_at_the_last_frame_heard():

@@ -27,9 +27,10 @@ from pathlib import Path
 import pytest
 
 from josev_bridge.adapters.host_clock import SHIFT_ENV, read_sync_state
+from josev_bridge.adapters.journal_store import JournalStore
 from josev_bridge.adapters.serial_link import HELLO_BURST
 from josev_bridge.config import MqttConfig
-from josev_bridge.core.timestamps import parse_us
+from josev_bridge.core.timestamps import format_us, parse_us
 from josev_bridge.harness.bridge_process import BridgeProcess
 from josev_bridge.harness.waiting import wait_until
 from josev_bridge.request_client import RequestClient
@@ -62,15 +63,19 @@ def ask(broker, event_type: str, reason: str):
     return reply
 
 
+def journal_row(bridge, request_id: str, window: str = "") -> dict | None:
+    """The journal row of a request as GET /api/ocpp-messages returns it (the API's default 24 h up to
+    its now, or `window`: `&startTimestamp=...&endTimestamp=...`); None when it returns none."""
+    request = urllib.request.Request(bridge.api_url(f"/api/ocpp-messages?chargerId=test-charger&limit=500{window}"),
+                                     headers={"Authorization": f"Bearer {bridge.api_token()}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        rows = json.loads(response.read())["data"]
+    return next((r for r in rows if r["correlationId"] == request_id), None)
+
+
 def journal_note(bridge, request_id: str) -> str:
     """The note of the answer's journal row (GET /api/ocpp-messages), once the journal has written it."""
-    def row():
-        request = urllib.request.Request(bridge.api_url("/api/ocpp-messages?chargerId=test-charger"),
-                                         headers={"Authorization": f"Bearer {bridge.api_token()}"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            rows = json.loads(response.read())["data"]
-        return next((r for r in rows if r["correlationId"] == request_id), None)
-    return wait_until(row, 10, f"the journal row of request {request_id}")["note"]
+    return wait_until(lambda: journal_row(bridge, request_id), 10, f"the journal row of request {request_id}")["note"]
 
 
 def stated_bound_us(note: str) -> int:
@@ -166,15 +171,21 @@ def libfaketime() -> str:
     return found[0]
 
 
-def test_an_ev_connected_before_a_three_year_clock_step_is_answered_with_the_true_time(broker, sim, tmp_path):
-    """Caveat: libfaketime 0.9.10 with FAKETIME_DONT_FAKE_MONOTONIC breaks Python's time.sleep (EINVAL;
-    libfaketime issue 426), which paho calls only between reconnects: the broker stays up here."""
-    faked = tmp_path / "faketime"
+def three_years_behind(faked: Path) -> dict[str, str]:
+    """The daemon's environment for a board clock 3 years behind until the test writes "+0" to `faked`
+    (NTP arrives). Caveat: libfaketime 0.9.10 with FAKETIME_DONT_FAKE_MONOTONIC breaks Python's
+    time.sleep (EINVAL; libfaketime issue 426), which paho calls only between reconnects: the broker
+    stays up in these tests. CLOCK_BOOTTIME is not faked either (what journal retention ages rows by)."""
     write_atomically(faked, "-3y")
-    env = {"LD_PRELOAD": libfaketime(), "FAKETIME_TIMESTAMP_FILE": str(faked), "FAKETIME_NO_CACHE": "1",
-           "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    return {"LD_PRELOAD": libfaketime(), "FAKETIME_TIMESTAMP_FILE": str(faked), "FAKETIME_NO_CACHE": "1",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+def test_an_ev_connected_before_a_three_year_clock_step_is_answered_with_the_true_time(broker, sim, tmp_path):
+    """The answer follows the step (the edge is kept on the monotonic clock)."""
+    faked = tmp_path / "faketime"
     bridge = BridgeProcess(tmp_path / "bridge", broker_port=broker.port, serial_url=str(sim.pty_link))
-    bridge.start(env=env)
+    bridge.start(env=three_years_behind(faked))
     try:
         clock = wait_until(lambda: link(bridge)["clock"], 10, "the MCU clock to be mapped")
         real_offset_us = time.time_ns() // 1000 - time.monotonic_ns() // 1000
@@ -211,6 +222,73 @@ def test_an_ev_connected_before_a_three_year_clock_step_is_answered_with_the_tru
         assert "host clock" in shown.stdout and "1 step(s) seen, last +946" in shown.stdout, shown.stdout
     finally:
         bridge.stop()
+
+
+def test_journal_rows_written_before_a_three_year_step_survive_age_retention(broker, sim, tmp_path):
+    """Issue 14, nothing lost: with the default `[journal] max_age_days` (30), the row of an answer
+    given while the board's clock was 3 years behind is still in the journal after NTP steps the clock
+    forward and retention has run: it is seconds old, however old its UTC time looks. (Ages are taken
+    on CLOCK_BOOTTIME within a host boot, core/journal_age.)"""
+    faked = tmp_path / "faketime"
+    bridge = BridgeProcess(tmp_path / "bridge", broker_port=broker.port, serial_url=str(sim.pty_link))
+    bridge.start(env=three_years_behind(faked))
+    try:
+        command(sim, "plug-connector", {"evse_id": 1})
+        bridge.wait_log("EVSE 1 EVConnected TxEventStart")
+        request_id = ask(broker, "TxEventStart", "EVConnected").request["id"]
+        journal_note(bridge, request_id)  # written, with the board's time then: 3 years ago
+        written = parse_us(journal_row(bridge, request_id)["createdAt"])
+        assert written < time.time_ns() // 1000 - THREE_YEARS_US + 86_400_000_000, written
+
+        write_atomically(faked, "+0")  # NTP arrives: +3 years
+        bridge.wait_log("host clock stepped by ", timeout=10)
+        # a pass counted from here may have read its clock before the step; the one after it did not
+        passes = bridge.status()["journal"]["retention_passes"]
+        status = wait_until(lambda: (st := bridge.status())["journal"]["retention_passes"] >= passes + 2 and st,
+                            20, "two age-retention passes after the step")
+        hour = 3_600_000_000
+        around = f"&startTimestamp={format_us(written - hour)}&endTimestamp={format_us(written + hour)}"
+        assert journal_row(bridge, request_id, around) is not None, \
+            f"the row written before the step was deleted by age retention (status: {status['journal']})"
+        assert status["journal"]["retained_away"] == 0, status["journal"]
+    finally:
+        bridge.stop()
+
+
+def journaled_ids(bridge) -> set[str]:
+    """The correlation ids of every row in the daemon's journal (read from the file: the API's clock is
+    not the shifted one)."""
+    store = JournalStore(bridge.workdir / "state" / "journal.sqlite", readonly=True)
+    try:
+        return {s.entry.correlation_id for s in store.after_id(0, 10_000) if s.entry.correlation_id}
+    finally:
+        store.close()
+
+
+def test_journal_rows_a_month_old_by_the_boards_clocks_go(broker, tmp_path):
+    """The other half of issue 14: retention still deletes what is truly older than the default 30 days.
+    A month passes for the daemon's clocks (boottime, monotonic and realtime alike: the test seam) and for
+    the simulated MCU's, without a step: the row written before goes, the one written after stays."""
+    shift = tmp_path / "clock-shift"
+    write_atomically(shift, "0")
+    with start_sim(tmp_path / "sim", extra_args=["--clock-shift-file", str(shift)]) as sim:
+        bridge = BridgeProcess(tmp_path / "bridge", broker_port=broker.port, serial_url=str(sim.pty_link))
+        bridge.start(env={SHIFT_ENV: str(shift)})
+        try:
+            command(sim, "plug-connector", {"evse_id": 1})
+            bridge.wait_log("EVSE 1 EVConnected TxEventStart")
+            month_old = ask(broker, "TxEventStart", "EVConnected").request["id"]
+            wait_until(lambda: month_old in journaled_ids(bridge), 10, "the first row")
+            write_atomically(shift, str(31 * 86_400))
+            wait_until(lambda: month_old not in journaled_ids(bridge), 20, "age retention to delete the month-old row")
+            young = ask(broker, "TxEventStart", "EVConnected").request["id"]
+            wait_until(lambda: young in journaled_ids(bridge), 10, "the row written after the month")
+            passes = bridge.status()["journal"]["retention_passes"]
+            wait_until(lambda: bridge.status()["journal"]["retention_passes"] >= passes + 2, 20, "two more passes")
+            assert young in journaled_ids(bridge)
+            assert bridge.status()["host_clock"]["steps"] == 0  # time passed; the clock did not step
+        finally:
+            bridge.stop()
 
 
 def test_edges_carried_over_a_host_reboot_keep_the_utc_they_had(broker, sim, bridge):

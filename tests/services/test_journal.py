@@ -1,4 +1,5 @@
-"""The journal writer's queue is bounded by bytes: a flood of large payloads sheds payloads, then rows."""
+"""The journal writer: its queue is bounded by bytes (a flood of large payloads sheds payloads, then rows);
+it ages rows by the host clocks it is given."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 import pytest
 
 from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy
+from josev_bridge.core.journal_age import ClockReading
 from josev_bridge.core.journal_entry import Direction, JournalEntry
 from josev_bridge.harness.waiting import wait_until
 from josev_bridge.services.journal import ENTRY_COST, MAX_PENDING, PAYLOAD_KEPT, QUEUE_BYTES, Journal
@@ -89,3 +91,34 @@ def test_the_bound_holds_in_memory_for_payloads_that_parse_into_many_small_objec
         tracemalloc.stop()
     assert held < QUEUE_BYTES * 5 // 4, f"{held >> 20} MiB held for a {QUEUE_BYTES >> 20} MiB bound"
     assert j.counters.payloads_shed > 0
+
+
+class SteppingClock:
+    """The host's clocks as the journal writer reads them: `advance` lets time pass, `step` moves realtime only."""
+
+    def __init__(self) -> None:
+        self.boottime_us, self.offset_us, self.synchronised = 5_000_000, NOW_US - 3 * 365 * 86_400_000_000, False
+
+    def __call__(self) -> ClockReading:
+        return ClockReading("boot", self.boottime_us, self.boottime_us + self.offset_us, self.synchronised)
+
+
+def test_the_writer_ages_rows_by_the_host_clocks_it_is_given_not_by_their_utc(tmp_path):
+    """Rows recorded while the board's clock was 3 years behind survive the step NTP makes; once a
+    month has passed for boottime, they go (issue 14)."""
+    clock = SteppingClock()
+    j = Journal(tmp_path / "journal.sqlite", RetentionPolicy(max_age_us=30 * 86_400_000_000, max_bytes=10**9),
+                clock=clock)
+    j.start()
+    try:
+        for i in range(5):
+            j.record(JournalEntry(clock().realtime_us, Direction.IN, "heartbeat", correlation_id=str(i)))
+        wait_until(lambda: j.last_id == 5, 10, "the rows to be written")
+        clock.offset_us, clock.synchronised = NOW_US - clock.boottime_us, True  # NTP: +3 years
+        passes = j.counters.retention_passes
+        wait_until(lambda: j.counters.retention_passes >= passes + 2, 10, "two retention passes after the step")
+        assert j.store.count() == 5 and j.counters.retained_away == 0
+        clock.boottime_us += 31 * 86_400_000_000  # a month passes
+        wait_until(lambda: j.counters.retained_away == 5, 10, "the month-old rows to go")
+    finally:
+        j.stop()
