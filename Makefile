@@ -44,6 +44,7 @@ system-deps:
 	ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing="$$missing faketime"; \
 	command -v lintian >/dev/null 2>&1 || missing="$$missing lintian"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	command -v strace >/dev/null 2>&1 || missing="$$missing strace"; \
 	[ -x /usr/bin/python3 ] || missing="$$missing python3"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \

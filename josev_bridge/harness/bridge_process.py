@@ -179,8 +179,21 @@ class BridgeProcess:
         """The daemon's status.json, once it has been written by this process."""
         def current() -> dict | None:
             doc, _ = status_file.read(self.workdir / "run")  # read as `josev-bridge status` reads it
-            return doc if doc is not None and self.proc is not None and doc.get("pid") == self.proc.pid else None
+            return doc if doc is not None and self._started(doc.get("pid")) else None
         return wait_until(current, timeout, f"status.json of pid {self.proc and self.proc.pid}")
+
+    def _started(self, pid: object) -> bool:
+        """Whether `pid` is the process started here, or its child when `command` wraps the daemon
+        (strace, for one: the daemon is then strace's child)."""
+        if self.proc is None or not isinstance(pid, int):
+            return False
+        if pid == self.proc.pid:
+            return True
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            return False
+        return str(pid) in children
 
     def peak_rss_kib(self) -> int:
         """The daemon's peak resident memory so far (VmHWM), for memory bars under load."""

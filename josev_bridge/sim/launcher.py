@@ -94,12 +94,13 @@ class SimProcess:
 def launch_sim(workdir: Path, *, charger_id: str = "josev-sim", evse_count: int = 2,
                control: str = "127.0.0.1:0", pty_link: Path | None = None, token_file: Path | None = None,
                extra_args: Sequence[str] = (), log_level: str = "INFO", ready_timeout: float = 10.0,
-               python: str = sys.executable) -> SimProcess:
-    """Start `python -m josev_bridge.sim` and wait for its ready line; the caller must `.stop()` it."""
+               python: str = sys.executable, wrapper: Sequence[str] = ()) -> SimProcess:
+    """Start `python -m josev_bridge.sim` and wait for its ready line; the caller must `.stop()` it.
+    `wrapper`: a command the sim runs under (strace, in a test); `process` is then the wrapper's."""
     workdir.mkdir(parents=True, exist_ok=True)
     link = pty_link or workdir / "mcu.pty"
     log_file = workdir / "sim.log"
-    argv = [python, "-m", "josev_bridge.sim", "--pty-link", str(link), "--control", control,
+    argv = [*wrapper, python, "-m", "josev_bridge.sim", "--pty-link", str(link), "--control", control,
             "--charger-id", charger_id, "--evse-count", str(evse_count), "--log-level", log_level,
             *(["--token-file", str(token_file)] if token_file else []), *extra_args]
     env = dict(os.environ)

@@ -19,6 +19,7 @@ import pytest
 
 from josev_bridge.adapters import systemd_notify
 from josev_bridge.adapters.systemd_notify import SystemdNotifier
+from josev_bridge.harness.unit_file import last, parse_unit, words
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMD_DIR = REPO / "systemd"
@@ -248,121 +249,92 @@ def test_watchdog_interval_with_garbage_pid_is_none(clean_watchdog_env):
 # --- the shipped unit files ----------------------------------------------------------------------
 
 
-def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
-    """systemd unit syntax, as far as these files need it: sections, repeated keys kept in order
-    (an empty assignment is kept as ""), comments (# ;), and backslash continuation lines."""
-    sections: dict[str, dict[str, list[str]]] = {}
-    current: dict[str, list[str]] | None = None
-    pending = ""
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not pending and (not line or line[0] in "#;"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        line, pending = pending + line, ""
-        if line.startswith("[") and line.endswith("]"):
-            current = sections.setdefault(line[1:-1], {})
-            continue
-        assert current is not None, f"{path.name}: assignment outside a section: {raw!r}"
-        assert "=" in line, f"{path.name}: not an assignment: {raw!r}"
-        key, value = line.split("=", 1)
-        current.setdefault(key.strip(), []).append(value.strip())
-    return sections
-
-
-def _last(section: dict[str, list[str]], key: str) -> str | None:
-    values = section.get(key)
-    return values[-1] if values else None
-
-
-def _words(section: dict[str, list[str]], key: str) -> list[str]:
-    return " ".join(section.get(key, [])).split()
-
-
 _YES = {"yes", "true", "on", "1"}
 
 
 def test_bridge_unit_lifecycle():
     unit = parse_unit(SYSTEMD_DIR / "josev-bridge.service")
     svc, u = unit["Service"], unit["Unit"]
-    assert _last(svc, "Type") == "notify"
-    assert _last(svc, "NotifyAccess") == "main"
-    assert _last(svc, "WatchdogSec")
-    assert _last(svc, "ExecStart").split()[1:] == ["run", "--config", "/etc/josev-bridge/config.toml"]
-    assert _last(svc, "ExecReload") == "/bin/kill -HUP $MAINPID"
-    assert _last(svc, "Restart") == "on-failure"
-    assert _last(svc, "RestartSec")
-    assert _last(u, "StartLimitIntervalSec") == "0"  # a storage fault that heals must not leave it failed
-    assert _last(svc, "RestartPreventExitStatus") == "2"  # ... a broken configuration must
-    assert "mosquitto.service" in _words(u, "Wants")
-    assert "mosquitto.service" in _words(u, "After")
-    assert "mosquitto.service" not in _words(u, "Requires") + _words(u, "BindsTo")
-    assert "multi-user.target" in _words(unit["Install"], "WantedBy")
+    assert last(svc, "Type") == "notify"
+    assert last(svc, "NotifyAccess") == "main"
+    assert last(svc, "WatchdogSec")
+    assert last(svc, "ExecStart").split()[1:] == ["run", "--config", "/etc/josev-bridge/config.toml"]
+    assert last(svc, "ExecReload") == "/bin/kill -HUP $MAINPID"
+    assert last(svc, "Restart") == "on-failure"
+    assert last(svc, "RestartSec")
+    assert last(u, "StartLimitIntervalSec") == "0"  # a storage fault that heals must not leave it failed
+    assert last(svc, "RestartPreventExitStatus") == "2"  # ... a broken configuration must
+    assert "mosquitto.service" in words(u, "Wants")
+    assert "mosquitto.service" in words(u, "After")
+    assert "mosquitto.service" not in words(u, "Requires") + words(u, "BindsTo")
+    assert "multi-user.target" in words(unit["Install"], "WantedBy")
 
 
 def test_bridge_unit_identity_and_directories():
     svc = parse_unit(SYSTEMD_DIR / "josev-bridge.service")["Service"]
-    assert _last(svc, "User") == "josev-bridge"
-    assert _last(svc, "Group") == "josev-bridge"
-    assert "dialout" in _words(svc, "SupplementaryGroups")
-    assert _last(svc, "StateDirectory") == "josev-bridge"
-    assert _last(svc, "StateDirectoryMode") == "2770"  # group josev-bridge: technicians may change values
-    assert _last(svc, "ConfigurationDirectory") == "josev-bridge"
-    assert _last(svc, "RuntimeDirectory") == "josev-bridge"
-    assert _last(svc, "UMask") == "0077"
-    assert _last(svc, "DynamicUser") in (None, "no")
+    assert last(svc, "User") == "josev-bridge"
+    assert last(svc, "Group") == "josev-bridge"
+    assert "dialout" in words(svc, "SupplementaryGroups")
+    assert last(svc, "StateDirectory") == "josev-bridge"
+    assert last(svc, "StateDirectoryMode") == "2770"  # group josev-bridge: technicians may change values
+    assert last(svc, "ConfigurationDirectory") == "josev-bridge"
+    assert last(svc, "RuntimeDirectory") == "josev-bridge"
+    assert last(svc, "UMask") == "0077"
+    assert last(svc, "DynamicUser") in (None, "no")
 
 
 def test_bridge_unit_hardening():
     svc = parse_unit(SYSTEMD_DIR / "josev-bridge.service")["Service"]
-    assert _last(svc, "ProtectSystem") == "strict"
+    assert last(svc, "ProtectSystem") == "strict"
     for key in ("ProtectHome", "PrivateTmp", "NoNewPrivileges", "ProtectKernelTunables",
-                "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups", "ProtectClock",
+                "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups",
                 "ProtectHostname", "RestrictNamespaces", "RestrictRealtime", "RestrictSUIDSGID",
                 "LockPersonality", "MemoryDenyWriteExecute"):
-        assert _last(svc, key) in _YES, key
-    assert _last(svc, "SystemCallArchitectures") == "native"
-    assert set(_words(svc, "RestrictAddressFamilies")) == {"AF_UNIX", "AF_INET", "AF_INET6"}
+        assert last(svc, key) in _YES, key
+    assert last(svc, "SystemCallArchitectures") == "native"
+    assert set(words(svc, "RestrictAddressFamilies")) == {"AF_UNIX", "AF_INET", "AF_INET6"}
     filters = svc["SystemCallFilter"]
     assert "@system-service" in filters
     denied = [f for f in filters if f.startswith("~")]
     assert denied and {"@privileged", "@resources"} <= set(" ".join(denied)[1:].split())
-    assert _last(svc, "CapabilityBoundingSet") == ""
-    assert _last(svc, "MemoryMax")
-    assert _words(svc, "IPAddressDeny") == ["any"]
-    assert "localhost" in _words(svc, "IPAddressAllow")
+    assert last(svc, "CapabilityBoundingSet") == ""
+    # the clock is read (adjtimex, modes 0: is it synchronised?), never set: ProtectClock would refuse
+    # the reads too, and no capability leaves the kernel able to refuse the writes
+    assert (last(svc, "ProtectClock") or "no") not in _YES
+    assert {"adjtimex", "clock_adjtime", "clock_adjtime64"} <= set(words(svc, "SystemCallFilter"))
+    assert last(svc, "MemoryMax")
+    assert words(svc, "IPAddressDeny") == ["any"]
+    assert "localhost" in words(svc, "IPAddressAllow")
 
 
 def test_bridge_unit_reaches_the_uart():
     svc = parse_unit(SYSTEMD_DIR / "josev-bridge.service")["Service"]
     # PrivateDevices=yes would hide every tty; the device cgroup restricts access instead.
-    assert (_last(svc, "PrivateDevices") or "no") not in _YES
-    assert _last(svc, "DevicePolicy") == "closed"
+    assert (last(svc, "PrivateDevices") or "no") not in _YES
+    assert last(svc, "DevicePolicy") == "closed"
     allowed = svc.get("DeviceAllow", [])
     for driver in ("ttyS", "ttyUSB", "ttyACM"):
         assert f"char-{driver} rw" in allowed, driver
-    assert "dialout" in _words(svc, "SupplementaryGroups")
+    assert "dialout" in words(svc, "SupplementaryGroups")
 
 
 def test_sim_unit():
     unit = parse_unit(SYSTEMD_DIR / "josev-bridge-sim.service")
     svc = unit["Service"]
-    assert _last(svc, "Type") == "simple"
-    assert _last(svc, "ExecStart").split()[1:] == [
+    assert last(svc, "Type") == "simple"
+    assert last(svc, "ExecStart").split()[1:] == [
         "sim", "--pty-link", "/run/josev-bridge-sim/ttyMCU", "--control", "127.0.0.1:8765"]
-    assert _last(svc, "RuntimeDirectory") == "josev-bridge-sim"
+    assert last(svc, "RuntimeDirectory") == "josev-bridge-sim"
     # same account as the bridge, so the bridge may open the pty's slave (owned by its opener)
     bridge = parse_unit(SYSTEMD_DIR / "josev-bridge.service")["Service"]
-    assert _last(svc, "User") == _last(bridge, "User")
-    assert _last(svc, "DevicePolicy") == "closed"
+    assert last(svc, "User") == last(bridge, "User")
+    assert last(svc, "DevicePolicy") == "closed"
     assert {"/dev/ptmx rw", "char-pts rw"} <= set(svc.get("DeviceAllow", []))
     assert not any(d.startswith("char-tty") for d in svc.get("DeviceAllow", []))
-    assert _last(svc, "ProtectSystem") == "strict"
-    assert _last(svc, "NoNewPrivileges") in _YES
-    assert _last(svc, "CapabilityBoundingSet") == ""
-    assert "josev-bridge.service" in _words(unit["Unit"], "Before")
+    assert last(svc, "ProtectSystem") == "strict"
+    assert last(svc, "NoNewPrivileges") in _YES
+    assert last(svc, "CapabilityBoundingSet") == ""
+    assert "josev-bridge.service" in words(unit["Unit"], "Before")
 
 
 # --- the shipped mosquitto configuration ---------------------------------------------------------
