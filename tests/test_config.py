@@ -27,6 +27,8 @@ def test_defaults_and_overrides(tmp_path):
     ({**BASE, "get_event_timestamp": {"reply_with_current_time_when_unknown": "yes"}}, "expected true or false"),
     ({"serial": {}}, "[serial] url: required"),
     ({**BASE, "bogus": {}}, "unknown section [bogus]"),
+    ({**BASE, "journal": {"max_age_days": 0}}, "[journal] max_age_days: must be greater than 0"),
+    ({**BASE, "journal": {"max_age_days": -3}}, "[journal] max_age_days: must be greater than 0"),
 ])
 def test_bad_values_name_the_key(raw, message):
     with pytest.raises(ConfigError) as exc:

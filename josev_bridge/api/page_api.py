@@ -166,7 +166,8 @@ class JournalTailApi:
             if name != "limit":
                 raise ApiError(400, f"{name}: unknown parameter (known: limit)")
         try:
-            text = single(request.params, "limit") or "50"
+            text = single(request.params, "limit")
+            text = "50" if text is None else text  # absent: the default; given empty: refused below
         except QueryError as exc:
             raise ApiError(400, str(exc)) from None
         if not text.isdigit() or not 1 <= int(text) <= TAIL_MAX:

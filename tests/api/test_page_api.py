@@ -88,6 +88,19 @@ def test_journal_tail_refuses_a_limit_given_twice_with_a_400_not_a_500(dirs):  #
     assert refused.value.status == 400 and "limit" in refused.value.message
 
 
+@pytest.mark.parametrize("given", [[""], ["0"], ["-1"], ["x"], ["501"]])
+def test_journal_tail_refuses_a_limit_it_cannot_use_and_defaults_only_when_absent(dirs, given):  # schemathesis
+    state, _ = dirs
+    api = JournalTailApi(state / "journal.sqlite", "cp-1", 7)
+    try:
+        assert len(api(Request("/", {}, "127.0.0.1")).body["data"]) == 3  # absent: the default, 50
+        with pytest.raises(ApiError) as refused:
+            api(Request("/", {"limit": given}, "127.0.0.1"))
+    finally:
+        api.close()
+    assert refused.value.status == 400 and "limit" in refused.value.message
+
+
 def test_status_gives_the_verdict_of_a_live_daemon_and_of_a_dead_one(dirs):
     _, run = dirs
     doc = {"pid": os.getpid(), "written_at_epoch": time.time(), "mqtt": {"connected": True},
