@@ -40,7 +40,6 @@ from .config import Config, ConfigError, load, reload_plan
 from .core.conditions import Edge
 from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_EDGE, MCU_LINK, Direction, JournalEntry, NoAnswer
 from .core.rate_limit import RateLimiter
-from .core.timestamps import format_us
 from .messages import Handled, Rejected, Router, raw_text
 from .services.alerts import AlertService
 from .services.device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
@@ -271,8 +270,7 @@ class Bridge:
         if doc == last and time.monotonic() - at < 2.0:
             return
         try:
-            self._status_file.save({**doc, "written_at": format_us(time.time_ns() // 1000),
-                                    "written_at_epoch": time.time()})
+            self._status_file.save({**doc, **status_file.stamp()})
             self._status_written = (doc, time.monotonic())
         except OSError as exc:
             log.debug("cannot write %s: %s", self._status_file.path, exc)

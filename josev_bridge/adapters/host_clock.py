@@ -49,11 +49,11 @@ def host_boot_id() -> str:
 def read_clock() -> ClockReading:
     """The clocks the journal ages its rows by, read here and now (without a HostClock: its status and
     test seam); one adjtimex(2) call."""
-    return ClockReading(_this_boot(), time.clock_gettime_ns(BOOTTIME) // 1000, time.time_ns() // 1000,
+    return ClockReading(this_boot(), time.clock_gettime_ns(BOOTTIME) // 1000, time.time_ns() // 1000,
                         read_sync_state().synchronised)
 
 
-_this_boot = functools.cache(host_boot_id)
+this_boot = functools.cache(host_boot_id)  # it cannot change while this process runs
 
 
 class _Timeval(ctypes.Structure):

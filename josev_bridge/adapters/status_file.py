@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
+from ..core.status_view import written_age_s
+from ..core.timestamps import format_us
+from .host_clock import this_boot
 from .state_file import AtomicJsonFile
 
 STATUS_FILE = "status.json"
@@ -47,6 +51,20 @@ def read(runtime_dir: str | Path) -> tuple[dict | None, str | None]:
     if not isinstance(status, dict):
         return None, f"cannot read {path}: not a status document"
     return status, None
+
+
+def stamp() -> dict:
+    """What the daemon adds to each document it writes: when, by the wall clock for people and by the
+    monotonic clock (with the host boot it belongs to) for `age_s`."""
+    return {"written_at": format_us(time.time_ns() // 1000), "written_at_epoch": time.time(),
+            "written_at_monotonic": time.monotonic(), "host_boot": this_boot()}
+
+
+def age_s(status: dict, now_epoch: float | None = None) -> float:
+    """Seconds since `status` was written, immune to steps of the board's clock (core/status_view);
+    `now_epoch` for the wall clock when the caller has its own (a test's)."""
+    return written_age_s(status, now_epoch=time.time() if now_epoch is None else now_epoch,
+                         now_monotonic=time.monotonic(), boot_id=this_boot())
 
 
 def alive(pid: object) -> bool:

@@ -71,7 +71,8 @@ class StatusApi:
             status = None
         now_us = self._clock_us()
         judged = verdict(status, now_epoch=now_us / 1e6,
-                         pid_alive=status is not None and status_file.alive(status.get("pid")))
+                         pid_alive=status is not None and status_file.alive(status.get("pid")),
+                         age_s=None if status is None else status_file.age_s(status, now_us / 1e6))
         link = (status or {}).get("mcu_link") or {}
         return Response({
             "now": format_us(now_us),

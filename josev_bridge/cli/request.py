@@ -98,7 +98,7 @@ def why_silent(config: Config, journal: _Journal, request_id: str) -> str:
         status, judged, status_problem = None, None, str(exc)
     if judged is not None:
         running = status is not None and status_file.alive(status.get("pid")) and \
-            time.time() - float(status.get("written_at_epoch", 0)) <= STALE_AFTER_S
+            status_file.age_s(status) <= STALE_AFTER_S
         if not running:
             return f"{judged.reasons[0]} (josev-bridge status says more)"
         if status is not None and not status["mqtt"]["connected"]:

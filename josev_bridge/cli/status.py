@@ -35,7 +35,8 @@ def observe(config: Config) -> tuple[dict | None, Verdict, str | None]:
     other = _other_bridge(status, config)
     if other:
         return None, Verdict(NOT_ANSWERING, (f"no status of this bridge: {other}",)), None
-    return status, verdict(status, now_epoch=time.time(), pid_alive=status_file.alive(status.get("pid"))), None
+    return status, verdict(status, now_epoch=time.time(), pid_alive=status_file.alive(status.get("pid")),
+                           age_s=status_file.age_s(status)), None
 
 
 def _other_bridge(status: dict, config: Config) -> str | None:

@@ -36,15 +36,27 @@ class Verdict:
         return self.state + (": " + "; ".join(self.reasons) if self.reasons else "")
 
 
-def verdict(status: dict[str, Any] | None, *, now_epoch: float, pid_alive: bool) -> Verdict:
+def written_age_s(status: dict[str, Any], *, now_epoch: float, now_monotonic: float, boot_id: str) -> float:
+    """Seconds since the daemon wrote `status`: on the host's monotonic clock when it was written in
+    this host boot (it is one clock for every process), else by the wall clock. A step of the
+    board's clock, NTP's first sync on a board without RTC, must not make a live bridge look wedged
+    for years, nor a wedged one look fresh."""
+    written = status.get("written_at_monotonic")
+    if isinstance(written, (int, float)) and status.get("host_boot") == boot_id:
+        return now_monotonic - written
+    return now_epoch - float(status.get("written_at_epoch", 0))
+
+
+def verdict(status: dict[str, Any] | None, *, now_epoch: float, pid_alive: bool,
+            age_s: float | None = None) -> Verdict:
     """The verdict on a status document (None: there is none) written by a process whose pid is or
-    is not alive now."""
+    is not alive now; `age_s`: how long ago it was written (`written_age_s`), else from `now_epoch`."""
     if status is None:
         return Verdict(NOT_ANSWERING, ("the bridge is not running",))
     if not pid_alive:
         return Verdict(NOT_ANSWERING, (f"the bridge is not running (pid {status.get('pid')} has ended; "
                                        f"its last status is from {status.get('written_at', '?')})",))
-    age = now_epoch - float(status.get("written_at_epoch", 0))
+    age = now_epoch - float(status.get("written_at_epoch", 0)) if age_s is None else age_s
     if age > STALE_AFTER_S:
         return Verdict(NOT_ANSWERING, (f"the bridge (pid {status.get('pid')}) has not updated its status for "
                                        f"{age:.0f} s: wedged? (systemd's watchdog restarts a hung bridge)",))

@@ -52,3 +52,22 @@ def test_the_file_is_named_and_read_in_this_module_alone():
     elsewhere = {str(path.relative_to(PACKAGE.parent)): lines for path in sorted(PACKAGE.rglob("*.py"))
                  if path.name != "status_file.py" and (lines := _spelled(ast.parse(path.read_text())))}
     assert elsewhere == {}
+
+
+def test_a_status_written_just_before_a_clock_step_is_still_fresh_after_it():
+    """NTP's first sync on a board without RTC steps the clock by years: the age of a status
+    written a moment before must stay a moment, or a live bridge reads as wedged (and, stepped the
+    other way, a wedged one as fresh)."""
+    doc = status_file.stamp()
+    three_years = 3 * 365 * 86_400
+    for step in (three_years, -three_years):
+        stepped = {**doc, "written_at_epoch": doc["written_at_epoch"] - step}  # the clock moved since
+        assert 0 <= status_file.age_s(stepped) < 5
+
+
+def test_a_status_from_another_host_boot_is_aged_by_the_wall_clock():
+    doc = {**status_file.stamp(), "host_boot": "another-boot", "written_at_monotonic": 1.0}
+    doc["written_at_epoch"] -= 600
+    assert 599 < status_file.age_s(doc) < 605
+    legacy = {k: v for k, v in doc.items() if k not in ("host_boot", "written_at_monotonic")}  # an older daemon's
+    assert 599 < status_file.age_s(legacy) < 605

@@ -2,7 +2,15 @@
 
 import pytest
 
-from josev_bridge.core.status_view import ANSWERING, DEGRADED, NOT_ANSWERING, clock_words, duration_words, verdict
+from josev_bridge.core.status_view import (
+    ANSWERING,
+    DEGRADED,
+    NOT_ANSWERING,
+    clock_words,
+    duration_words,
+    verdict,
+    written_age_s,
+)
 
 NOW = 1_800_000_000.0
 
@@ -88,3 +96,13 @@ def test_an_mcu_clock_that_counts_from_boot_says_what_it_reads():
     words = clock_words({"mcu_minus_utc_us": -int(NOW * 1e6) + 3_600_000_000, "mcu_fast_ppm": 0.0,
                          "error_bound_us": 100}, written_at_epoch=NOW)
     assert "57 years behind UTC (it reads 1970-01-01T01:00:00.000Z: not set; the bridge maps it)" in words
+
+
+def test_the_verdict_takes_the_age_it_is_given_over_the_wall_clocks():
+    doc = {"pid": 1, "written_at_epoch": 1_000.0, "written_at_monotonic": 50.0, "host_boot": "b",
+           "mqtt": {"connected": True}}
+    assert written_age_s(doc, now_epoch=95_000_000.0, now_monotonic=51.5, boot_id="b") == 1.5
+    assert written_age_s(doc, now_epoch=1_030.0, now_monotonic=51.5, boot_id="other") == 30.0
+    stale = verdict(doc, now_epoch=1_001.0, pid_alive=True, age_s=60.0)
+    fresh = verdict(doc, now_epoch=95_000_000.0, pid_alive=True, age_s=1.5)
+    assert "wedged" in stale.line() and "wedged" not in fresh.line()
