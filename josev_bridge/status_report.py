@@ -39,7 +39,8 @@ def build(bridge) -> dict:
         "mqtt": {"connected": bridge.mqtt.connected.is_set(),
                  "broker": f"{bridge.config.mqtt.host}:{bridge.config.mqtt.port}",
                  "dropped_publishes": bridge.mqtt.dropped_publishes,
-                 "answers_refused_by_broker": bridge.mqtt.refused_by_broker},
+                 "answers_refused_by_broker": bridge.mqtt.refused_by_broker,
+                 "failed_connects": bridge.mqtt.failed_connects},
         "mcu_link": {
             "state": serial.state.value, "port": bridge.config.serial.url,
             "firmware": ingest.mcu_firmware,

@@ -24,6 +24,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -176,6 +177,7 @@ class MqttLink:
         self._client.will_set(status_topic, OFFLINE, qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_message = self._on_message
         self._client.on_publish = self._on_publish
         self._client.manual_ack_set(True)
@@ -187,6 +189,8 @@ class MqttLink:
         self.connected = threading.Event()
         self.dropped_publishes = 0
         self.refused_by_broker = 0  # answers the broker acknowledged with a failure code (MQTT 5)
+        self.failed_connects = 0  # attempts that found no broker (TCP refused, unreachable), in all
+        self._failing: tuple[int, float] | None = None  # (failed attempts, since) while no broker answers
 
     def start(self) -> None:
         """Start connecting in the background; start-up never waits for the broker."""
@@ -238,8 +242,13 @@ class MqttLink:
             if reason_code.is_failure:
                 log.error("broker %s:%d refused the connection: %s", self._cfg.host, self._cfg.port, reason_code)
                 return
-            log.info("connected to broker %s:%d (session present: %s)", self._cfg.host, self._cfg.port,
-                     flags.session_present)
+            after = ""
+            if self._failing is not None:
+                attempts, since = self._failing
+                after = f", after {attempts} failed attempt(s) over {time.monotonic() - since:.1f} s"
+                self._failing = None
+            log.info("connected to broker %s:%d (session present: %s%s)", self._cfg.host, self._cfg.port,
+                     flags.session_present, after)
             # Acknowledgements belong to a connection: the broker sends every request we did not
             # acknowledge again (a broker restored from its last save may also reuse their ids for
             # new ones), so nothing from before is carried over; a request sent again is answered
@@ -251,6 +260,17 @@ class MqttLink:
             self.connected.set()
         except Exception:
             log.exception("error in on_connect")
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        """No broker answered (paho gives no reason): said once per outage, not once per attempt,
+        so a broker that is down for an hour is one line, and the line that ends it counts them."""
+        self.failed_connects += 1
+        if self._failing is None:
+            self._failing = (0, time.monotonic())
+            log.warning("cannot connect to broker %s:%d (nothing listening there, or unreachable); retrying "
+                        "every %g-%g s; get_event_timestamp is not answered until it is back", self._cfg.host,
+                        self._cfg.port, self._cfg.reconnect_min_delay, self._cfg.reconnect_max_delay)
+        self._failing = (self._failing[0] + 1, self._failing[1])
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()

@@ -183,3 +183,23 @@ def test_broker_sigkilled_under_a_connected_bridge(broker, sim, bridge):
         reply = client.send("get_event_timestamp", {"event_type": "TxEventStart", "trigger_reason": "Authorized"},
                             timeout=15)
     assert reply.response is not None and reply.response["data"]["timestamp"] == edges[("TxEventStart", "Authorized")]
+
+
+def test_a_broker_absent_at_start_is_named_once_and_connected_to_when_it_comes(tmp_path, sim):
+    """mosquitto starting after the bridge (or down): one line naming it, not one per attempt and not
+    silence, and the line that ends the outage counts it."""
+    late = Mosquitto(tmp_path / "late-broker")  # its port chosen, nothing listening yet
+    bridge = BridgeProcess(tmp_path / "bridge", broker_port=late.port, serial_url=str(sim.pty_link))
+    bridge.start(online=False)
+    try:
+        first = bridge.wait_log("cannot connect to broker", timeout=15)
+        assert f"127.0.0.1:{late.port}" in first and "WARNING" in first
+        wait_until(lambda: bridge.status()["mqtt"]["failed_connects"] >= 3, 30, "three failed attempts")
+        assert not bridge.status()["mqtt"]["connected"]
+        with late:
+            bridge.wait_online(30)
+            connected = bridge.wait_log("connected to broker", timeout=15)
+            assert "failed attempt(s) over" in connected
+        assert bridge.log_text().count("cannot connect to broker") == 1
+    finally:
+        bridge.stop()
