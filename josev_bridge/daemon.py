@@ -28,7 +28,8 @@ from .adapters import status_file
 from .adapters.damage import describe, probe_writable
 from .adapters.device_model_store import DeviceModelStore, load_definitions
 from .adapters.host_clock import HostClock
-from .adapters.journal_store import FILE_NAME as JOURNAL_FILE, RetentionPolicy
+from .adapters.journal_retention import RetentionPolicy
+from .adapters.journal_store import FILE_NAME as JOURNAL_FILE
 from .adapters.log_output import configure_logging
 from .adapters.mqtt_link import MqttLink
 from .adapters.serial_link import SerialLink
