@@ -27,6 +27,7 @@ from . import __version__, schemas, status_report
 from .adapters import status_file
 from .adapters.damage import describe, probe_writable
 from .adapters.device_model_store import DeviceModelStore, load_definitions
+from .adapters.edges_file import STATE_FILE, STATE_LOSES
 from .adapters.host_clock import HostClock
 from .adapters.journal_retention import RetentionPolicy
 from .adapters.journal_store import FILE_NAME as JOURNAL_FILE
@@ -53,7 +54,7 @@ from .services.event_timestamp import (
 )
 from .services.journal import Journal, parsed_cost
 from .services.journal_export import JournalExporter
-from .services.mcu_ingest import STATE_FILE, STATE_LOSES, McuIngest
+from .services.mcu_ingest import McuIngest
 
 log = logging.getLogger("josev_bridge.daemon")
 

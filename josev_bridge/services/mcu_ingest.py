@@ -25,17 +25,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from ..adapters.edges_file import EdgesFile
 from ..adapters.host_clock import HostClock
 from ..adapters.state_file import AtomicJsonFile
 from ..core.alert_inputs import AlertRecord, FaultRecord, describe, log_line, with_utc
 from ..core.clock_map import ClockMap, ClockSample, to_utc_us, to_utc_with_bound
 from ..core.conditions import Condition, Edge, LevelRecord, SignalRecord
-from ..core.edge_store import EdgeStore
 from ..core.event_timestamp import Answer, Query, Silence, answer
-from ..core.host_time import carried_over
-from ..core.link_sequence import Outcome, SequenceTracker, Verdict
+from ..core.link_sequence import Outcome, Verdict
 from ..core.link_state import LinkState
 from ..core.mcu_boots import BootTracker, level_outcome_lines, version_consequence
 from ..core.timestamps import format_us
@@ -44,12 +42,6 @@ from ..protocol.records import SEQUENCED, Ack, Hello, KeepAlive, Record, Sequenc
 
 log = logging.getLogger("josev_bridge.ingest")
 
-STATE_FILE = "edges.json"
-# Damaged, edges.json is moved aside and the bridge starts without it rather than not at all: the
-# answers must go on. What that costs, for the ERROR line:
-STATE_LOSES = ("the stored edges (events before this start get no answer until the MCU reports them "
-               "again) and the MCU link position (the MCU replays every record not yet acknowledged; "
-               "acknowledged ones are not sent again)")
 CLOCKS_KEPT = 4  # MCU boots whose clock mapping is remembered (for records replayed after a reboot)
 FRESH_SAMPLE_TRIES = 10  # samples a record stamped past the newest low-latency one waits for (~1 s)
 
@@ -88,13 +80,11 @@ class McuIngest:
         self.mcu_firmware: str | None = None
         self.boots = BootTracker(PROTOCOL_VERSION)
         self.last_record_us: int | None = None
-        self._file = state_file
         self.host_clock = host_clock or HostClock()
         self._realtime_offset_us = realtime_offset_us or self.host_clock.offset
-        self._host_boot = self.host_clock.boot_id
         self._samples_waited = 0  # probe answers since the first waiting record started to wait
-        self.clocks: dict[int, ClockMap] = {}
-        self.store, self.tracker = self._load()
+        self._file = EdgesFile(state_file, self.host_clock.boot_id)  # edges.json
+        self.store, self.tracker, self.clocks = self._file.restore()
         self._applied_seq = self.tracker.last_seq
         self._waiting: list[tuple[int, SequencedRecord]] = []  # in order, for their boot's clock
         self._hello_heard = False  # a HELLO came since the port was (re)opened (its HOST_HELLO's answer)
@@ -102,37 +92,7 @@ class McuIngest:
         self._edge_listeners: list[Callable[[Edge], None]] = []
         self._reboot_listeners: list[Callable[[int], None]] = []
         self._dirty = False
-        self._persist_failing = False
         self._version_logged: int | None = None  # the boot whose other protocol version was logged
-
-    def _load(self) -> tuple[EdgeStore, SequenceTracker[SequencedRecord | Skipped]]:
-        data = self._file.load()
-        if data is None:
-            return EdgeStore(), SequenceTracker()
-        try:
-            store = EdgeStore.from_snapshot(data["edges"])
-            tracker: SequenceTracker[SequencedRecord | Skipped] = SequenceTracker.from_snapshot(data.get("link", {}))
-            same_host = (data.get("host") or {}).get("boot_id", self._host_boot) == self._host_boot
-            for boot, clock in data.get("clocks", {}).items():
-                if same_host and clock.get("host_boot") == self._host_boot:  # fits live on this boot's clock
-                    self.clocks[int(boot)] = ClockMap.from_snapshot(clock)
-            self._fix_earlier_boot(store, data)
-        except (KeyError, ValueError, TypeError) as exc:
-            self._file.quarantine(f"has unexpected content ({exc})")
-            self.clocks.clear()
-            return EdgeStore(), SequenceTracker()
-        log.info("restored edges of EVSE %s, MCU link position %s and %d clock mapping(s) from %s",
-                 store.evse_ids() or "(none)", tracker.snapshot(), len(self.clocks), self._file.path)
-        return store, tracker
-
-    def _fix_earlier_boot(self, store: EdgeStore, data: dict[str, Any]) -> None:
-        """Edges stored in another host boot keep the UTC they had (core/host_time.carried_over)."""
-        carried = carried_over(data.get("host"), data["edges"].get("version"), self._host_boot)
-        if carried is not None:
-            synced = carried[2]
-            log.info("%d edge time(s) stored in an earlier host boot keep the UTC they had then (host clock then %s)",
-                     store.fix_to_utc(*carried),
-                     "unknown" if synced is None else "synchronised" if synced else "unsynchronised")
 
     def add_alert_listener(self, callback: AlertListener) -> None:
         """Call `callback(record)` with every timed FAULT/EV_STATUS record, UTC-mapped, in seq order.
@@ -420,29 +380,17 @@ class McuIngest:
         self._samples_waited = 0
 
     def flush(self) -> Ack | None:
+        """Save the batch's state (edges.json) and return the ack to send, or None: nothing new, or the
+        save failed (the MCU keeps the records not acknowledged)."""
         with self.lock:
             if not self._dirty or self.tracker.boot_id is None:
                 return None
-            boot = self.tracker.boot_id
-            offset, offset_error = self._offset_and_error()
-            snapshot = {"edges": self.store.snapshot(), "link": {"boot_id": boot, "last_seq": self._applied_seq},
-                        "clocks": {str(b): {**c.snapshot(), "host_boot": self._host_boot}
-                                   for b, c in self.clocks.items() if c.ready},
-                        "host": {"boot_id": self._host_boot, "realtime_minus_monotonic_us": offset,
-                                 "offset_error_us": offset_error, "synchronised": self.host_clock.synchronised}}
-            ack = Ack(boot, self._applied_seq)
-        try:
-            self._file.save(snapshot)
-        except OSError as exc:
+            ack = Ack(self.tracker.boot_id, self._applied_seq)
+            document = self._file.document(self.store, ack, self.clocks, self._offset_and_error(),
+                                           self.host_clock.synchronised)
+        if not self._file.save(document):
             self.counters.persist_failures += 1
-            if not self._persist_failing:
-                log.error("cannot persist MCU edges to %s: %s; not acknowledging, the MCU keeps them",
-                          self._file.path, exc)
-            self._persist_failing = True
             return None
-        if self._persist_failing:
-            log.info("persisting MCU edges works again")
-        self._persist_failing = False
         with self.lock:
             self._dirty = False
         return ack
