@@ -31,6 +31,7 @@ from ..adapters.host_clock import HostClock
 from ..adapters.state_file import AtomicJsonFile
 from ..core.alert_inputs import AlertRecord, FaultRecord, describe, log_line, with_utc
 from ..core.clock_map import ClockMap, ClockSample, to_utc_us, to_utc_with_bound
+from ..core.clock_wait import ClockWait
 from ..core.conditions import Condition, Edge, LevelRecord, SignalRecord
 from ..core.event_timestamp import Answer, Query, Silence, answer
 from ..core.link_sequence import Outcome, Verdict
@@ -43,7 +44,6 @@ from ..protocol.records import SEQUENCED, Ack, Hello, KeepAlive, Record, Sequenc
 log = logging.getLogger("josev_bridge.ingest")
 
 CLOCKS_KEPT = 4  # MCU boots whose clock mapping is remembered (for records replayed after a reboot)
-FRESH_SAMPLE_TRIES = 10  # samples a record stamped past the newest low-latency one waits for (~1 s)
 
 AlertListener = Callable[[AlertRecord], None]
 
@@ -82,12 +82,10 @@ class McuIngest:
         self.last_record_us: int | None = None
         self.host_clock = host_clock or HostClock()
         self._realtime_offset_us = realtime_offset_us or self.host_clock.offset
-        self._samples_waited = 0  # probe answers since the first waiting record started to wait
         self._file = EdgesFile(state_file, self.host_clock.boot_id)  # edges.json
         self.store, self.tracker, self.clocks = self._file.restore()
         self._applied_seq = self.tracker.last_seq
-        self._waiting: list[tuple[int, SequencedRecord]] = []  # in order, for their boot's clock
-        self._hello_heard = False  # a HELLO came since the port was (re)opened (its HOST_HELLO's answer)
+        self._waiting: ClockWait[SequencedRecord | Skipped] = ClockWait()  # records waiting for their boot's clock
         self._alert_listeners: list[AlertListener] = []
         self._edge_listeners: list[Callable[[Edge], None]] = []
         self._reboot_listeners: list[Callable[[int], None]] = []
@@ -165,17 +163,17 @@ class McuIngest:
             old_boot = self.tracker.boot_id
             old_clock = self.clocks.get(old_boot) if old_boot is not None else None
             rebooted, outcome = self.tracker.hello(record.boot_id, record.oldest_seq)
+            again, lost = self._waiting.hello(rebooted, record.oldest_seq, record.next_seq)
             mapper = self._mapper(old_clock, self._offset_and_error()[0]) if old_clock and old_clock.ready else None
             label = self.boots.on_hello(record.protocol_version, record.boot_id, old_boot, rebooted, self.store,
                                         mapper)
             if rebooted:
                 self._dirty = True
                 self._applied_seq = 0
-                self._give_up_waiting(record, first_in_session=not self._hello_heard)
+                self._waiting_given_up(record.boot_id, again, lost)
                 self.clocks.setdefault(record.boot_id, ClockMap())
                 for old in list(self.clocks)[:-CLOCKS_KEPT]:
                     del self.clocks[old]
-            self._hello_heard = True
         self.mcu_firmware = record.firmware
         if record.protocol_version != PROTOCOL_VERSION and self._version_logged != record.boot_id:
             self._version_logged = record.boot_id
@@ -201,8 +199,7 @@ class McuIngest:
 
     def on_clock_sample(self, sample: ClockSample) -> None:
         boot = self.tracker.boot_id
-        if self._waiting:
-            self._samples_waited += 1  # (an answer of 0 too: the wanted probes stop after a few)
+        self._waiting.sample_answered()
         if boot is None or sample.mcu_us == 0:  # 0: the MCU had no clock reading yet (§5.1), not a sample
             return
         with self.lock:
@@ -213,17 +210,12 @@ class McuIngest:
         elif verdict == "restarted":
             self.counters.clock_restarts += 1
             log.warning("MCU clock of boot %08x stepped: its mapping to UTC starts again", boot)
-        if self._waiting:
-            waiting, self._waiting = self._waiting, []
-            for seq, record in waiting:
-                self._apply(seq, record)
-            if not self._waiting:
-                self._samples_waited = 0
+        self._waiting.release(self._apply)
 
     def clock_sample_wanted(self) -> bool:
         """True while records wait for a clock sample (the link then probes every 0.1 s): for a boot
-        not mapped yet, or for a sample after records stamped during an outage."""
-        return bool(self._waiting) and self._samples_waited < FRESH_SAMPLE_TRIES
+        not mapped yet, or for a sample after records stamped during an outage (core/clock_wait)."""
+        return self._waiting.wanted()
 
     def replay_wanted(self) -> bool:
         """True while records after a gap are held, or while the MCU's KEEPALIVE says it sent records
@@ -243,11 +235,10 @@ class McuIngest:
         for seq, record in outcome.released:
             self._apply(seq, record)
 
-    def _apply(self, seq: int, record: SequencedRecord) -> None:
+    def _apply(self, seq: int, record: SequencedRecord | Skipped) -> None:
         c = self.counters
-        clock = self.clock
-        if self._waiting or clock is None or not clock.ready or self._wants_fresh_sample(record, clock):
-            self._waiting.append((seq, record))  # order is kept: nothing overtakes a waiting record
+        clock = self._waiting.clock_for(seq, record, getattr(record, "time_us", 0), self.clock)
+        if clock is None:  # it waits for its boot's clock, in order
             return
         if isinstance(record, Skipped):
             with self.lock:
@@ -352,32 +343,21 @@ class McuIngest:
                 log.exception("alert listener %r failed on MCU record seq %d (%s); ingest goes on",
                               listener, seq, describe(mapped))
 
-    def _wants_fresh_sample(self, record: SequencedRecord | Skipped, clock: ClockMap) -> bool:
-        """Stamped well past the newest low-latency sample (during an outage): wait for one after it, to
-        interpolate, for at most FRESH_SAMPLE_TRIES samples (then it is mapped as it is, with its bound)."""
-        time_us = getattr(record, "time_us", 0)
-        return bool(time_us) and not clock.covers(time_us) and self._samples_waited < FRESH_SAMPLE_TRIES
-
     def _offset_and_error(self) -> tuple[int, int]:
         """UTC minus host monotonic now, and the error of that reading (0 when given as a plain value)."""
         value = self._realtime_offset_us()
         return value if isinstance(value, tuple) else (value, 0)
 
-    def _give_up_waiting(self, hello: Hello, first_in_session: bool) -> None:
-        """A HELLO of another boot: the records waiting for their boot's clock will not get it. Those
-        its replay sends again are set aside (applied when they come back, so nothing is lost: not
-        counted); the rest are lost with their boot, counted as untimed and logged."""
-        if self._waiting:
-            again = [seq for seq, _ in self._waiting if _replayed_after(hello, seq, first_in_session)]
-            lost = len(self._waiting) - len(again)
-            if again:
-                log.info("%d MCU record(s) received before the HELLO of boot %08x set aside: its replay sends "
-                         "them again (seq %d to %d)", len(again), hello.boot_id, again[0], again[-1])
-            if lost:
-                self.counters.untimed_records += lost
-                log.error("%d MCU record(s) dropped: the MCU rebooted before their clock was known", lost)
-            self._waiting = []
-        self._samples_waited = 0
+    def _waiting_given_up(self, boot_id: int, again: list[int], lost: int) -> None:
+        """A HELLO of boot `boot_id` ended the wait of records for their boot's clock (core/clock_wait):
+        those set aside for its replay are not counted (nothing is lost); the rest are counted as
+        untimed and logged."""
+        if again:
+            log.info("%d MCU record(s) received before the HELLO of boot %08x set aside: its replay sends "
+                     "them again (seq %d to %d)", len(again), boot_id, again[0], again[-1])
+        if lost:
+            self.counters.untimed_records += lost
+            log.error("%d MCU record(s) dropped: the MCU rebooted before their clock was known", lost)
 
     def flush(self) -> Ack | None:
         """Save the batch's state (edges.json) and return the ack to send, or None: nothing new, or the
@@ -402,26 +382,9 @@ class McuIngest:
             self._dirty = True
 
     def on_link_state(self, state: LinkState, detail: str) -> None:
-        if state is LinkState.CLOSED:  # the next opening's HOST_HELLO is answered by a HELLO and a replay
-            self._hello_heard = False
+        if state is LinkState.CLOSED:
+            self._waiting.link_closed()
         log.info("MCU link %s: %s", state.value, detail)
-
-
-def _replayed_after(hello: Hello, seq: int, first_in_session: bool) -> bool:
-    """Whether the record `seq`, received before `hello` (a HELLO of another boot than the bridge
-    followed), comes again in the replay after it (docs/serial-protocol.md §4.1, §3).
-
-    Only the first HELLO since the port opened can be followed by records received before it: it
-    answers the bridge's HOST_HELLO, and such a record came from the MCU before it saw that request
-    (a live record at start-up; it is never acknowledged while it waits). After a later HELLO of
-    another boot, the waiting records are the previous boot's, which the new boot does not have.
-    The HELLO says which seqs it replays, `oldest_seq` up to `next_seq`; a version-1 HELLO does not,
-    and replays every record not acknowledged."""
-    if not first_in_session:
-        return False
-    if hello.oldest_seq is None or hello.next_seq is None:
-        return True
-    return hello.oldest_seq <= seq < hello.next_seq
 
 
 def _log_alert(record: AlertRecord) -> None:
