@@ -55,7 +55,8 @@ from urllib.parse import urlencode
 
 import common  # bench/common.py; first: it puts this checkout on sys.path
 from common import filesystem_of, load_average, percentile
-from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy, page_statement
+from josev_bridge.adapters.journal_retention import RetentionPolicy
+from josev_bridge.adapters.journal_store import JournalStore, page_statement
 from josev_bridge.api.journal_api import PATH, JournalApi
 from josev_bridge.api.server import ApiServer
 from josev_bridge.core.journal_age import ClockReading

@@ -21,14 +21,14 @@ import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-
 from . import __version__, schemas, status_report
 from .adapters import status_file
 from .adapters.damage import describe, probe_writable
 from .adapters.device_model_store import DeviceModelStore, load_definitions
+from .adapters.edges_file import STATE_FILE, STATE_LOSES
 from .adapters.host_clock import HostClock
-from .adapters.journal_store import FILE_NAME as JOURNAL_FILE, RetentionPolicy
+from .adapters.journal_retention import RetentionPolicy
+from .adapters.journal_store import FILE_NAME as JOURNAL_FILE
 from .adapters.log_output import configure_logging
 from .adapters.mqtt_link import MqttLink
 from .adapters.serial_link import SerialLink
@@ -39,8 +39,7 @@ from .api.token_file import load_or_create_token
 from .config import Config, ConfigError, load, reload_plan
 from .core.conditions import Edge
 from .core.journal_entry import DEVICE_MODEL_CHANGE, MCU_EDGE, MCU_LINK, Direction, JournalEntry, NoAnswer
-from .core.rate_limit import RateLimiter
-from .messages import Handled, Rejected, Router, raw_text
+from .messages import Router
 from .services.alerts import AlertService
 from .services.device_model_sync import NAME as SET_VARIABLE_VALIDATE, DeviceModelSync
 from .services.event_timestamp import (
@@ -49,9 +48,10 @@ from .services.event_timestamp import (
     certainly_valid_request,
     encode as encode_event_timestamp,
 )
-from .services.journal import Journal, parsed_cost
+from .services.journal import Journal
 from .services.journal_export import JournalExporter
-from .services.mcu_ingest import STATE_FILE, STATE_LOSES, McuIngest
+from .services.mcu_ingest import McuIngest
+from .services.mqtt_intake import MqttIntake
 
 log = logging.getLogger("josev_bridge.daemon")
 
@@ -61,7 +61,6 @@ SERIAL_STALL_LIMIT = 5.0  # the serial loop turns at least every 0.2 s; 5 s with
 # waits for the GIL up to the switch interval (5 ms by default), and that wait was the p99 of an
 # answer. 0.5 ms bounds the wait; the cost (more switches) is paid only while threads actually contend.
 GIL_SWITCH_INTERVAL_S = 0.0005
-BAD_INPUT_BURST = 20.0  # bad-message log lines at once, then one a second (a summary for the rest)
 EXPORT_QUIET_S = 0.005  # export sends its bursts when no message arrived for this long (answers first)
 
 
@@ -80,7 +79,8 @@ class Bridge:
         self.ingest = McuIngest(AtomicJsonFile(state_dir / STATE_FILE, loses=STATE_LOSES), self.host_clock)
         m = config.mqtt
         self.mqtt = MqttLink(m, status_topic=config.status_topic,
-                             subscriptions=[m.request_topic, m.josev_request_topic], on_message=self._on_mqtt_message)
+                             subscriptions=[m.request_topic, m.josev_request_topic],
+                             on_message=lambda message: self.intake.on_message(message))  # (built below)
         self.timestamps = EventTimestampService(config, self.ingest, self.device_model)
         self.dm_sync = DeviceModelSync(self.device_model)
         self.routers = {m.request_topic: Router(self.mqtt.publish), m.josev_request_topic: Router(self.mqtt.publish)}
@@ -100,20 +100,14 @@ class Bridge:
             self.ingest.add_edge_listener(self.alerts.on_edge)
             self.ingest.add_reboot_listener(self.alerts.on_mcu_reboot)
         self._started_at = time.monotonic()
-        self._last_request_at = 0.0
         self.journal = self._open_journal(config, self.host_clock)
         if self.journal is not None:
             self.ingest.add_edge_listener(self._journal_edge)
+        self.intake = MqttIntake(self.routers, self.journal)
         self.api = self._open_api(config)
         self.export = self._open_export(config)
         self._link_seen: dict = {}
         self.notifier = SystemdNotifier()
-        self.rejected: dict[str, int] = {}
-        # one line per bad message, up to BAD_INPUT_BURST at once and one a second after that: a flood
-        # of bad input must not flood the system journal (journald would then drop our other lines)
-        self._bad_input_log = RateLimiter(rate=1.0, burst=BAD_INPUT_BURST)
-        self._unlogged: dict[str, int] = {}
-        self._unlogged_lock = threading.Lock()
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._status_sent = ""
@@ -140,7 +134,7 @@ class Bridge:
                                    fleet_id=config.charger.fleet_id, client_id=config.export_client_id,
                                    topic=config.export_topic)
         self.journal.add_listener(exporter.notify)
-        exporter.busy = lambda: time.monotonic() - self._last_request_at < EXPORT_QUIET_S
+        exporter.busy = lambda: time.monotonic() - self.intake.last_request_at < EXPORT_QUIET_S
         return exporter
 
     def _open_api(self, config: Config) -> ApiProcess | None:
@@ -162,32 +156,7 @@ class Bridge:
         except OSError as exc:
             raise StartError(api_address_problem(config.api.listen, config.source, exc)) from None
 
-    # -- inbound MQTT ------------------------------------------------------------------------------
-    def _on_mqtt_message(self, message: mqtt.MQTTMessage) -> None:
-        router = self.routers.get(message.topic)
-        if router is None:
-            log.debug("message on unexpected topic %s ignored", message.topic)
-            return
-        received_us, t0 = time.time_ns() // 1000, time.perf_counter_ns()
-        self._last_request_at = time.monotonic()
-        payload = bytes(message.payload)  # paho's type admits a bytearray; bytes() of bytes is the same object
-        result = router.route(payload)
-        if self.journal is not None:
-            latency_us = (time.perf_counter_ns() - t0) // 1000
-            entry = _journal_entry(received_us, message, result, latency_us)
-            self.journal.record(entry, _payload_cost(entry.payload, payload))
-        if isinstance(result, Rejected):
-            self.rejected[result.kind] = self.rejected.get(result.kind, 0) + 1
-            about = f" (id={result.id}, name={result.name})" if result.id or result.name else ""
-            if result.kind == "ignored":
-                log.debug("ignoring message on %s%s: %s", message.topic, about, result.detail)
-            elif self._bad_input_log.allow(result.kind, time.monotonic()):
-                log.warning("dropping %s message on %s%s: %s", result.kind.replace("_", " "), message.topic,
-                            about, result.detail)
-            else:
-                with self._unlogged_lock:  # counted here (paho's thread), summed up by housekeeping
-                    self._unlogged[result.kind] = self._unlogged.get(result.kind, 0) + 1
-
+    # -- the bridge's own messages -----------------------------------------------------------------
     def _send_own(self, topic: str, payload: bytes) -> str | None:
         """Publish a message of the bridge's own (not an answer); Josev envelopes are journaled as `out`,
         with whether the link took them."""
@@ -249,7 +218,7 @@ class Bridge:
             self._check_host_clock()
             self._journal_link_events()
             self._tick_alerts()
-            self._log_unlogged()
+            self.intake.log_unlogged()
             if self.api is not None and not self._stop.is_set():
                 self.api.poll()  # an API process that exited: one line, then started again after a backoff
             self._write_status()
@@ -318,14 +287,6 @@ class Bridge:
         if step_us is not None or self.host_clock.synchronised != synced:
             self.ingest.on_host_clock_change()
 
-    def _log_unlogged(self) -> None:
-        """The bad messages the rate limit kept out of the log, as one summary line per kind."""
-        with self._unlogged_lock:
-            unlogged, self._unlogged = self._unlogged, {}
-        for kind, count in unlogged.items():
-            log.warning("dropped %d more %s message(s) without a log line each (counted in status: "
-                        "rejected_messages; journaled as InvalidMessage)", count, kind.replace("_", " "))
-
     def _tick_alerts(self) -> None:
         """The engine's clock: holds expire, and the MCU link's silence becomes offlineCharger.
 
@@ -388,34 +349,6 @@ class Bridge:
         log.info("configuration reloaded from %s; %s", new.source,
                  f"applied: {', '.join(f'[{s}]' for s in applied)}" if applied else "nothing to apply")
         self.notifier.ready()
-
-
-def _journal_entry(received_us: int, message: mqtt.MQTTMessage, result: Handled | Rejected,
-                   latency_us: int) -> JournalEntry:
-    """A request and what became of it: answered only when the link took the answer."""
-    if isinstance(result, Handled):
-        m, outcome = result.message, result.outcome
-        if outcome.sent:
-            return JournalEntry(received_us, Direction.IN, m.name, message.topic, m.id, m.data, outcome.response,
-                                latency_us, note=outcome.note)
-        return JournalEntry(received_us, Direction.IN, m.name, message.topic, m.id, m.data,
-                            NoAnswer(outcome.no_answer), None, note=outcome.note)
-    why = NoAnswer.IGNORED if result.kind == "ignored" else NoAnswer.INVALID_MESSAGE
-    payload = result.data
-    if payload is None and result.kind in ("malformed_json", "not_an_envelope", "oversized"):
-        payload = raw_text(message.payload)
-    return JournalEntry(received_us, Direction.IN, result.name or "unknown", message.topic, result.id, payload,
-                        why, note=result.detail)
-
-
-def _payload_cost(kept: object, raw: bytes) -> int:
-    """What the journaled payload holds in memory: the raw text kept for an unusable message, or the
-    parsed `data` (estimated from the message's text, which holds it)."""
-    if kept is None:
-        return 0
-    if isinstance(kept, str):
-        return len(kept)
-    return parsed_cost(raw)
 
 
 def _outgoing_entry(created_us: int, topic: str, payload: bytes, refused: str | None) -> JournalEntry:

@@ -55,7 +55,7 @@ def build(bridge) -> dict:
         },
         "host_clock": {**bridge.host_clock.status(), "while_unsynchronised": UNSYNCHRONISED_POLICY},
         "get_event_timestamp": {"enabled": bridge.timestamps.enabled(), **dataclasses.asdict(bridge.answers)},
-        "rejected_messages": dict(bridge.rejected),
+        "rejected_messages": dict(bridge.intake.rejected),
         "device_model": device_model_status(bridge.device_model),
         "journal": None if bridge.journal is None else {
             "path": str(bridge.journal.store.path), "last_id": bridge.journal.last_id,

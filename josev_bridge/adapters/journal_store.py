@@ -5,14 +5,8 @@ committed and a power cut at most the last few commits; the database is always r
 from AUTOINCREMENT, never reused, so an id names one row forever (export de-duplication, cursors).
 Several processes may open the file: the daemon writes, the CLI and the API read.
 
-Age retention does not trust `created_us` (the board's clock may have stepped since): the writer
-keeps `clock_marks` (which host boot and CLOCK_BOOTTIME each id range was written at) and
-`host_boots` (each boot's realtime offset while synchronised), and deletes by id range what
-core/journal_age says is older than the bound. A file of an older version gains the two tables
-when the daemon opens it (CREATE TABLE IF NOT EXISTS: nothing is rewritten); its rows, below the
-first mark, age by `created_us` as before, but only while the clock is known right. A version without
-marks writing into a file that has them (a downgrade) would add rows this one takes for the newest
-mark's: move the journal aside before going back to one.
+Retention (the age bound by clock marks, the size bound) is the store's base class,
+adapters/journal_retention.JournalRetention: the same connection, its own tables.
 """
 
 from __future__ import annotations
@@ -26,10 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.journal_age import ClockReading, Mark, age_plan, needs_mark, span_for, synced_offset
 from ..core.journal_entry import Direction, JournalEntry, NoAnswer
 from ..core.journal_query import JournalQuery, Position
 from .damage import open_or_set_aside
+from .journal_retention import RETENTION_SCHEMA, JournalRetention
 from .sqlite_tx import immediate
 
 log = logging.getLogger("josev_bridge.journal")
@@ -54,16 +48,6 @@ CREATE TABLE IF NOT EXISTS journal (
 CREATE INDEX IF NOT EXISTS journal_created ON journal (created_us);
 CREATE INDEX IF NOT EXISTS journal_type_created ON journal (message_type, created_us);
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, row_id INTEGER NOT NULL);
--- core/journal_age.Mark: the rows from first_id up to the next mark's were written in host boot
--- boot_id, at CLOCK_BOOTTIME boottime_us or later and before boottime_us + span_us
-CREATE TABLE IF NOT EXISTS clock_marks (
-    first_id INTEGER PRIMARY KEY,
-    boot_id TEXT NOT NULL,
-    boottime_us INTEGER NOT NULL,
-    span_us INTEGER NOT NULL
-);
--- realtime minus boottime, as last read in that boot while the kernel said the clock was synchronised
-CREATE TABLE IF NOT EXISTS host_boots (boot_id TEXT PRIMARY KEY, synced_offset_us INTEGER NOT NULL);
 """
 def _json_column(index: int) -> str:
     """Element `index` of a json_each row as stored: its JSON text (`->`, so numbers keep the digits
@@ -136,29 +120,12 @@ _NO_ANSWER = {a.value: a for a in NoAnswer}
 
 
 @dataclass(frozen=True, slots=True)
-class RetentionPolicy:
-    max_age_us: int
-    max_bytes: int
-    batch_rows: int = 500  # rows deleted per statement: short transactions, never a long stall
-
-    @property
-    def low_water_bytes(self) -> int:
-        """Deleting goes on down to this, so the next inserts have room below the bound."""
-        return self.max_bytes * 8 // 10
-
-    @property
-    def span_us(self) -> int:
-        """How long of writing one clock mark covers (core/journal_age.span_for)."""
-        return span_for(self.max_age_us)
-
-
-@dataclass(frozen=True, slots=True)
 class StoredEntry:
     id: int
     entry: JournalEntry
 
 
-class JournalStore:
+class JournalStore(JournalRetention):
     """One connection; not shared between threads (the writer and each reader open their own)."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False, timeout: float = 5.0,
@@ -175,14 +142,7 @@ class JournalStore:
             self._db = self._open_writer(timeout) if repair else self._connect_writer(timeout)
             self.path.chmod(0o640)
         self.bytes_written = 0  # JSON text inserted through this connection: when to check the size bound
-        # the writer's copy of clock_marks (in first_id order) and host_boots: only it changes them
-        self._marks: list[Mark] = []
-        self._offsets: dict[str, int] = {}
-        self._legacy_left = True  # rows below the first mark may remain (cleared once none do)
-        if not readonly:
-            self._marks = [Mark(*row) for row in self._db.execute(
-                "SELECT first_id, boot_id, boottime_us, span_us FROM clock_marks ORDER BY first_id")]
-            self._offsets = dict(self._db.execute("SELECT boot_id, synced_offset_us FROM host_boots").fetchall())
+        self._start_retention(writer=not readonly)
 
     def _connect_writer(self, timeout: float) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
@@ -193,7 +153,7 @@ class JournalStore:
             db.execute("PRAGMA journal_size_limit=1048576")  # the WAL shrinks back to 1 MiB
             db.execute("PRAGMA wal_autocheckpoint=256")  # pages: keeps the WAL small on flash
             db.execute("PRAGMA cache_size=-512")  # KiB: the writer needs little; RSS stays small
-            db.executescript(SCHEMA)
+            db.executescript(SCHEMA + RETENTION_SCHEMA)
         except BaseException:
             db.close()
             raise
@@ -232,8 +192,7 @@ class JournalStore:
         """
         if not entries:
             return 0, 0
-        if not self._marks:  # rows without a mark (no clock given: tests, tools) age by created_us
-            self._legacy_left = True
+        self._rows_unmarked()
         try:
             document, count = _document([[e.created_us, e.direction.value, e.message_type, e.topic,
                                           e.correlation_id, _plain(e.payload), _plain(e.response), e.latency_us,
@@ -260,128 +219,6 @@ class JournalStore:
             self._db.execute(_insert_sql(size), [value for row in chunk for value in row])
             start += size
         return sum(len(r[5] or "") + len(r[6] or "") + len(r[8] or "") + 64 for r in rows)
-
-    def delete_oldest(self, rows: int) -> int:
-        """Delete up to `rows` oldest rows (lowest ids): the size bound."""
-        with immediate(self._db):
-            return self._db.execute("DELETE FROM journal WHERE id IN "
-                                    "(SELECT id FROM journal ORDER BY id LIMIT ?)", (rows,)).rowcount
-
-    def delete_ids(self, first: int, end: int, rows: int) -> int:
-        """Delete up to `rows` rows with first <= id < end, lowest first (a primary-key range: O(rows))."""
-        with immediate(self._db):
-            return self._db.execute("DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE id >= ? AND id < ? "
-                                    "ORDER BY id LIMIT ?)", (first, end, rows)).rowcount
-
-    # -- the clock marks (core/journal_age) ---------------------------------------------------------
-    def note_clock(self, now: ClockReading) -> None:
-        """Keep this boot's synchronised offset (a write only when it is new or moved: a step)."""
-        offset = synced_offset(self._offsets.get(now.boot_id), now)
-        if offset is not None:
-            with immediate(self._db):
-                self._db.execute("INSERT INTO host_boots (boot_id, synced_offset_us) VALUES (?, ?) ON CONFLICT "
-                                 "(boot_id) DO UPDATE SET synced_offset_us = excluded.synced_offset_us",
-                                 (now.boot_id, offset))
-            self._offsets[now.boot_id] = offset
-
-    def mark_writes(self, at: ClockReading, span_us: int) -> None:
-        """Before inserting rows read off the queue at `at`: a new mark when the newest one does not
-        cover them (another host boot, or `span_us` since it; else no write at all)."""
-        self.note_clock(at)
-        if not needs_mark(self._marks[-1] if self._marks else None, at):
-            return
-        seq = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()
-        mark = Mark((seq[0] if seq else 0) + 1, at.boot_id, at.boottime_us, span_us)
-        with immediate(self._db):  # REPLACE: a mark no row was written under (the insert failed) gives way
-            self._db.execute("INSERT OR REPLACE INTO clock_marks (first_id, boot_id, boottime_us, span_us) "
-                             "VALUES (?, ?, ?, ?)", (mark.first_id, mark.boot_id, mark.boottime_us, mark.span_us))
-        if self._marks and self._marks[-1].first_id == mark.first_id:
-            self._marks.pop()
-        self._marks.append(mark)
-
-    def _forget_marks(self, first: int, end: int, boot_id: str) -> None:
-        """The rows of the marks in [first, end) are all gone: drop the marks, and the offsets of boots
-        left without marks (not `boot_id`'s, the running boot's). A row written later gets a new mark
-        if the one left newest does not cover it."""
-        with immediate(self._db):
-            self._db.execute("DELETE FROM clock_marks WHERE first_id >= ? AND first_id < ?", (first, end))
-            self._marks = [m for m in self._marks if not first <= m.first_id < end]
-            gone = set(self._offsets) - {m.boot_id for m in self._marks} - {boot_id}
-            self._db.executemany("DELETE FROM host_boots WHERE boot_id = ?", [(b,) for b in gone])
-        for boot in gone:
-            del self._offsets[boot]
-
-    def _delete_legacy(self, below: int, cutoff_us: int, rows: int) -> int:
-        """Rows of a version without marks (id < `below`): the run of the lowest ids created before
-        `cutoff_us`, up to `rows`; it stops at the first younger row."""
-        cursor = self._db.execute("SELECT id, created_us FROM journal WHERE id < ? ORDER BY id LIMIT ?", (below, rows))
-        last = found = None
-        for row_id, created_us in cursor:
-            found = row_id
-            if created_us >= cutoff_us:
-                break
-            last = row_id
-        cursor.close()
-        if found is None:
-            self._legacy_left = False
-        if last is None:
-            return 0
-        with immediate(self._db):
-            return self._db.execute("DELETE FROM journal WHERE id <= ?", (last,)).rowcount
-
-    def release_free_pages(self, pages: int = 256) -> None:
-        """Give free pages back to the file system (incremental vacuum): the file shrinks too."""
-        self._db.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
-
-    def used_bytes(self) -> int:
-        """Bytes of pages in use (free pages are reused before the file grows)."""
-        page_size, pages, free = (self._db.execute(f"PRAGMA {p}").fetchone()[0]
-                                  for p in ("page_size", "page_count", "freelist_count"))
-        return (pages - free) * page_size
-
-    def file_bytes(self) -> int:
-        page_size, pages = (self._db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_size", "page_count"))
-        return pages * page_size
-
-    def enforce_age(self, policy: RetentionPolicy, now: ClockReading) -> int:
-        """One bounded step of the age bound: up to `policy.batch_rows` of the rows core/journal_age
-        says are older than it, by id range (no scan: the primary key). Returns the rows deleted.
-        A range found empty has its marks dropped, so it costs no statement at the next step."""
-        self.note_clock(now)
-        plan = age_plan(self._marks, self._offsets, now, policy.max_age_us)
-        for first, end in plan.ranges:
-            deleted = self.delete_ids(first, end, policy.batch_rows)
-            if deleted == policy.batch_rows:
-                return deleted
-            self._forget_marks(first, end, now.boot_id)
-            if deleted:
-                return deleted
-        if plan.legacy_cutoff_us is not None and self._legacy_left:
-            return self._delete_legacy(plan.legacy_below, plan.legacy_cutoff_us, policy.batch_rows)
-        return 0
-
-    def enforce_size(self, policy: RetentionPolicy) -> int:
-        """Above 90 % of the bound, delete the oldest rows in batches down to 80 %. Returns the rows deleted."""
-        deleted = 0
-        if self.used_bytes() > policy.max_bytes * 9 // 10:
-            while self.used_bytes() > policy.low_water_bytes:
-                batch = self.delete_oldest(policy.batch_rows)
-                deleted += batch
-                if not batch:
-                    break
-        if deleted:
-            self._forget_marks_below(self.oldest_id())
-        if self.file_bytes() > policy.max_bytes:
-            self.release_free_pages()
-        return deleted
-
-    def _forget_marks_below(self, oldest_id: int) -> None:
-        """Drop the marks whose rows all lie below `oldest_id` (the size bound deleted them); the mark
-        holding the oldest row stays, and so does the newest."""
-        keep_from = next((i for i, m in enumerate(self._marks[1:]) if m.first_id > oldest_id), len(self._marks) - 1)
-        if keep_from > 0:
-            self._forget_marks(self._marks[0].first_id, self._marks[keep_from].first_id,
-                               self._marks[-1].boot_id)
 
     def get_cursor(self, name: str) -> int:
         row = self._db.execute("SELECT row_id FROM cursors WHERE name = ?", (name,)).fetchone()
@@ -417,9 +254,6 @@ class JournalStore:
 
     def count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
-
-    def oldest_id(self) -> int:
-        return self._db.execute("SELECT COALESCE(MIN(id), 0) FROM journal").fetchone()[0]
 
 
 def page_statement(q: JournalQuery, message_type: str | None) -> tuple[str, list]:

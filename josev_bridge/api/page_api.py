@@ -35,7 +35,7 @@ TIMELINE_PATH = "/api/timeline"
 TAIL_PATH = "/api/journal-tail"
 DEVICE_MODEL_PATH = "/api/device-model"
 
-EDGES_FILE = "edges.json"  # services/mcu_ingest.STATE_FILE
+EDGES_FILE = "edges.json"  # adapters/edges_file.STATE_FILE
 DEVICE_MODEL_FILE = "device_model.sqlite"  # adapters/device_model_store.DB_NAME
 DAY_US = 86_400_000_000
 MAX_EDGES = 20_000  # a day of edges is a few hundred; more says the MCU flaps, and the page says so

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from ..adapters.damage import is_damage
 from ..adapters.host_clock import read_clock
-from ..adapters.journal_store import JournalStore, RetentionPolicy
+from ..adapters.journal_retention import RetentionPolicy
+from ..adapters.journal_store import JournalStore
 from ..core.journal_age import ClockReading
 from ..core.journal_entry import JournalEntry
 

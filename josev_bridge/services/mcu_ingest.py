@@ -25,17 +25,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from ..adapters.edges_file import EdgesFile
 from ..adapters.host_clock import HostClock
 from ..adapters.state_file import AtomicJsonFile
 from ..core.alert_inputs import AlertRecord, FaultRecord, describe, log_line, with_utc
 from ..core.clock_map import ClockMap, ClockSample, to_utc_us, to_utc_with_bound
+from ..core.clock_wait import ClockWait
 from ..core.conditions import Condition, Edge, LevelRecord, SignalRecord
-from ..core.edge_store import EdgeStore
 from ..core.event_timestamp import Answer, Query, Silence, answer
-from ..core.host_time import carried_over
-from ..core.link_sequence import Outcome, SequenceTracker, Verdict
+from ..core.link_sequence import Outcome, Verdict
 from ..core.link_state import LinkState
 from ..core.mcu_boots import BootTracker, level_outcome_lines, version_consequence
 from ..core.timestamps import format_us
@@ -44,14 +43,7 @@ from ..protocol.records import SEQUENCED, Ack, Hello, KeepAlive, Record, Sequenc
 
 log = logging.getLogger("josev_bridge.ingest")
 
-STATE_FILE = "edges.json"
-# Damaged, edges.json is moved aside and the bridge starts without it rather than not at all: the
-# answers must go on. What that costs, for the ERROR line:
-STATE_LOSES = ("the stored edges (events before this start get no answer until the MCU reports them "
-               "again) and the MCU link position (the MCU replays every record not yet acknowledged; "
-               "acknowledged ones are not sent again)")
 CLOCKS_KEPT = 4  # MCU boots whose clock mapping is remembered (for records replayed after a reboot)
-FRESH_SAMPLE_TRIES = 10  # samples a record stamped past the newest low-latency one waits for (~1 s)
 
 AlertListener = Callable[[AlertRecord], None]
 
@@ -88,51 +80,17 @@ class McuIngest:
         self.mcu_firmware: str | None = None
         self.boots = BootTracker(PROTOCOL_VERSION)
         self.last_record_us: int | None = None
-        self._file = state_file
         self.host_clock = host_clock or HostClock()
         self._realtime_offset_us = realtime_offset_us or self.host_clock.offset
-        self._host_boot = self.host_clock.boot_id
-        self._samples_waited = 0  # probe answers since the first waiting record started to wait
-        self.clocks: dict[int, ClockMap] = {}
-        self.store, self.tracker = self._load()
+        self._file = EdgesFile(state_file, self.host_clock.boot_id)  # edges.json
+        self.store, self.tracker, self.clocks = self._file.restore()
         self._applied_seq = self.tracker.last_seq
-        self._waiting: list[tuple[int, SequencedRecord]] = []  # in order, for their boot's clock
-        self._hello_heard = False  # a HELLO came since the port was (re)opened (its HOST_HELLO's answer)
+        self._waiting: ClockWait[SequencedRecord | Skipped] = ClockWait()  # records waiting for their boot's clock
         self._alert_listeners: list[AlertListener] = []
         self._edge_listeners: list[Callable[[Edge], None]] = []
         self._reboot_listeners: list[Callable[[int], None]] = []
         self._dirty = False
-        self._persist_failing = False
         self._version_logged: int | None = None  # the boot whose other protocol version was logged
-
-    def _load(self) -> tuple[EdgeStore, SequenceTracker[SequencedRecord | Skipped]]:
-        data = self._file.load()
-        if data is None:
-            return EdgeStore(), SequenceTracker()
-        try:
-            store = EdgeStore.from_snapshot(data["edges"])
-            tracker: SequenceTracker[SequencedRecord | Skipped] = SequenceTracker.from_snapshot(data.get("link", {}))
-            same_host = (data.get("host") or {}).get("boot_id", self._host_boot) == self._host_boot
-            for boot, clock in data.get("clocks", {}).items():
-                if same_host and clock.get("host_boot") == self._host_boot:  # fits live on this boot's clock
-                    self.clocks[int(boot)] = ClockMap.from_snapshot(clock)
-            self._fix_earlier_boot(store, data)
-        except (KeyError, ValueError, TypeError) as exc:
-            self._file.quarantine(f"has unexpected content ({exc})")
-            self.clocks.clear()
-            return EdgeStore(), SequenceTracker()
-        log.info("restored edges of EVSE %s, MCU link position %s and %d clock mapping(s) from %s",
-                 store.evse_ids() or "(none)", tracker.snapshot(), len(self.clocks), self._file.path)
-        return store, tracker
-
-    def _fix_earlier_boot(self, store: EdgeStore, data: dict[str, Any]) -> None:
-        """Edges stored in another host boot keep the UTC they had (core/host_time.carried_over)."""
-        carried = carried_over(data.get("host"), data["edges"].get("version"), self._host_boot)
-        if carried is not None:
-            synced = carried[2]
-            log.info("%d edge time(s) stored in an earlier host boot keep the UTC they had then (host clock then %s)",
-                     store.fix_to_utc(*carried),
-                     "unknown" if synced is None else "synchronised" if synced else "unsynchronised")
 
     def add_alert_listener(self, callback: AlertListener) -> None:
         """Call `callback(record)` with every timed FAULT/EV_STATUS record, UTC-mapped, in seq order.
@@ -205,17 +163,17 @@ class McuIngest:
             old_boot = self.tracker.boot_id
             old_clock = self.clocks.get(old_boot) if old_boot is not None else None
             rebooted, outcome = self.tracker.hello(record.boot_id, record.oldest_seq)
+            again, lost = self._waiting.hello(rebooted, record.oldest_seq, record.next_seq)
             mapper = self._mapper(old_clock, self._offset_and_error()[0]) if old_clock and old_clock.ready else None
             label = self.boots.on_hello(record.protocol_version, record.boot_id, old_boot, rebooted, self.store,
                                         mapper)
             if rebooted:
                 self._dirty = True
                 self._applied_seq = 0
-                self._give_up_waiting(record, first_in_session=not self._hello_heard)
+                self._waiting_given_up(record.boot_id, again, lost)
                 self.clocks.setdefault(record.boot_id, ClockMap())
                 for old in list(self.clocks)[:-CLOCKS_KEPT]:
                     del self.clocks[old]
-            self._hello_heard = True
         self.mcu_firmware = record.firmware
         if record.protocol_version != PROTOCOL_VERSION and self._version_logged != record.boot_id:
             self._version_logged = record.boot_id
@@ -241,8 +199,7 @@ class McuIngest:
 
     def on_clock_sample(self, sample: ClockSample) -> None:
         boot = self.tracker.boot_id
-        if self._waiting:
-            self._samples_waited += 1  # (an answer of 0 too: the wanted probes stop after a few)
+        self._waiting.sample_answered()
         if boot is None or sample.mcu_us == 0:  # 0: the MCU had no clock reading yet (§5.1), not a sample
             return
         with self.lock:
@@ -253,17 +210,12 @@ class McuIngest:
         elif verdict == "restarted":
             self.counters.clock_restarts += 1
             log.warning("MCU clock of boot %08x stepped: its mapping to UTC starts again", boot)
-        if self._waiting:
-            waiting, self._waiting = self._waiting, []
-            for seq, record in waiting:
-                self._apply(seq, record)
-            if not self._waiting:
-                self._samples_waited = 0
+        self._waiting.release(self._apply)
 
     def clock_sample_wanted(self) -> bool:
         """True while records wait for a clock sample (the link then probes every 0.1 s): for a boot
-        not mapped yet, or for a sample after records stamped during an outage."""
-        return bool(self._waiting) and self._samples_waited < FRESH_SAMPLE_TRIES
+        not mapped yet, or for a sample after records stamped during an outage (core/clock_wait)."""
+        return self._waiting.wanted()
 
     def replay_wanted(self) -> bool:
         """True while records after a gap are held, or while the MCU's KEEPALIVE says it sent records
@@ -283,11 +235,10 @@ class McuIngest:
         for seq, record in outcome.released:
             self._apply(seq, record)
 
-    def _apply(self, seq: int, record: SequencedRecord) -> None:
+    def _apply(self, seq: int, record: SequencedRecord | Skipped) -> None:
         c = self.counters
-        clock = self.clock
-        if self._waiting or clock is None or not clock.ready or self._wants_fresh_sample(record, clock):
-            self._waiting.append((seq, record))  # order is kept: nothing overtakes a waiting record
+        clock = self._waiting.clock_for(seq, record, getattr(record, "time_us", 0), self.clock)
+        if clock is None:  # it waits for its boot's clock, in order
             return
         if isinstance(record, Skipped):
             with self.lock:
@@ -392,57 +343,34 @@ class McuIngest:
                 log.exception("alert listener %r failed on MCU record seq %d (%s); ingest goes on",
                               listener, seq, describe(mapped))
 
-    def _wants_fresh_sample(self, record: SequencedRecord | Skipped, clock: ClockMap) -> bool:
-        """Stamped well past the newest low-latency sample (during an outage): wait for one after it, to
-        interpolate, for at most FRESH_SAMPLE_TRIES samples (then it is mapped as it is, with its bound)."""
-        time_us = getattr(record, "time_us", 0)
-        return bool(time_us) and not clock.covers(time_us) and self._samples_waited < FRESH_SAMPLE_TRIES
-
     def _offset_and_error(self) -> tuple[int, int]:
         """UTC minus host monotonic now, and the error of that reading (0 when given as a plain value)."""
         value = self._realtime_offset_us()
         return value if isinstance(value, tuple) else (value, 0)
 
-    def _give_up_waiting(self, hello: Hello, first_in_session: bool) -> None:
-        """A HELLO of another boot: the records waiting for their boot's clock will not get it. Those
-        its replay sends again are set aside (applied when they come back, so nothing is lost: not
-        counted); the rest are lost with their boot, counted as untimed and logged."""
-        if self._waiting:
-            again = [seq for seq, _ in self._waiting if _replayed_after(hello, seq, first_in_session)]
-            lost = len(self._waiting) - len(again)
-            if again:
-                log.info("%d MCU record(s) received before the HELLO of boot %08x set aside: its replay sends "
-                         "them again (seq %d to %d)", len(again), hello.boot_id, again[0], again[-1])
-            if lost:
-                self.counters.untimed_records += lost
-                log.error("%d MCU record(s) dropped: the MCU rebooted before their clock was known", lost)
-            self._waiting = []
-        self._samples_waited = 0
+    def _waiting_given_up(self, boot_id: int, again: list[int], lost: int) -> None:
+        """A HELLO of boot `boot_id` ended the wait of records for their boot's clock (core/clock_wait):
+        those set aside for its replay are not counted (nothing is lost); the rest are counted as
+        untimed and logged."""
+        if again:
+            log.info("%d MCU record(s) received before the HELLO of boot %08x set aside: its replay sends "
+                     "them again (seq %d to %d)", len(again), boot_id, again[0], again[-1])
+        if lost:
+            self.counters.untimed_records += lost
+            log.error("%d MCU record(s) dropped: the MCU rebooted before their clock was known", lost)
 
     def flush(self) -> Ack | None:
+        """Save the batch's state (edges.json) and return the ack to send, or None: nothing new, or the
+        save failed (the MCU keeps the records not acknowledged)."""
         with self.lock:
             if not self._dirty or self.tracker.boot_id is None:
                 return None
-            boot = self.tracker.boot_id
-            offset, offset_error = self._offset_and_error()
-            snapshot = {"edges": self.store.snapshot(), "link": {"boot_id": boot, "last_seq": self._applied_seq},
-                        "clocks": {str(b): {**c.snapshot(), "host_boot": self._host_boot}
-                                   for b, c in self.clocks.items() if c.ready},
-                        "host": {"boot_id": self._host_boot, "realtime_minus_monotonic_us": offset,
-                                 "offset_error_us": offset_error, "synchronised": self.host_clock.synchronised}}
-            ack = Ack(boot, self._applied_seq)
-        try:
-            self._file.save(snapshot)
-        except OSError as exc:
+            ack = Ack(self.tracker.boot_id, self._applied_seq)
+            document = self._file.document(self.store, ack, self.clocks, self._offset_and_error(),
+                                           self.host_clock.synchronised)
+        if not self._file.save(document):
             self.counters.persist_failures += 1
-            if not self._persist_failing:
-                log.error("cannot persist MCU edges to %s: %s; not acknowledging, the MCU keeps them",
-                          self._file.path, exc)
-            self._persist_failing = True
             return None
-        if self._persist_failing:
-            log.info("persisting MCU edges works again")
-        self._persist_failing = False
         with self.lock:
             self._dirty = False
         return ack
@@ -454,26 +382,9 @@ class McuIngest:
             self._dirty = True
 
     def on_link_state(self, state: LinkState, detail: str) -> None:
-        if state is LinkState.CLOSED:  # the next opening's HOST_HELLO is answered by a HELLO and a replay
-            self._hello_heard = False
+        if state is LinkState.CLOSED:
+            self._waiting.link_closed()
         log.info("MCU link %s: %s", state.value, detail)
-
-
-def _replayed_after(hello: Hello, seq: int, first_in_session: bool) -> bool:
-    """Whether the record `seq`, received before `hello` (a HELLO of another boot than the bridge
-    followed), comes again in the replay after it (docs/serial-protocol.md §4.1, §3).
-
-    Only the first HELLO since the port opened can be followed by records received before it: it
-    answers the bridge's HOST_HELLO, and such a record came from the MCU before it saw that request
-    (a live record at start-up; it is never acknowledged while it waits). After a later HELLO of
-    another boot, the waiting records are the previous boot's, which the new boot does not have.
-    The HELLO says which seqs it replays, `oldest_seq` up to `next_seq`; a version-1 HELLO does not,
-    and replays every record not acknowledged."""
-    if not first_in_session:
-        return False
-    if hello.oldest_seq is None or hello.next_seq is None:
-        return True
-    return hello.oldest_seq <= seq < hello.next_seq
 
 
 def _log_alert(record: AlertRecord) -> None:

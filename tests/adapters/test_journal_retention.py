@@ -5,7 +5,8 @@ of the host's clocks made up here: boottime never steps, realtime does."""
 
 import sqlite3
 
-from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy
+from josev_bridge.adapters.journal_retention import RetentionPolicy
+from josev_bridge.adapters.journal_store import JournalStore
 from josev_bridge.core.journal_age import ClockReading
 from josev_bridge.core.journal_entry import Direction, JournalEntry
 

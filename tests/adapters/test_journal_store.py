@@ -11,7 +11,8 @@ import textwrap
 
 import pytest
 
-from josev_bridge.adapters.journal_store import DUMP_ROWS, JournalStore, RetentionPolicy, _document, position_of
+from josev_bridge.adapters.journal_retention import RetentionPolicy
+from josev_bridge.adapters.journal_store import DUMP_ROWS, JournalStore, _document, position_of
 from josev_bridge.core.journal_age import ClockReading
 from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer
 from josev_bridge.core.journal_query import JournalQuery
@@ -191,7 +192,7 @@ def test_a_full_disk_is_logged_and_survived_without_losing_new_entries(tmp_path,
 
 WRITER = textwrap.dedent("""
     import sys
-    from josev_bridge.adapters.journal_store import RetentionPolicy
+    from josev_bridge.adapters.journal_retention import RetentionPolicy
     from josev_bridge.core.journal_entry import Direction, JournalEntry
     from josev_bridge.services.journal import Journal
     j = Journal(sys.argv[1], RetentionPolicy(max_age_us=10**15, max_bytes=10**9))

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy
+from josev_bridge.adapters.journal_retention import RetentionPolicy
+from josev_bridge.adapters.journal_store import JournalStore
 from josev_bridge.core.journal_age import ClockReading
 from josev_bridge.core.journal_entry import Direction, JournalEntry
 from josev_bridge.harness.waiting import wait_until

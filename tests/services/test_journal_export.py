@@ -20,7 +20,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from josev_bridge.adapters.journal_store import JournalStore, RetentionPolicy
+from josev_bridge.adapters.journal_retention import RetentionPolicy
+from josev_bridge.adapters.journal_store import JournalStore
 from josev_bridge.config import ExportConfig
 from josev_bridge.core.journal_entry import Direction, JournalEntry, NoAnswer, to_row
 from josev_bridge.harness.broker import Mosquitto, free_port, wait_for_port

@@ -5,10 +5,11 @@ import json
 
 from josev_bridge.adapters.state_file import AtomicJsonFile
 from josev_bridge.core.clock_map import ClockSample
+from josev_bridge.core.clock_wait import FRESH_SAMPLE_TRIES
 from josev_bridge.core.conditions import Condition, EventType, Signal, SignalRecord
 from josev_bridge.core.host_time import Basis
 from josev_bridge.protocol.records import Ack, Hello
-from josev_bridge.services.mcu_ingest import FRESH_SAMPLE_TRIES, McuIngest
+from josev_bridge.services.mcu_ingest import McuIngest
 
 
 class FullDisk(AtomicJsonFile):
