@@ -236,7 +236,6 @@ class McuIngest:
             self._apply(seq, record)
 
     def _apply(self, seq: int, record: SequencedRecord | Skipped) -> None:
-        c = self.counters
         clock = self._waiting.clock_for(seq, record, getattr(record, "time_us", 0), self.clock)
         if clock is None:  # it waits for its boot's clock, in order
             return
@@ -258,13 +257,7 @@ class McuIngest:
                                                record.time_us), clock)
             return
         with self.lock:
-            self._dirty = True
-            self._applied_seq = seq
-            c.records += 1
-            if record.time_us == 0:
-                c.untimed_records += 1
-                log.error("MCU record seq %d (%s) carries no hardware time; not used (never invent a time)",
-                          seq, record.signal.name)
+            if not self._taken(seq, record.time_us, record.signal.name):
                 return
             offset, offset_error = self._offset_and_error()
             host_us, bound_us = self._mapper(clock, offset)(record.time_us)
@@ -273,18 +266,24 @@ class McuIngest:
         self.last_record_us = host_us + offset
         self._edges_made(seq, edges, offset, bound_us + offset_error)
 
+    def _taken(self, seq: int, time_us: int, what: str) -> bool:
+        """Count record `seq` as applied (under the lock); False when it carries no hardware time and
+        so cannot be used: counted and logged, never given an invented time."""
+        self._dirty = True
+        self._applied_seq = seq
+        self.counters.records += 1
+        if time_us == 0:
+            self.counters.untimed_records += 1
+            log.error("MCU record seq %d (%s) carries no hardware time; not used (never invent a time)", seq, what)
+            return False
+        return True
+
     def _apply_level(self, seq: int, record: LevelRecord, clock: ClockMap) -> None:
         """A level re-reported without claiming an edge: the edge it implies, if any (core/mcu_boots)."""
         c = self.counters
         with self.lock:
-            self._dirty = True
-            self._applied_seq = seq
-            c.records += 1
             c.levels += 1
-            if record.time_us == 0:
-                c.untimed_records += 1
-                log.error("MCU record seq %d (%s level) carries no hardware time; not used (never invent a time)",
-                          seq, record.signal.name)
+            if not self._taken(seq, record.time_us, f"{record.signal.name} level"):
                 return
             offset, offset_error = self._offset_and_error()
             outcome, when = self.boots.apply_level(record, self.store, self._mapper(clock, offset), offset)
@@ -319,17 +318,11 @@ class McuIngest:
     def _apply_alert(self, seq: int, record: AlertRecord, clock: ClockMap) -> None:
         """Count it, map its times to UTC and hand it to the listeners (after releasing the lock)."""
         with self.lock:
-            self._dirty = True
-            self._applied_seq = seq
-            self.counters.records += 1
             if isinstance(record, FaultRecord):
                 self.counters.faults += 1
             else:
                 self.counters.ev_status += 1
-            if record.time_us == 0:
-                self.counters.untimed_records += 1
-                log.error("MCU record seq %d (%s) carries no hardware time; not used (never invent a time)",
-                          seq, describe(record))
+            if not self._taken(seq, record.time_us, describe(record)):
                 return
             offset = self._offset_and_error()[0]
             mapped = with_utc(record, lambda mcu_us: to_utc_us(clock, mcu_us, offset))
