@@ -7,12 +7,14 @@ kernel, not a mocked os.access. Skipped, with the reason, where that cannot be a
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
 import sys
 import sysconfig
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -28,15 +30,21 @@ CODE = ("import site, sys; site.addsitedir({site!r}); sys.path.insert(0, {root!r
         "from josev_bridge.cli import main; sys.exit(main())")
 
 
-def _runner() -> list[str]:
-    """argv that runs `josev-bridge` as nobody, or a pytest skip saying why it cannot be done here."""
+def _runner(readable_copy: Path) -> list[str]:
+    """argv that runs `josev-bridge` as nobody, or a pytest skip saying why it cannot be done here.
+    The checkout and its venv are tried first; where nobody may not enter them (a clone under a 0700
+    directory, such as `mktemp -d`'s), a copy of the package and its runtime dependencies that every
+    user may read, run by the system's Python."""
     if os.geteuid() != 0:
         pytest.skip("running a command as another user needs root (setpriv)")
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is not installed")
-    code = CODE.format(site=sysconfig.get_paths()["purelib"], root=str(ROOT))
-    for python in (sys.executable, "/usr/bin/python3"):
-        argv = [*AS_NOBODY, python, "-c", code]
+    tries = [(python, sysconfig.get_paths()["purelib"], str(ROOT)) for python in (sys.executable, "/usr/bin/python3")]
+    tries.append(("/usr/bin/python3", str(readable_copy), str(readable_copy)))
+    for python, site, root in tries:
+        if root == str(readable_copy) and not any(readable_copy.iterdir()):
+            _install_readable_copy(readable_copy)
+        argv = [*AS_NOBODY, python, "-c", CODE.format(site=site, root=root)]
         probe = subprocess.run([*argv, "--version"], capture_output=True, text=True, cwd="/", timeout=30)
         if probe.returncode == 0:
             return argv
@@ -44,9 +52,51 @@ def _runner() -> list[str]:
                 f"{probe.stderr.strip()[-200:]}")
 
 
+def _runtime_closure(name: str, seen: set[str]) -> set[str]:
+    """The distribution `name` and what it requires, recursively (no extras)."""
+    key = re.sub(r"[-_.]+", "-", name).lower()
+    if key in seen:
+        return seen
+    seen.add(key)
+    try:
+        dist = metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return seen
+    for requirement in dist.requires or []:
+        if "extra ==" not in requirement:
+            _runtime_closure(re.split(r"[ ;<>=!~\[(]", requirement, maxsplit=1)[0], seen)
+    return seen
+
+
+def _install_readable_copy(target: Path) -> None:
+    """The package as installed (package data where setuptools maps it) and its runtime dependencies'
+    files, in `target`, readable by everyone."""
+    shutil.copytree(ROOT / "josev_bridge", target / "josev_bridge", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "schemas", target / "josev_bridge" / "schema_files", dirs_exist_ok=True)
+    shutil.copytree(ROOT / "device_model", target / "josev_bridge" / "device_model_files", dirs_exist_ok=True)
+    for name in _runtime_closure("josev-bridge", set()) - {"josev-bridge"}:
+        dist = metadata.distribution(name)
+        for file in dist.files or []:
+            source = Path(dist.locate_file(file))
+            if source.is_file() and "__pycache__" not in file.parts and not str(file).startswith(".."):
+                (target / file).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target / file)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 @pytest.fixture(scope="module")
-def as_nobody():
-    argv = _runner()
+def readable_copy():
+    base = Path(tempfile.mkdtemp(prefix="josev-perm-lib-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base)
+
+
+@pytest.fixture(scope="module")
+def as_nobody(readable_copy):
+    argv = _runner(readable_copy)
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([*argv, *args], capture_output=True, text=True, cwd="/", timeout=30)
