@@ -93,7 +93,8 @@ class Bridge:
             response_topic=m.josev_response_topic, response_schema="set_variable_validate.response", cache_size=1024)
         self.answers = self.routers[m.request_topic].counts(NAME)
         self.serial = SerialLink(config.serial, self.ingest, self.host_clock.monotonic_us)
-        self.alerts = (AlertService(config, self._send_own, offset_us=lambda: self.host_clock.offset()[0])
+        self.alerts = (AlertService(config, self._send_own, offset_us=lambda: self.host_clock.offset()[0],
+                                    host_boot=self.host_clock.boot_id)
                        if config.alerts.enabled else None)
         if self.alerts is not None:
             self.ingest.add_alert_listener(self.alerts.on_record)

@@ -139,9 +139,14 @@ class HostClock:
         return us if self._shift is None else us + self._shift.us()
 
     def clock_reading(self) -> ClockReading:
-        """For the journal writer (any thread): boottime, realtime and the sync status as of the last
-        `check` (no adjtimex call here)."""
-        return ClockReading(self.boot_id, self.boottime_us(), self.realtime_us(), self.sync.synchronised)
+        """For the journal writer (any thread, once per batch): boottime, realtime, then the kernel's
+        sync status read afresh (adjtimex, ~10 µs). Not `check`'s cached one: a step clears STA_UNSYNC
+        at once, and for up to 0.5 s the cache would still say "synchronised", so the stepped offset
+        would be stored as this boot's trusted one and rows of earlier boots would age by it (deleted
+        early after a forward step). Read after the clocks: a step between the reads is then seen as
+        unsynchronised, never the other way round."""
+        boottime, realtime = self.boottime_us(), self.realtime_us()
+        return ClockReading(self.boot_id, boottime, realtime, self._read_sync().synchronised)
 
     def reading(self) -> OffsetReading:
         """The realtime clock read between two monotonic readings, within half the gap between them.

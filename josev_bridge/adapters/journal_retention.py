@@ -15,11 +15,14 @@ the writer's (only it changes the marks and deletes); the store itself writes an
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from dataclasses import dataclass
 
-from ..core.journal_age import ClockReading, Mark, age_plan, needs_mark, span_for, synced_offset
+from ..core.journal_age import UNKNOWN_BOOT, ClockReading, Mark, age_plan, needs_mark, span_for, synced_offset
 from .sqlite_tx import immediate
+
+log = logging.getLogger("josev_bridge.journal")
 
 # the two tables of the clock marks: created with the journal's own (journal_store.SCHEMA)
 RETENTION_SCHEMA = """
@@ -65,9 +68,42 @@ class JournalRetention:
         self._offsets: dict[str, int] = {}
         self._legacy_left = True  # rows below the first mark may remain (cleared once none do)
         if writer:
-            self._marks = [Mark(*row) for row in self._db.execute(
-                "SELECT first_id, boot_id, boottime_us, span_us FROM clock_marks ORDER BY first_id")]
-            self._offsets = dict(self._db.execute("SELECT boot_id, synced_offset_us FROM host_boots").fetchall())
+            self._marks = [self._checked_mark(*row) for row in self._db.execute(
+                "SELECT first_id, boot_id, boottime_us, span_us FROM clock_marks ORDER BY first_id").fetchall()]
+            self._offsets = self._checked_offsets()
+
+    def _checked_mark(self, first_id: int, boot_id: object, boottime_us: object, span_us: object) -> Mark:
+        """A mark as stored, or, when a value has the wrong type (column affinity lets a damaged or
+        hand-edited file hold text there), one of an unknown boot: its rows then age by the size bound
+        alone. Dropping it instead would give its rows to the mark before, which was written earlier
+        (deleted early); keeping it as is would fail every later write."""
+        if type(boot_id) is str and type(boottime_us) is int and type(span_us) is int:
+            return Mark(first_id, boot_id, boottime_us, span_us)
+        log.warning("journal clock mark at id %d is damaged (%r, %r, %r): its rows age by max_size_mb only",
+                    first_id, boot_id, boottime_us, span_us)
+        self._repair("UPDATE clock_marks SET boot_id = ?, boottime_us = 0, span_us = 0 WHERE first_id = ?",
+                     (UNKNOWN_BOOT, first_id))
+        return Mark(first_id, UNKNOWN_BOOT, 0, 0)
+
+    def _checked_offsets(self) -> dict[str, int]:
+        """Each host boot's synchronised offset; a damaged one is forgotten (that boot's age unknown)."""
+        offsets = {}
+        for boot_id, offset in self._db.execute("SELECT boot_id, synced_offset_us FROM host_boots").fetchall():
+            if type(boot_id) is str and type(offset) is int:
+                offsets[boot_id] = offset
+                continue
+            log.warning("journal host boot offset %r = %r is damaged: forgotten (that boot's rows age by "
+                        "max_size_mb only)", boot_id, offset)
+            self._repair("DELETE FROM host_boots WHERE boot_id IS ?", (boot_id,))
+        return offsets
+
+    def _repair(self, sql: str, args: tuple) -> None:
+        """Write a repair back (once, not at every start); in memory it holds either way (a full disk)."""
+        try:
+            with immediate(self._db):
+                self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            log.warning("journal repair not written (%s): done again at the next start", exc)
 
     def _rows_unmarked(self) -> None:
         """Rows are about to be inserted: without a mark (no clock given: tests, tools) they age by created_us."""

@@ -267,7 +267,8 @@ class MqttLink:
         self.failed_connects += 1
         if self._failing is None:
             self._failing = (0, time.monotonic())
-            log.warning("cannot connect to broker %s:%d (nothing listening there, or unreachable); retrying "
+            log.warning("cannot connect to broker %s:%d (paho gives no reason: nothing listening, the host "
+                        "unreachable or its name unresolved, or TLS refused); retrying "
                         "every %g-%g s; get_event_timestamp is not answered until it is back", self._cfg.host,
                         self._cfg.port, self._cfg.reconnect_min_delay, self._cfg.reconnect_max_delay)
         self._failing = (self._failing[0] + 1, self._failing[1])

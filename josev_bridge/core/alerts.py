@@ -338,8 +338,19 @@ class AlertEngine:
         `last_heard_us` None means no frame since start: the link's state is unknown and the offline
         episode is left as it is (pass the time the link was opened to have silence from start count).
         """
+        self._no_start_after(now_us)
         changes = self._link(now_us, last_heard_us) if last_heard_us is not None else []
         return changes + self._expire(now_us)
+
+    def _no_start_after(self, now_us: int) -> None:
+        """A hold or silence that starts after now comes from a time line the engine never saw leave
+        (restored after a host reboot that set the clock back, a step while the bridge was stopped):
+        it counts from now: the hold ends late rather than years from now (a board that booted at 1970)."""
+        for ep in self._episodes.values():
+            if ep.hold_from_us is not None and ep.hold_from_us > now_us:
+                ep.hold_from_us = now_us
+            if ep.silent_since_us is not None and ep.silent_since_us > now_us:
+                ep.silent_since_us = now_us
 
     # -- asking ------------------------------------------------------------------------------------
     def open_alerts(self) -> list[Alert]:
@@ -538,12 +549,14 @@ class AlertEngine:
         try:
             for raw in data["episodes"]:
                 alert = alert_from_dict(raw["alert"])
-                cleared = _opt_int(raw["cleared_us"])
+                cleared, hold_from = _opt_int(raw["cleared_us"]), _opt_int(raw.get("hold_from_us"))
+                if (hold_from is None) != (cleared is None):  # absent before the field; a hold has both
+                    hold_from = cleared
                 engine._episodes[alert.key] = _Episode(
                     alert, cleared, _opt_int(raw["silent_since_us"]),
                     _opt_int(raw["emitted_eta_us"]), _opt_int(raw["emitted_departure_us"]),
                     bool(raw.get("unconfirmed", False)),  # absent in snapshots from before the field
-                    _opt_int(raw.get("hold_from_us", cleared)))  # ... and this one
+                    hold_from)
             for evse_key, raw in data["evses"].items():
                 soc = raw["soc_percent"]
                 if soc is not None and (isinstance(soc, bool) or not isinstance(soc, (int, float))):

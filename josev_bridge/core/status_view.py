@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .journal_age import UNKNOWN_BOOT
 from .timestamps import format_us
 
 ANSWERING, DEGRADED, NOT_ANSWERING = "answering", "degraded", "not answering"
@@ -41,8 +42,8 @@ def written_age_s(status: dict[str, Any], *, now_epoch: float, now_monotonic: fl
     this host boot (it is one clock for every process), else by the wall clock. A step of the
     board's clock, NTP's first sync on a board without RTC, must not make a live bridge look wedged
     for years, nor a wedged one look fresh."""
-    written = status.get("written_at_monotonic")
-    if isinstance(written, (int, float)) and status.get("host_boot") == boot_id:
+    written = status.get("written_at_monotonic")  # an unreadable boot id matches no boot, not even itself
+    if isinstance(written, (int, float)) and status.get("host_boot") == boot_id != UNKNOWN_BOOT:
         return now_monotonic - written
     return now_epoch - float(status.get("written_at_epoch", 0))
 

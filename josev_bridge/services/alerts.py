@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from .. import schemas
 from ..adapters.alert_store import FILE_NAME, AlertStore
+from ..adapters.host_clock import this_boot
 from ..adapters.state_file import AtomicJsonFile
 from ..config import Config
 from ..core.alert_inputs import EvStatusRecord, FaultRecord
@@ -39,6 +40,7 @@ ENGINE_FILE = "alerts-engine.json"
 ENGINE_LOSES = ("the open alert episodes and session state (an alert open before stays without an end in "
                 "alerts.sqlite; a condition the MCU reports again opens a new alert)")
 NOTIFY_EVENT = "notify_event"
+CLOCK_KEY = "clock"  # in the engine file: the host boot and offset its hold and silence starts are on
 
 
 STEP_MIN_US = 1_000  # an offset change beyond this is passed on to the engine (reading jitter is not)
@@ -55,14 +57,15 @@ def _realtime_offset_us() -> int:
 class AlertService:
     def __init__(self, config: Config, publish: Callable[[str, bytes], str | None],
                  monotonic_us: Callable[[], int] = _monotonic_us,
-                 offset_us: Callable[[], int] = _realtime_offset_us) -> None:
+                 offset_us: Callable[[], int] = _realtime_offset_us, host_boot: str | None = None) -> None:
         """`monotonic_us`: the clock `tick`'s last-heard times are on; `offset_us`: realtime minus it
-        (the daemon's HostClock.offset, steps and all)."""
+        (the daemon's HostClock.offset, steps and all); `host_boot`: the host boot that offset belongs to."""
         self._config = config
         self._publish = publish
         self._monotonic_us = monotonic_us
         self._offset_us = offset_us
         self._offset_seen = offset_us()
+        self._host_boot = host_boot if host_boot is not None else this_boot()
         self._lock = threading.Lock()
         self.store = AlertStore(config.state_dir / FILE_NAME, repair=True)
         self._engine_file = AtomicJsonFile(config.state_dir / ENGINE_FILE, loses=ENGINE_LOSES)
@@ -86,7 +89,21 @@ class AlertService:
             self._engine_file.quarantine(f"has unexpected content ({exc})")
             return AlertEngine(settings)
         log.info("restored %d open alert episode(s) from %s", len(engine.open_alerts()), self._engine_file.path)
+        self._follow_saved_clock(engine, data.get(CLOCK_KEY))
         return engine
+
+    def _follow_saved_clock(self, engine: AlertEngine, saved: object) -> None:
+        """The engine's hold and silence starts are on the time line of the offset in force when they
+        were saved: a step since then in this host boot (the bridge was stopped) moves them too. From
+        another boot the step cannot be known (monotonic time restarted): a start left after now
+        counts from now (AlertEngine.tick), one left before may end at once."""
+        if not isinstance(saved, dict) or saved.get("host_boot") != self._host_boot:
+            return
+        offset = saved.get("realtime_minus_monotonic_us")
+        if isinstance(offset, int) and not isinstance(offset, bool) and abs(self._offset_seen - offset) > STEP_MIN_US:
+            engine.on_clock_step(self._offset_seen - offset)
+            log.info("host clock stepped by %+.6f s while the bridge was stopped: alert holds follow",
+                     (self._offset_seen - offset) / 1e6)
 
     def close(self) -> None:
         self.store.close()
@@ -131,6 +148,7 @@ class AlertService:
         if abs(offset - self._offset_seen) > STEP_MIN_US:
             self.engine.on_clock_step(offset - self._offset_seen)
             self._offset_seen = offset
+            self._save()  # the moved starts, with the offset they are now on: a restart must not move them twice
         return self._offset_seen
 
     def _now_us(self) -> int:
@@ -151,10 +169,11 @@ class AlertService:
         """Write the engine's snapshot when it differs from the last one written (no write per SoC
         report that changed nothing: this is flash)."""
         snapshot = self.engine.snapshot()
-        if snapshot == self._saved:
+        if snapshot == self._saved:  # then it holds no start a step moved: the offset it was saved with is moot
             return
         try:
-            self._engine_file.save(snapshot)
+            self._engine_file.save({**snapshot, CLOCK_KEY: {"host_boot": self._host_boot,
+                                                            "realtime_minus_monotonic_us": self._offset_seen}})
         except OSError as exc:
             log.error("cannot save open alert episodes to %s: %s", self._engine_file.path, exc)
             return

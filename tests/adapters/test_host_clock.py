@@ -7,6 +7,7 @@ import time
 import pytest
 
 from josev_bridge.adapters.host_clock import HostClock, host_boot_id, read_sync_state
+from josev_bridge.core.host_time import SyncState
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="adjtimex(2) is Linux's")
@@ -37,3 +38,15 @@ def test_the_test_seam_moves_both_clocks_and_is_no_step(tmp_path):
     assert clock.monotonic_us() - mono >= 600_000_000 and clock.realtime_us() - real >= 600_000_000
     assert abs(clock.offset()[0] - offset) < 1000
     assert clock.check() is None  # ten minutes passed for both clocks: nothing stepped
+
+
+def test_the_journal_reads_the_sync_state_of_the_moment_not_the_last_check():
+    """A step clears STA_UNSYNC at once; `check` runs every 0.5 s. Were the journal given check's
+    cached "synchronised", it would store the stepped offset as this boot's trusted one and age the
+    rows of earlier boots by it (core/journal_age)."""
+    kernel = [SyncState(True, 1000, 100)]
+    clock = HostClock(shift_file="", sync_state=lambda: kernel[0])
+    assert clock.clock_reading().synchronised is True
+    kernel[0] = SyncState(False, 16_000_000, 16_000_000)  # the clock was just stepped: no check since
+    assert clock.synchronised is True  # check's view, for status: unchanged until the next check
+    assert clock.clock_reading().synchronised is False

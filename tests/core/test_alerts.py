@@ -292,6 +292,29 @@ def test_a_snapshot_keeps_the_moved_hold_and_one_without_it_holds_from_the_clear
     for ep in old["episodes"]:
         del ep["hold_from_us"]  # written before the field existed
     assert closed(AlertEngine.from_snapshot(old).tick(T0 + 10 * S + HOLD, None))
+    for ep in old["episodes"]:
+        ep["hold_from_us"] = None  # damaged: a clearing episode without its hold's start
+    assert closed(AlertEngine.from_snapshot(old).tick(T0 + 10 * S + HOLD, None))
+
+
+def test_a_hold_or_silence_starting_after_now_counts_from_now():
+    """Restored after a host reboot that set the clock back (no RTC): not a hold that never ends."""
+    e = AlertEngine(AlertSettings(offline_threshold_minutes=5))
+    e.tick(T0, T0 - 6 * 60 * S)  # offline
+    e.tick(T0 + S, T0 + S)  # heard again: clearing
+    e.on_fault(fault(True, T0))
+    e.on_fault(fault(False, T0 + S))
+    r = AlertEngine.from_snapshot(e.snapshot())
+    back = T0 - YEARS_3
+    assert r.tick(back, None) == []
+    assert {a.type for a in closed(r.tick(back + HOLD, None))} == {AlertType.CHARGING_SESSION_ERROR,
+                                                                 AlertType.OFFLINE_CHARGER}
+    offline = AlertEngine(AlertSettings(offline_threshold_minutes=5))
+    offline.tick(T0, T0 - 6 * 60 * S)  # open, and the board reboots to 1970 before the MCU is heard
+    r = AlertEngine.from_snapshot(offline.snapshot())
+    r.tick(back, back - S)
+    r.tick(back + S, back + S)  # heard again after the reboot: clearing
+    assert closed(r.tick(back + S + HOLD, back + S + HOLD))
 
 
 # -- offlineCharger -----------------------------------------------------------------------------------

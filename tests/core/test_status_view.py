@@ -103,6 +103,8 @@ def test_the_verdict_takes_the_age_it_is_given_over_the_wall_clocks():
            "mqtt": {"connected": True}}
     assert written_age_s(doc, now_epoch=95_000_000.0, now_monotonic=51.5, boot_id="b") == 1.5
     assert written_age_s(doc, now_epoch=1_030.0, now_monotonic=51.5, boot_id="other") == 30.0
+    unknown = {**doc, "host_boot": "unknown"}  # boot id unreadable: two boots may both say so
+    assert written_age_s(unknown, now_epoch=1_030.0, now_monotonic=51.5, boot_id="unknown") == 30.0
     stale = verdict(doc, now_epoch=1_001.0, pid_alive=True, age_s=60.0)
     fresh = verdict(doc, now_epoch=95_000_000.0, pid_alive=True, age_s=1.5)
     assert "wedged" in stale.line() and "wedged" not in fresh.line()
