@@ -32,6 +32,7 @@ from ..core.alert_recipients import Recipient, RecipientKind, default_recipients
 from ..core.alert_view import alert_summary, alert_view, charger_info, tech_code
 from ..core.alerts import SESSION_CONDITIONS, AlertChange, AlertEngine, ChangeKind
 from ..core.conditions import Edge
+from ..core.journal_age import UNKNOWN_BOOT
 from ..core.timestamps import format_us
 
 log = logging.getLogger("josev_bridge.alerts")
@@ -97,8 +98,8 @@ class AlertService:
         were saved: a step since then in this host boot (the bridge was stopped) moves them too. From
         another boot the step cannot be known (monotonic time restarted): a start left after now
         counts from now (AlertEngine.tick), one left before may end at once."""
-        if not isinstance(saved, dict) or saved.get("host_boot") != self._host_boot:
-            return
+        if not isinstance(saved, dict) or saved.get("host_boot") != self._host_boot or self._host_boot == UNKNOWN_BOOT:
+            return  # an unreadable boot id matches no boot, not even itself
         offset = saved.get("realtime_minus_monotonic_us")
         if isinstance(offset, int) and not isinstance(offset, bool) and abs(self._offset_seen - offset) > STEP_MIN_US:
             engine.on_clock_step(self._offset_seen - offset)

@@ -136,3 +136,18 @@ def test_a_hold_restored_after_a_reboot_to_1970_ends_once_ntp_steps_the_clock(tm
         assert alerts.open_keys() == []  # the hold counted from the reboot at the latest
     finally:
         alerts.close()
+
+
+def test_an_unreadable_boot_id_is_no_proof_of_the_same_boot(tmp_path):
+    clocks = Clocks()
+    clocks.offset_us = OFFSET
+    alerts, _ = service(tmp_path, clocks, host_boot="unknown")
+    clearing(alerts, clocks)
+    alerts.close()
+    clocks.monotonic_us, clocks.offset_us = 20 * S, OFFSET + 2_000 * S  # another boot, ~17 minutes later
+    alerts, _ = service(tmp_path, clocks, host_boot="unknown")
+    try:
+        alerts.tick(clocks.monotonic_us)  # the offsets differ by 2000 s: not a step to move the hold by
+        assert alerts.open_keys() == []  # the hold started 17 minutes ago: over
+    finally:
+        alerts.close()
