@@ -83,9 +83,9 @@ def _command(sub: argparse._SubParsersAction, name: str, summary: str, descripti
     return parser
 
 
-def _wide(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--wide", "-w", action="store_true",
-                        help="every column, nothing cut (by default a table fits the terminal, 80 columns in a pipe)")
+def _wide(parser: argparse.ArgumentParser,
+          what: str = "every column, nothing cut (by default a table fits the terminal, 80 columns in a pipe)") -> None:
+    parser.add_argument("--wide", "-w", action="store_true", help=what)
 
 
 def _json(parser: argparse.ArgumentParser, what: str = "JSON for scripts") -> None:
@@ -169,8 +169,7 @@ def _status(sub: argparse._SubParsersAction, handlers: dict[str, Handler]) -> No
                       [(0, "answering"), (1, "degraded or not answering (the first line says why)"),
                        (2, "configuration error"), (3, "this user may not read the status file (group josev-bridge)")])
     _json(status, "the verdict and the whole status document as JSON")
-    status.add_argument("--wide", "-w", action="store_true",
-                        help="long lines as they are (not wrapped to the terminal)")
+    _wide(status, "long lines as they are (not wrapped to the terminal)")
     status.set_defaults(func=handlers["status"])
 
 
